@@ -1,3 +1,4 @@
+//! The error type of the archive layer.
 /// Errors of the archive layer; callers branch on the kind (a corrupt shard is a per-item error).
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {

@@ -8,6 +8,14 @@ use std::io::{Read, Seek};
 
 use crate::ArchiveError;
 
+mod names;
+mod stream;
+mod tarparse;
+mod zipdir;
+
+use names::NameIndex;
+use tarparse::{SeekSource, Source, StreamSource};
+
 /// Safety limits for reading untrusted shards.
 #[derive(Debug, Clone, Copy)]
 pub struct ScanLimits {
@@ -50,18 +58,34 @@ pub fn match_key(name: &str) -> &str {
 #[derive(Debug, Clone, Default)]
 pub struct TarIndex {
     members: Vec<Member>,
+    index: NameIndex,
 }
 
 impl TarIndex {
     /// Builds the index by reading headers sequentially and skipping payloads. `r` is the raw
     /// TAR bytes, `total_len` their length (used to detect truncation).
-    pub fn build<R: Read + Seek>(r: R, total_len: u64, limits: &ScanLimits) -> Result<TarIndex, ArchiveError> {
-        todo!("{} {total_len} {limits:?}", std::mem::size_of_val(&r))
+    ///
+    /// Offsets are relative to the position `r` is at when passed in (normally its start).
+    pub fn build<R: Read + Seek>(
+        r: R,
+        total_len: u64,
+        limits: &ScanLimits,
+    ) -> Result<TarIndex, ArchiveError> {
+        let mut src = SeekSource::new(r, total_len);
+        let mut members = Vec::new();
+        while let Some(header) = tarparse::next_member(&mut src, limits)? {
+            check_member_count(members.len() as u64, limits)?;
+            src.skip_payload(header.size)?;
+            members.push(header.into_member());
+        }
+        let index = NameIndex::build(&members, |m| Some(m.name.as_str()))?;
+        Ok(TarIndex { members, index })
     }
 
     /// Looks a member up by archpath (one leading `/` ignored on either side).
     pub fn lookup(&self, archpath: &str) -> Option<&Member> {
-        todo!("{archpath} {}", self.members.len())
+        self.index
+            .find(&self.members, archpath, |m| m.name.as_str())
     }
 
     /// All members in archive order.
@@ -70,18 +94,49 @@ impl TarIndex {
     }
 }
 
+/// Fails once `seen` members already reached the limit.
+fn check_member_count(seen: u64, limits: &ScanLimits) -> Result<(), ArchiveError> {
+    if seen >= limits.max_members {
+        return Err(ArchiveError::Limit(format!(
+            "more than {} members",
+            limits.max_members
+        )));
+    }
+    Ok(())
+}
+
 /// Scans a TAR stream (plain, or already decompressed by the caller via [`decoder`]) once, from
 /// the start. For every member `select(name)` returns `Some(tag)` for a member of interest;
 /// `visit(tag, &member, payload)` is then called with a reader limited to the payload, which it may
 /// read fully, partly or not at all. The scan ends early when `select` reports `Done`.
+///
+/// Headers are read in 512-byte pieces, so a raw file should be passed buffered (the readers
+/// returned by [`decoder`] are). A payload that ends early makes the visitor's reads fail with
+/// an error that [`into_archive_error`] maps to [`ArchiveError::Corrupt`].
 pub fn scan_tar<R: Read>(
     r: R,
     limits: &ScanLimits,
     mut select: impl FnMut(&str) -> Select,
     mut visit: impl FnMut(usize, &Member, &mut dyn Read) -> Result<(), ArchiveError>,
 ) -> Result<(), ArchiveError> {
-    let _ = (&mut select, &mut visit, limits, std::mem::size_of_val(&r));
-    todo!()
+    let mut src = StreamSource::new(r);
+    let mut seen = 0u64;
+    while let Some(header) = tarparse::next_member(&mut src, limits)? {
+        check_member_count(seen, limits)?;
+        seen += 1;
+        let member = header.into_member();
+        match select(&member.name) {
+            Select::Done => return Ok(()),
+            Select::Skip => src.skip_payload(member.size)?,
+            Select::Take(tag) => {
+                let mut payload = src.payload(member.size);
+                visit(tag, &member, &mut payload)?;
+                let unread = payload.unread();
+                src.skip_payload_rest(member.size, unread)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Answer of the `select` callback of [`scan_tar`].
@@ -99,46 +154,67 @@ pub enum Select {
 /// `.tar.lz4` → LZ4 frame(s), `.tar` → as is. The output is capped at `limits.max_output_bytes`
 /// (exceeding it yields [`ArchiveError::Limit`] via an `io::Error` of kind `Other`, see
 /// [`into_archive_error`]). `.zip` is not a stream format: use [`ZipIndex`].
-pub fn decoder<'a, R: Read + 'a>(format: crate::Format, r: R, limits: &ScanLimits) -> Box<dyn Read + 'a> {
-    todo!("{format:?} {} {limits:?}", std::mem::size_of_val(&r))
+///
+/// The returned reader is buffered, so it can go straight into [`scan_tar`]. For `.zip` it
+/// fails on the first read with an error that maps to [`ArchiveError::Unrecognized`].
+pub fn decoder<'a, R: Read + 'a>(
+    format: crate::Format,
+    r: R,
+    limits: &ScanLimits,
+) -> Box<dyn Read + 'a> {
+    stream::decoder(format, r, limits.max_output_bytes)
 }
 
 /// Maps an `io::Error` produced by a decoder or member reader back to the archive error it
 /// stands for (limit exceeded, corrupt stream, or plain I/O).
 pub fn into_archive_error(err: std::io::Error) -> ArchiveError {
-    todo!("{err}")
+    stream::into_archive_error(err)
 }
 
 /// The central directory of a ZIP shard, reusable across opens of the same file version.
 #[derive(Debug, Clone, Default)]
 pub struct ZipIndex {
     entries: Vec<ZipEntry>,
+    index: NameIndex,
 }
 
 /// One file in a ZIP central directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZipEntry {
+    /// Name as stored (UTF-8, or CP437 decoded when it is not valid UTF-8).
     pub name: String,
     /// Uncompressed size.
     pub size: u64,
+    /// Size of the stored (compressed) data.
     pub compressed_size: u64,
     /// 0 = stored, 8 = deflate; others are rejected when opened.
     pub method: u16,
+    /// CRC-32 of the uncompressed data.
     pub crc32: u32,
     /// Offset of the local file header.
     pub header_offset: u64,
+    /// The entry is a directory (its name ends with `/`).
     pub is_dir: bool,
 }
 
 impl ZipIndex {
     /// Reads the central directory (zip64 aware). Bogus offsets/sizes → `Corrupt`.
-    pub fn build<R: Read + Seek>(r: R, total_len: u64, limits: &ScanLimits) -> Result<ZipIndex, ArchiveError> {
-        todo!("{} {total_len} {limits:?}", std::mem::size_of_val(&r))
+    ///
+    /// Offsets are absolute positions in `r`, which must span exactly `total_len` bytes.
+    pub fn build<R: Read + Seek>(
+        r: R,
+        total_len: u64,
+        limits: &ScanLimits,
+    ) -> Result<ZipIndex, ArchiveError> {
+        let entries = zipdir::read_central_directory(r, total_len, limits)?;
+        let index = NameIndex::build(&entries, |e| (!e.is_dir).then_some(e.name.as_str()))?;
+        Ok(ZipIndex { entries, index })
     }
 
     /// Looks up a file (directories skipped) by archpath (one leading `/` ignored either side).
     pub fn lookup(&self, archpath: &str) -> Option<&ZipEntry> {
-        todo!("{archpath} {}", self.entries.len())
+        self.index
+            .find(&self.entries, archpath, |e| e.name.as_str())
     }
 
     /// All entries in directory order.
@@ -149,6 +225,12 @@ impl ZipIndex {
 
 /// Opens one ZIP member for reading its uncompressed bytes. The reader yields exactly
 /// `entry.size` bytes or fails (truncated data, CRC mismatch, more output than declared).
-pub fn open_zip_member<'a, R: Read + Seek + 'a>(r: R, entry: &ZipEntry) -> Result<Box<dyn Read + 'a>, ArchiveError> {
-    todo!("{} {entry:?}", std::mem::size_of_val(&r))
+///
+/// The checks run when the last byte is delivered, so even a reader that stops after exactly
+/// `entry.size` bytes sees a mismatch as an error (mapped by [`into_archive_error`]).
+pub fn open_zip_member<'a, R: Read + Seek + 'a>(
+    r: R,
+    entry: &ZipEntry,
+) -> Result<Box<dyn Read + 'a>, ArchiveError> {
+    zipdir::open_member(r, entry)
 }

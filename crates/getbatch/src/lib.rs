@@ -1,1 +1,114 @@
-//! placeholder
+//! The GetBatch engine: reading items from local storage, streaming a target's share of a batch
+//! to the designated target (DT), and assembling the ordered output archive on the DT.
+//! Design: `docs/rfcs/0002-getbatch-engine.md`.
+pub mod coalesce;
+mod dt;
+pub mod frame;
+pub mod item;
+pub mod output;
+mod sender;
+pub mod shard;
+pub mod stats;
+mod warmup;
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use moss_types::config::ClusterConfig;
+use moss_types::smap::Smap;
+
+pub use dt::{BatchError, Started};
+
+use crate::item::LocalReader;
+use crate::stats::Stats;
+
+/// What the engine needs to know about the node it runs on.
+pub trait ClusterView: Send + Sync + 'static {
+    fn node_id(&self) -> &str;
+    fn smap(&self) -> Arc<Smap>;
+    fn config(&self) -> Arc<ClusterConfig>;
+    /// Adds intra-cluster caller headers.
+    fn intra(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder;
+    fn client(&self) -> &reqwest::Client;
+}
+
+/// GetBatch service of one target.
+pub struct Engine {
+    view: Arc<dyn ClusterView>,
+    pub reader: Arc<LocalReader>,
+    pub stats: Arc<Stats>,
+    admitted: Mutex<Admitted>,
+}
+
+/// Resources held by admitted work items.
+#[derive(Debug, Default)]
+struct Admitted {
+    items: u64,
+    window_bytes: u64,
+}
+
+/// Releases an admitted work item's resources when dropped.
+pub struct Admission {
+    engine: Arc<Engine>,
+    window: u64,
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        if let Ok(mut a) = self.engine.admitted.lock() {
+            a.items -= 1;
+            a.window_bytes -= self.window;
+        }
+    }
+}
+
+impl Engine {
+    pub fn new(view: Arc<dyn ClusterView>, reader: Arc<LocalReader>) -> Arc<Engine> {
+        Arc::new(Engine {
+            view,
+            reader,
+            stats: Arc::new(Stats::default()),
+            admitted: Mutex::new(Admitted::default()),
+        })
+    }
+
+    /// Admits a work item or explains why not (429).
+    fn admit(self: &Arc<Self>, config: &ClusterConfig) -> Result<Admission, BatchError> {
+        let gb = &config.get_batch;
+        let mut admitted = self
+            .admitted
+            .lock()
+            .map_err(|_| BatchError::internal("admission lock poisoned"))?;
+        if admitted.items >= gb.max_active
+            || admitted.window_bytes + gb.window_bytes > gb.max_window_total
+        {
+            stats::add(&self.stats.err_count, 1);
+            return Err(BatchError::too_many(format!(
+                "get-batch rejected: {} work items active (max {}), {} MiB of windows in use (max {} MiB)",
+                admitted.items,
+                gb.max_active,
+                admitted.window_bytes >> 20,
+                gb.max_window_total >> 20
+            )));
+        }
+        admitted.items += 1;
+        admitted.window_bytes += gb.window_bytes;
+        Ok(Admission {
+            engine: self.clone(),
+            window: gb.window_bytes,
+        })
+    }
+
+    /// Statistics snapshot including live gauges.
+    pub fn snapshot(&self) -> stats::Snapshot {
+        let workers = self.view.config().get_batch.warmup_workers.max(0);
+        let mut snap = self.stats.snapshot(workers);
+        if let Ok(a) = self.admitted.lock() {
+            snap.active_work_items = a.items as i64;
+        }
+        snap.active_work_items = snap
+            .active_work_items
+            .max(self.stats.active_work_items.load(Ordering::Relaxed));
+        snap
+    }
+}

@@ -1,1 +1,16 @@
-//! placeholder
+//! Object storage on a target's mountpaths: layout, atomic and durable writes, metadata in an
+//! xattr, checksum-verified reads, listing and removal. Synchronous: callers run it on blocking
+//! threads.
+//!
+//! Layout (AIStore's): `<mountpath>/@<provider>[/<ns>]/<bucket>/%ob/<object name>`; in-flight
+//! writes live in `<mountpath>/.moss-work/` and are renamed into place after fsync.
+
+mod error;
+mod meta;
+mod object;
+mod store;
+
+pub use error::StoreError;
+pub use meta::{CKSUM_TYPE, ObjMeta, checksum_hex};
+pub use object::{ObjHandle, Verifier};
+pub use store::{ListedObject, PutTxn, Store};

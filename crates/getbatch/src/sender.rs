@@ -1,0 +1,87 @@
+//! The sender side: a target streams its share of a batch to the DT as framed items (stats first,
+//! then payloads in request order), reading ahead on a blocking thread.
+use std::sync::Arc;
+
+use futures::Stream;
+use moss_types::moss::SendReq;
+use tokio::sync::mpsc;
+
+use crate::Engine;
+use crate::coalesce::{BodyItem, Coalescer};
+use crate::frame::{self, Stat};
+use crate::item::{CHUNK, ItemSpec};
+use crate::stats::GaugeGuard;
+
+/// Frames buffered ahead of the network per stream (× up to 256 KiB each).
+const SEND_AHEAD: usize = 8;
+
+impl Engine {
+    /// The response body of `POST /v1/internal/moss/send`.
+    pub fn send_stream(self: &Arc<Self>, req: SendReq) -> impl Stream<Item = BodyItem> + use<> {
+        let (tx, mut rx) = mpsc::channel::<BodyItem>(SEND_AHEAD);
+        let engine = self.clone();
+        tokio::task::spawn_blocking(move || engine.produce(req, Coalescer::new(tx)));
+        futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    }
+
+    fn produce(&self, req: SendReq, mut out: Coalescer) {
+        let _active = GaugeGuard::new(&self.stats.active_send_streams);
+        let specs: Vec<ItemSpec> = req
+            .entries
+            .iter()
+            .map(|e| ItemSpec {
+                bck: &e.entry.bck,
+                objname: &e.entry.objname,
+                archpath: &e.entry.archpath,
+                archmime: "",
+                range: e.entry.range,
+            })
+            .collect();
+        let prepared = self.reader.prepare(&specs);
+        for (e, p) in req.entries.iter().zip(&prepared) {
+            let stat = match p {
+                Ok(p) => Stat::Ok {
+                    size: p.size,
+                    mtime: p.mtime,
+                },
+                Err(err) => Stat::Err(err.clone()),
+            };
+            frame::put_stat(out.buffer(), e.index, &stat);
+        }
+        if out.flush().is_err() {
+            return;
+        }
+        for ((e, spec), p) in req.entries.iter().zip(&specs).zip(&prepared) {
+            let Ok(p) = p else { continue };
+            let mut item = match self.reader.open_prepared(spec, p) {
+                Ok(item) => item,
+                Err(err) => {
+                    frame::put_fail(out.buffer(), e.index, &err.to_string());
+                    continue;
+                }
+            };
+            frame::put_header(out.buffer(), frame::ITEM, e.index, item.size);
+            loop {
+                match item.read_chunk(CHUNK) {
+                    Ok(Some(chunk)) => {
+                        if out.put_bytes(chunk).is_err() {
+                            tracing::debug!(wid = %req.wid, "designated target went away; stopping");
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(err) => {
+                        tracing::warn!(wid = %req.wid, "aborting send stream: {err}");
+                        out.abort(&err.to_string());
+                        return;
+                    }
+                }
+            }
+            if out.flush_if_idle().is_err() {
+                return;
+            }
+        }
+        frame::put_header(out.buffer(), frame::END, 0, 0);
+        let _ = out.flush();
+    }
+}

@@ -1,0 +1,27 @@
+//! GetBatch request validation shared by the proxy (before redirecting) and the designated target.
+use axum::http::StatusCode;
+use moss_types::Bck;
+use moss_types::moss::{self, Entry};
+
+use crate::http::ApiError;
+
+/// Largest GetBatch request body (100k entries are ~10 MB of JSON).
+pub const MOSS_BODY_LIMIT: usize = 256 << 20;
+
+/// Parses and validates a GetBatch body: JSON shape, every entry, `mime`.
+pub fn validate(
+    body: &[u8],
+    default_bck: Option<&Bck>,
+) -> Result<(moss::MossReq, Vec<Entry>), ApiError> {
+    let req = moss::parse_request(body).map_err(ApiError::bad_request)?;
+    moss_archive::Format::from_mime(&req.mime).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let entries = moss::resolve_entries(&req, default_bck).map_err(|e| {
+        let status = if e.range {
+            StatusCode::RANGE_NOT_SATISFIABLE
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        ApiError::new(status, e.message)
+    })?;
+    Ok((req, entries))
+}

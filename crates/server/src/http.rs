@@ -1,0 +1,282 @@
+//! HTTP plumbing shared by both node roles: the one place where errors become status codes and
+//! JSON bodies, query and path decoding, bounded body reads, and response helpers.
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use moss_storage::StoreError;
+use moss_types::{Bck, ErrorBody, Namespace, Provider, headers, names};
+use percent_encoding::percent_decode_str;
+
+/// An error that ends a request: an HTTP status and a message for the JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// Seconds for `Retry-After` (429/503).
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, message)
+    }
+
+    pub fn method_not_allowed(method: &Method) -> ApiError {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {method} is not allowed here"),
+        )
+    }
+
+    /// Load shedding: 429 with `Retry-After`.
+    pub fn too_many(message: impl Into<String>) -> ApiError {
+        ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, message)
+        }
+    }
+
+    /// A node the request depends on is unreachable.
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError {
+            retry_after: Some(1),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+        }
+    }
+
+    /// A failure that is ours, not the client's.
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, message)
+    }
+
+    /// `bucket "ais://b" does not exist` (404), the text the SDK maps to `ErrBckNotFound`.
+    pub fn no_bucket(cname: &str) -> ApiError {
+        ApiError::not_found(format!("bucket \"{cname}\" does not exist"))
+    }
+
+    /// Maps a storage error for an object `cname` (`ais://b/o`).
+    pub fn from_store(err: StoreError, cname: &str) -> ApiError {
+        match err {
+            StoreError::NotFound => ApiError::not_found(format!("{cname} does not exist")),
+            StoreError::Conflict(m) => ApiError::conflict(m),
+            StoreError::Corrupt(m) => {
+                ApiError::new(StatusCode::GONE, format!("{cname} is corrupted: {m}"))
+            }
+            StoreError::Io(e) => ApiError::internal(format!("{cname}: {e}")),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status.as_u16(), self.message)
+    }
+}
+
+/// What an error response says about the request it answers.
+#[derive(Debug, Clone)]
+pub struct ReqCtx {
+    pub method: Method,
+    pub path: String,
+    pub remote: SocketAddr,
+    pub caller: String,
+    pub node: String,
+}
+
+/// Renders an error as AIStore does: JSON body (or, for HEAD, the JSON in `Hdr-Error`).
+pub fn error_response(err: &ApiError, ctx: &ReqCtx) -> Response {
+    if err.status.is_server_error() {
+        tracing::warn!(status = err.status.as_u16(), path = %ctx.path, "request failed: {}", err.message);
+    } else {
+        tracing::debug!(status = err.status.as_u16(), path = %ctx.path, "request rejected: {}", err.message);
+    }
+    let body = ErrorBody {
+        message: err.message.clone(),
+        method: ctx.method.to_string(),
+        url_path: ctx.path.clone(),
+        remote_addr: ctx.remote.to_string(),
+        caller: ctx.caller.clone(),
+        node: ctx.node.clone(),
+        status: err.status.as_u16(),
+    };
+    let json = serde_json::to_string(&body).unwrap_or_else(|_| err.message.clone());
+    let mut response = if ctx.method == Method::HEAD {
+        let mut r = Response::new(Body::empty());
+        if let Ok(v) = HeaderValue::from_str(&json) {
+            r.headers_mut().insert("hdr-error", v);
+        }
+        r
+    } else {
+        let mut r = Response::new(Body::from(json));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
+    };
+    *response.status_mut() = err.status;
+    response.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Some(secs) = err.retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
+}
+
+/// Decoded query parameters (last value wins; `+` is a space).
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub raw: String,
+    params: HashMap<String, String>,
+    /// Parameters in order, for `set-config`.
+    pub pairs: Vec<(String, String)>,
+}
+
+impl Query {
+    pub fn parse(raw: Option<&str>) -> Result<Query, ApiError> {
+        let raw = raw.unwrap_or("");
+        let mut query = Query {
+            raw: raw.to_string(),
+            ..Default::default()
+        };
+        for pair in raw.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let key = decode_component(&key.replace('+', " "))?;
+            let value = decode_component(&value.replace('+', " "))?;
+            query.params.insert(key.clone(), value.clone());
+            query.pairs.push((key, value));
+        }
+        Ok(query)
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.params.get(key).map(String::as_str)
+    }
+
+    /// The value of `key`, or "" when absent.
+    pub fn str(&self, key: &str) -> &str {
+        self.get(key).unwrap_or("")
+    }
+
+    pub fn has(&self, key: &str) -> bool {
+        self.params.contains_key(key)
+    }
+}
+
+/// Percent-decodes one URL component, rejecting invalid UTF-8.
+pub fn decode_component(raw: &str) -> Result<String, ApiError> {
+    percent_decode_str(raw)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| ApiError::bad_request(format!("invalid URL encoding in {raw:?}: not UTF-8")))
+}
+
+/// Reads a whole request body, refusing more than `limit` bytes with 413.
+pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let limited = http_body_util::Limited::new(body, limit);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body exceeds {limit} bytes"),
+        )),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "failed to read request body: {e}"
+        ))),
+    }
+}
+
+/// A JSON response.
+pub fn json_response<T: serde::Serialize>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(e) => ApiError::internal(format!("failed to encode response: {e}")).into_plain(),
+    }
+}
+
+impl ApiError {
+    /// A bare response for places without request context.
+    pub fn into_plain(self) -> Response {
+        (self.status, self.message).into_response()
+    }
+}
+
+/// A 307 redirect (keeps method and body) to `location`.
+pub fn redirect(location: &str) -> Result<Response, ApiError> {
+    let value = HeaderValue::from_str(location)
+        .map_err(|_| ApiError::internal(format!("invalid redirect location {location:?}")))?;
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::TEMPORARY_REDIRECT;
+    response.headers_mut().insert(header::LOCATION, value);
+    Ok(response)
+}
+
+/// The value of a header as text, if present and valid.
+pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Splits a request path into segments after `/v1/`; `None` if it does not start with `/v1/`.
+pub fn v1_segments(path: &str) -> Option<Vec<&str>> {
+    let rest = path.strip_prefix("/v1/")?;
+    Some(rest.split('/').collect())
+}
+
+/// Resolves the bucket named in a URL with its `provider` and `namespace` query parameters.
+pub fn url_bucket(name: &str, query: &Query) -> Result<Bck, ApiError> {
+    names::validate_bucket_name(name).map_err(ApiError::bad_request)?;
+    let provider =
+        Provider::parse(query.str(headers::QP_PROVIDER)).map_err(ApiError::bad_request)?;
+    let namespace =
+        Namespace::parse(query.str(headers::QP_NAMESPACE)).map_err(ApiError::bad_request)?;
+    Ok(Bck {
+        name: name.to_string(),
+        provider,
+        namespace,
+    })
+}
+
+pub use moss_types::names::encode_path;
+
+/// Query string naming a bucket's provider and namespace.
+pub fn bucket_query(bck: &Bck) -> String {
+    bck.query()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_decode() {
+        let q = Query::parse(Some("provider=ais&archpath=x%2F1.txt&archregx=&a+b=c+d")).unwrap();
+        assert_eq!(q.get("archpath"), Some("x/1.txt"));
+        assert_eq!(q.get("archregx"), Some(""));
+        assert_eq!(q.get("a b"), Some("c d"));
+        assert!(Query::parse(Some("x=%ff")).is_err());
+    }
+}

@@ -1,0 +1,103 @@
+//! `moss local`: one proxy and N targets in one process, each on its own loopback port, talking
+//! HTTP to each other exactly like separate processes.
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::proxy::{ProxyHandle, start_proxy};
+use crate::target::{TargetHandle, TargetOptions, start_target};
+
+/// A running in-process cluster.
+pub struct LocalCluster {
+    pub proxy: ProxyHandle,
+    pub targets: Vec<TargetHandle>,
+    pub cancel: CancellationToken,
+}
+
+/// Options of `moss local`.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    pub listen: SocketAddr,
+    pub targets: usize,
+    pub data: PathBuf,
+}
+
+impl LocalCluster {
+    /// Starts the proxy on `listen` and targets on the following ports (or on ephemeral ports when
+    /// `listen` has port 0), with data under `data/proxy` and `data/target<i>`.
+    pub async fn start(opts: &LocalOptions) -> anyhow::Result<LocalCluster> {
+        let cancel = CancellationToken::new();
+        let listener = TcpListener::bind(opts.listen)
+            .await
+            .with_context(|| format!("listen on {}", opts.listen))?;
+        let proxy = start_proxy(listener, &opts.data.join("proxy"), cancel.clone()).await?;
+        let mut targets = Vec::with_capacity(opts.targets);
+        for i in 0..opts.targets {
+            let addr = if opts.listen.port() == 0 {
+                SocketAddr::new(opts.listen.ip(), 0)
+            } else {
+                SocketAddr::new(opts.listen.ip(), opts.listen.port() + 1 + i as u16)
+            };
+            let listener = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("listen on {addr} for target {i}"))?;
+            let data_dir = target_dir(&opts.data, i);
+            let options = TargetOptions {
+                mountpaths: vec![data_dir.join("mp")],
+                data_dir,
+                proxy_url: proxy.url.clone(),
+                advertise_url: None,
+            };
+            targets.push(start_target(listener, options, cancel.clone()).await?);
+        }
+        Ok(LocalCluster {
+            proxy,
+            targets,
+            cancel,
+        })
+    }
+
+    /// Waits until the proxy's map holds all targets and every target has joined.
+    pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let smap = self.proxy.proxy.shared.smap.load();
+            let all_in_map = self
+                .targets
+                .iter()
+                .all(|t| smap.tmap.contains_key(&t.target.shared.id));
+            let all_synced = self
+                .targets
+                .iter()
+                .all(|t| t.target.shared.smap.load().version >= smap.version);
+            if all_in_map && all_synced {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "cluster not ready after {timeout:?}: {} of {} targets joined",
+                    smap.tmap.len(),
+                    self.targets.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops every node, draining in-flight requests for at most `grace`.
+    pub async fn shutdown(self, grace: Duration) {
+        self.cancel.cancel();
+        let mut tasks = vec![self.proxy.task];
+        tasks.extend(self.targets.into_iter().map(|t| t.task));
+        let _ = tokio::time::timeout(grace, futures::future::join_all(tasks)).await;
+    }
+}
+
+/// Data directory of target `i` in a local cluster.
+pub fn target_dir(data: &Path, i: usize) -> PathBuf {
+    data.join(format!("target{i}"))
+}

@@ -1,0 +1,213 @@
+//! State shared by both node roles: identity, the replicated cluster metadata (Smap, BMD,
+//! config), the intra-cluster HTTP client, persistence helpers, and the HTTP server loop.
+use std::fs;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use axum::Router;
+use axum::serve::ListenerExt;
+use moss_types::config::ClusterConfig;
+use moss_types::headers;
+use moss_types::smap::{Bmd, Smap};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// Everything the proxy replicates to every node (`PUT /v1/metasync`, registration replies).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterMeta {
+    pub smap: Smap,
+    pub bmd: Bmd,
+    pub config: ClusterConfig,
+}
+
+/// Identity and replicated state of a node.
+pub struct Shared {
+    pub id: String,
+    pub url: String,
+    /// `p[id]` or `t[id]`.
+    pub name: String,
+    pub smap: ArcSwap<Smap>,
+    pub bmd: ArcSwap<Bmd>,
+    pub config: ArcSwap<ClusterConfig>,
+    /// Keep-alive connection pool for every intra-cluster call.
+    pub client: reqwest::Client,
+    pub cancel: CancellationToken,
+}
+
+impl Shared {
+    pub fn new(
+        id: &str,
+        url: &str,
+        role: char,
+        meta: ClusterMeta,
+        cancel: CancellationToken,
+    ) -> Shared {
+        Shared {
+            id: id.to_string(),
+            url: url.to_string(),
+            name: format!("{role}[{id}]"),
+            smap: ArcSwap::from_pointee(meta.smap),
+            bmd: ArcSwap::from_pointee(meta.bmd),
+            config: ArcSwap::from_pointee(meta.config),
+            client: intra_client(),
+            cancel,
+        }
+    }
+
+    /// Installs whatever parts of `meta` are newer than ours; returns what changed.
+    pub fn install(&self, meta: &ClusterMeta) -> Installed {
+        let mut changed = Installed::default();
+        if meta.smap.version > self.smap.load().version {
+            self.smap.store(Arc::new(meta.smap.clone()));
+            changed.smap = true;
+        }
+        if meta.bmd.version > self.bmd.load().version {
+            self.bmd.store(Arc::new(meta.bmd.clone()));
+            changed.bmd = true;
+        }
+        if meta.config.config_version > self.config.load().config_version {
+            self.config.store(Arc::new(meta.config.clone()));
+            changed.config = true;
+        }
+        changed
+    }
+
+    /// Current metadata as one value.
+    pub fn meta(&self) -> ClusterMeta {
+        ClusterMeta {
+            smap: (**self.smap.load()).clone(),
+            bmd: (**self.bmd.load()).clone(),
+            config: (**self.config.load()).clone(),
+        }
+    }
+
+    /// Adds the intra-cluster caller headers to a request.
+    pub fn intra(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        rb.header(headers::CALLER_ID, &self.id)
+            .header(headers::CALLER_NAME, &self.name)
+            .header(
+                headers::CALLER_SMAP_VER,
+                self.smap.load().version.to_string(),
+            )
+    }
+}
+
+/// True when a keepalive reply (`{"smap":n,"bmd":n,"config":n}`) names a version newer than ours.
+pub fn keepalive_says_stale(reply: &serde_json::Value, shared: &Shared) -> bool {
+    let newer = |key: &str, ours: u64| {
+        reply
+            .get(key)
+            .and_then(|v| v.as_u64())
+            .is_some_and(|v| v > ours)
+    };
+    newer("smap", shared.smap.load().version)
+        || newer("bmd", shared.bmd.load().version)
+        || newer("config", shared.config.load().config_version)
+}
+
+/// Which parts of the metadata an install changed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Installed {
+    pub smap: bool,
+    pub bmd: bool,
+    pub config: bool,
+}
+
+/// The HTTP client used between nodes: pooled keep-alive connections, no Nagle delay, no redirects.
+pub fn intra_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(3))
+        .pool_idle_timeout(Duration::from_secs(90))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default()
+}
+
+/// A random node id: 8 alphanumeric characters.
+pub fn random_id() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::rng();
+    (0..8)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Reads a persisted id, or creates and persists a new one.
+pub fn load_or_create_id(path: &Path) -> anyhow::Result<String> {
+    use anyhow::Context;
+    match fs::read_to_string(path) {
+        Ok(text) if !text.trim().is_empty() => Ok(text.trim().to_string()),
+        Ok(_) => anyhow::bail!("node id file {} is empty", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = random_id();
+            write_atomic(path, id.as_bytes())
+                .with_context(|| format!("persist node id to {}", path.display()))?;
+            Ok(id)
+        }
+        Err(e) => Err(e).with_context(|| format!("read node id from {}", path.display())),
+    }
+}
+
+/// Writes a file atomically and durably: temp file, fsync, rename, directory fsync.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
+    ));
+    let mut file = fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    fs::rename(&tmp, path)?;
+    fs::File::open(dir)?.sync_all()
+}
+
+/// Serves `router` on `listener` until `cancel` fires, then drains in-flight requests.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+}
+
+/// `http://host:port` of a bound listener.
+pub fn url_of(listener: &TcpListener) -> std::io::Result<String> {
+    Ok(format!("http://{}", listener.local_addr()?))
+}
+
+impl moss_getbatch::ClusterView for Shared {
+    fn node_id(&self) -> &str {
+        &self.id
+    }
+
+    fn smap(&self) -> Arc<Smap> {
+        self.smap.load_full()
+    }
+
+    fn config(&self) -> Arc<ClusterConfig> {
+        self.config.load_full()
+    }
+
+    fn intra(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        Shared::intra(self, request)
+    }
+
+    fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+}

@@ -1,0 +1,266 @@
+//! Bucket calls on the proxy: create, destroy, head, list buckets, and list objects (merged from
+//! every target, JSON or msgpack).
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::future::join_all;
+use moss_types::lso::{ActMsg, LsoEntry, LsoMsg, LsoRes, MAX_PAGE_SIZE};
+use moss_types::smap::BucketProps;
+use moss_types::{Bck, Provider, headers};
+
+use super::{CONTROL_BODY_LIMIT, Proxy, require_bucket, url_bucket};
+use crate::http::{ApiError, Query, encode_path, header_str, json_response, read_body};
+
+/// Parses an optional action-message body (empty body → default message).
+async fn action_message(req: Request) -> Result<ActMsg, ApiError> {
+    let body = read_body(req.into_body(), CONTROL_BODY_LIMIT).await?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(ActMsg::default());
+    }
+    serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid action message: {e}")))
+}
+
+/// `GET /v1/buckets`: every bucket (optionally of one provider).
+pub fn list_buckets(proxy: &Proxy, query: &Query) -> Result<Response, ApiError> {
+    let wanted = match query.str(headers::QP_PROVIDER) {
+        "" => None,
+        p => Some(Provider::parse(p).map_err(ApiError::bad_request)?),
+    };
+    let bmd = proxy.shared.bmd.load();
+    let list: Vec<serde_json::Value> = bmd
+        .buckets
+        .values()
+        .filter(|p| wanted.is_none_or(|w| p.bck.provider == w))
+        .map(|p| {
+            serde_json::json!({
+                "name": p.bck.name,
+                "provider": p.bck.provider.as_str(),
+                "namespace": {"uuid": p.bck.namespace.uuid, "name": p.bck.namespace.name},
+            })
+        })
+        .collect();
+    Ok(json_response(&list))
+}
+
+/// `HEAD /v1/buckets/<b>`: 200 with the props in `Ais-Bucket-Props`, or 404.
+pub fn bucket_head(proxy: &Proxy, bucket: &str, query: &Query) -> Result<Response, ApiError> {
+    let bck = url_bucket(bucket, query)?;
+    let bmd = proxy.shared.bmd.load();
+    let props = bmd
+        .get(&bck)
+        .ok_or_else(|| ApiError::no_bucket(&bck.cname()))?;
+    let json = serde_json::json!({
+        "provider": props.bck.provider.as_str(),
+        "created": props.created.to_string(),
+        "bid": props.bid.to_string(),
+        "checksum": {"type": "xxhash2"},
+        "versioning": {"enabled": true},
+    });
+    let mut response = StatusCode::OK.into_response();
+    if let Ok(value) = HeaderValue::from_str(&json.to_string()) {
+        response.headers_mut().insert(headers::BUCKET_PROPS, value);
+    }
+    Ok(response)
+}
+
+/// `POST /v1/buckets/<b>`: `create-bck`.
+pub async fn bucket_post(
+    proxy: &Arc<Proxy>,
+    bucket: &str,
+    query: &Query,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let bck = url_bucket(bucket, query)?;
+    let msg = action_message(req).await?;
+    if msg.action != "create-bck" {
+        return Err(ApiError::bad_request(format!(
+            "unsupported bucket action {:?}",
+            msg.action
+        )));
+    }
+    if bck.provider != Provider::Ais {
+        return Err(ApiError::bad_request(format!(
+            "cannot create {}: only ais:// buckets can be created (remote backends are not supported)",
+            bck.cname()
+        )));
+    }
+    proxy
+        .modify(|meta| {
+            let key = bck.uname_prefix();
+            if meta.bmd.buckets.contains_key(&key) {
+                return Err(ApiError::conflict(format!(
+                    "bucket \"{}\" already exists",
+                    bck.cname()
+                )));
+            }
+            let created = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            let bid = (meta.bmd.version + 1) << 32 | (rand::random::<u32>() as u64);
+            meta.bmd.buckets.insert(
+                key,
+                BucketProps {
+                    bck: bck.clone(),
+                    created,
+                    bid,
+                },
+            );
+            Ok(())
+        })
+        .await?;
+    tracing::info!(bucket = %bck, "bucket created");
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `DELETE /v1/buckets/<b>`: `destroy-bck`. Targets drop the data when the new BMD arrives.
+pub async fn bucket_delete(
+    proxy: &Arc<Proxy>,
+    bucket: &str,
+    query: &Query,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let bck = url_bucket(bucket, query)?;
+    let msg = action_message(req).await?;
+    if !msg.action.is_empty() && msg.action != "destroy-bck" {
+        return Err(ApiError::bad_request(format!(
+            "unsupported bucket action {:?}",
+            msg.action
+        )));
+    }
+    proxy
+        .modify(|meta| {
+            if meta.bmd.buckets.remove(&bck.uname_prefix()).is_none() {
+                return Err(ApiError::no_bucket(&bck.cname()));
+            }
+            Ok(())
+        })
+        .await?;
+    tracing::info!(bucket = %bck, "bucket destroyed");
+    Ok(StatusCode::OK.into_response())
+}
+
+/// `GET /v1/buckets/<b>` with `{"action":"list","value":LsoMsg}`: one page of objects.
+pub async fn bucket_get(
+    proxy: &Proxy,
+    bucket: &str,
+    query: &Query,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let wants_msgpack = header_str(req.headers(), header::ACCEPT.as_str())
+        .is_some_and(|a| a.contains("application/msgpack"));
+    let bck = url_bucket(bucket, query)?;
+    let msg = action_message(req).await?;
+    if msg.action != "list" && !msg.action.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "unsupported bucket action {:?}",
+            msg.action
+        )));
+    }
+    if msg.value.is_null() && bucket.is_empty() {
+        return list_buckets(proxy, query);
+    }
+    require_bucket(proxy, &bck)?;
+    let lso: LsoMsg = if msg.value.is_null() {
+        LsoMsg::default()
+    } else {
+        serde_json::from_value(msg.value)
+            .map_err(|e| ApiError::bad_request(format!("invalid list-objects message: {e}")))?
+    };
+    let page = list_objects(proxy, &bck, &lso).await?;
+    if wants_msgpack {
+        let bytes = rmp_serde::to_vec_named(&page.to_msgpack_view())
+            .map_err(|e| ApiError::internal(format!("failed to encode listing: {e}")))?;
+        return Ok(([(header::CONTENT_TYPE, "application/msgpack")], bytes).into_response());
+    }
+    Ok(json_response(&page))
+}
+
+/// Merges one page from every target: names are unique and sorted; the continuation token is the
+/// last name of a full page.
+async fn list_objects(proxy: &Proxy, bck: &Bck, lso: &LsoMsg) -> Result<LsoRes, ApiError> {
+    let page_size = match lso.pagesize {
+        0 => MAX_PAGE_SIZE,
+        n => n.min(MAX_PAGE_SIZE),
+    };
+    let after = if lso.continuation_token.is_empty() {
+        &lso.start_after
+    } else {
+        &lso.continuation_token
+    };
+    let with_meta = ["checksum", "version", "atime", "location"]
+        .iter()
+        .any(|p| lso.props.contains(p));
+    let smap = proxy.shared.smap.load_full();
+    let calls = smap.tmap.values().map(|t| {
+        let params = [
+            ("provider", bck.provider.as_str().to_string()),
+            (
+                "namespace",
+                if bck.namespace.is_global() {
+                    String::new()
+                } else {
+                    bck.namespace.uname()
+                },
+            ),
+            ("prefix", lso.prefix.clone()),
+            ("after", after.clone()),
+            ("limit", page_size.to_string()),
+            ("meta", with_meta.to_string()),
+        ];
+        let query: Vec<String> = params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", encode_path(v).replace('/', "%2F")))
+            .collect();
+        let url = format!(
+            "{}/v1/internal/list/{}?{}",
+            t.url(),
+            bck.name,
+            query.join("&")
+        );
+        let request = proxy
+            .shared
+            .intra(proxy.shared.client.get(url))
+            .timeout(Duration::from_secs(60));
+        let name = t.display();
+        async move {
+            let response = request.send().await.map_err(|e| format!("{name}: {e}"))?;
+            if !response.status().is_success() {
+                return Err(format!("{name}: status {}", response.status()));
+            }
+            response
+                .json::<Vec<LsoEntry>>()
+                .await
+                .map_err(|e| format!("{name}: {e}"))
+        }
+    });
+    let mut entries = Vec::new();
+    for result in join_all(calls).await {
+        entries.extend(result.map_err(|e| {
+            ApiError::unavailable(format!("list objects: target unavailable: {e}"))
+        })?);
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    entries.dedup_by(|a, b| a.name == b.name);
+    entries.truncate(page_size as usize);
+    let continuation_token = if entries.len() as u64 == page_size {
+        entries.last().map(|e| e.name.clone()).unwrap_or_default()
+    } else {
+        String::new()
+    };
+    let uuid = if lso.uuid.is_empty() {
+        crate::node::random_id()
+    } else {
+        lso.uuid.clone()
+    };
+    Ok(LsoRes {
+        uuid,
+        continuation_token,
+        entries,
+        flags: 0,
+    })
+}

@@ -1,0 +1,219 @@
+//! Cluster membership on the proxy: registration, keepalives, dropping silent targets, and
+//! pushing metadata (metasync) to every target.
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::response::Response;
+use futures::future::join_all;
+use moss_cluster::digest;
+use moss_types::headers;
+use moss_types::smap::{Snode, TARGET};
+
+use super::{CONTROL_BODY_LIMIT, Proxy};
+use crate::http::{ApiError, Query, json_response, read_body};
+use crate::node::ClusterMeta;
+
+/// How long one metasync push or health probe may take.
+const PUSH_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `POST /v1/cluster/autoreg`: adds (or re-adds) a target and answers with the cluster metadata.
+pub async fn register(proxy: &Arc<Proxy>, req: Request) -> Result<Response, ApiError> {
+    let body = read_body(req.into_body(), CONTROL_BODY_LIMIT).await?;
+    let mut node: Snode = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid node registration: {e}")))?;
+    let id_ok = !node.daemon_id.is_empty()
+        && node.daemon_id.len() <= 64
+        && node
+            .daemon_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !id_ok || node.daemon_type != TARGET || node.url().is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "invalid node registration: id {:?}, type {:?}, url {:?}",
+            node.daemon_id,
+            node.daemon_type,
+            node.url()
+        )));
+    }
+    node.id_digest = digest(&node.daemon_id);
+    proxy
+        .last_seen
+        .lock()
+        .map_err(poisoned)?
+        .insert(node.daemon_id.clone(), Instant::now());
+    let joined = node.display();
+    proxy
+        .modify(|meta| {
+            // A new node on the URL of an old one means the old one is gone.
+            meta.smap
+                .tmap
+                .retain(|id, t| id == &node.daemon_id || t.url() != node.url());
+            meta.smap.tmap.insert(node.daemon_id.clone(), node);
+            Ok(())
+        })
+        .await?;
+    tracing::info!(node = %joined, "target registered");
+    Ok(json_response(&proxy.shared.meta()))
+}
+
+/// `POST /v1/cluster/keepalive/<id>`: 404 for unknown targets (they re-register), else the current
+/// Smap version so a lagging target can catch up.
+pub fn keepalive(proxy: &Proxy, id: &str) -> Result<Response, ApiError> {
+    let smap = proxy.shared.smap.load();
+    if !smap.tmap.contains_key(id) {
+        return Err(ApiError::not_found(format!(
+            "node t[{id}] is not in the cluster map"
+        )));
+    }
+    proxy
+        .last_seen
+        .lock()
+        .map_err(poisoned)?
+        .insert(id.to_string(), Instant::now());
+    let versions = serde_json::json!({
+        "smap": smap.version,
+        "bmd": proxy.shared.bmd.load().version,
+        "config": proxy.shared.config.load().config_version,
+    });
+    Ok(json_response(&versions))
+}
+
+/// `GET /v1/cluster?what=…`
+pub async fn cluster_get(proxy: &Proxy, query: &Query) -> Result<Response, ApiError> {
+    match query.str(headers::QP_WHAT) {
+        "smap" => Ok(json_response(&**proxy.shared.smap.load())),
+        "bmd" => Ok(json_response(&**proxy.shared.bmd.load())),
+        "cluster_config" | "config" => Ok(json_response(&**proxy.shared.config.load())),
+        "meta" => Ok(json_response(&proxy.shared.meta())),
+        "getbatch" => getbatch_stats(proxy).await,
+        other => Err(ApiError::bad_request(format!(
+            "invalid what={other:?} (expecting smap, bmd, cluster_config, getbatch)"
+        ))),
+    }
+}
+
+/// Per-target GetBatch statistics, for `moss show job`.
+async fn getbatch_stats(proxy: &Proxy) -> Result<Response, ApiError> {
+    let smap = proxy.shared.smap.load_full();
+    let calls = smap.tmap.values().map(|t| {
+        let url = format!("{}/v1/internal/getbatch", t.url());
+        let request = proxy
+            .shared
+            .intra(proxy.shared.client.get(url))
+            .timeout(PUSH_TIMEOUT);
+        async move {
+            let stats = match request.send().await {
+                Ok(r) if r.status().is_success() => r.json::<serde_json::Value>().await.ok(),
+                _ => None,
+            };
+            (
+                t.daemon_id.clone(),
+                stats.unwrap_or(serde_json::Value::Null),
+            )
+        }
+    });
+    let rows: serde_json::Map<String, serde_json::Value> =
+        join_all(calls).await.into_iter().collect();
+    Ok(json_response(&rows))
+}
+
+/// Pushes metadata to every target (concurrently, bounded by a timeout each). A target that
+/// misses a push catches up on its next keepalive.
+pub async fn metasync(proxy: &Proxy, meta: &ClusterMeta) {
+    let Ok(body) = serde_json::to_vec(meta) else {
+        return;
+    };
+    let pushes = meta.smap.tmap.values().map(|t| {
+        let request = proxy
+            .shared
+            .intra(proxy.shared.client.put(format!("{}/v1/metasync", t.url())))
+            .timeout(PUSH_TIMEOUT)
+            .header("content-type", "application/json")
+            .body(body.clone());
+        let name = t.display();
+        async move {
+            match request.send().await {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => {
+                    tracing::warn!(node = %name, status = r.status().as_u16(), "metasync refused")
+                }
+                Err(e) => tracing::debug!(node = %name, "metasync failed: {e}"),
+            }
+        }
+    });
+    join_all(pushes).await;
+}
+
+/// Drops targets that stay silent past `keepalive.timeout` and then fail a health probe.
+pub async fn track_keepalives(proxy: Arc<Proxy>) {
+    loop {
+        let config = proxy.shared.config.load_full();
+        let (interval, timeout) = (config.keepalive.interval.0, config.keepalive.timeout.0);
+        tokio::select! {
+            _ = proxy.shared.cancel.cancelled() => return,
+            _ = tokio::time::sleep(interval / 2) => {}
+        }
+        let silent: Vec<Snode> = {
+            let Ok(seen) = proxy.last_seen.lock() else {
+                return;
+            };
+            proxy
+                .shared
+                .smap
+                .load()
+                .tmap
+                .values()
+                .filter(|t| {
+                    seen.get(&t.daemon_id)
+                        .is_none_or(|at| at.elapsed() > timeout)
+                })
+                .cloned()
+                .collect()
+        };
+        for target in silent {
+            let probe = proxy
+                .shared
+                .intra(
+                    proxy
+                        .shared
+                        .client
+                        .get(format!("{}/v1/health", target.url())),
+                )
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await;
+            let alive = probe.is_ok_and(|r| r.status() == StatusCode::OK);
+            if alive {
+                if let Ok(mut seen) = proxy.last_seen.lock() {
+                    seen.insert(target.daemon_id.clone(), Instant::now());
+                }
+                continue;
+            }
+            tracing::warn!(node = %target.display(), "target missed keepalives and failed a health probe; removing it");
+            let id = target.daemon_id.clone();
+            let removed = proxy
+                .modify(|meta| {
+                    // Only remove the exact registration we probed (it may have re-registered).
+                    if meta
+                        .smap
+                        .tmap
+                        .get(&id)
+                        .is_some_and(|t| t.url() == target.url())
+                    {
+                        meta.smap.tmap.remove(&id);
+                    }
+                    Ok(())
+                })
+                .await;
+            if let Err(e) = removed {
+                tracing::warn!("failed to remove target {id}: {}", e.message);
+            }
+        }
+    }
+}
+
+fn poisoned<T>(_: T) -> ApiError {
+    ApiError::internal("internal lock poisoned")
+}

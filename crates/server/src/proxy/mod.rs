@@ -1,0 +1,409 @@
+//! The proxy (gateway): owns the cluster map, bucket metadata and config; serves bucket and
+//! cluster calls itself and redirects object calls and GetBatch to targets.
+mod buckets;
+mod endpoint;
+mod membership;
+mod moss;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use moss_cluster::digest;
+use moss_types::config::ClusterConfig;
+use moss_types::headers;
+use moss_types::smap::{Bmd, PROXY, Smap, Snode};
+use moss_types::{Bck, names};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use endpoint::ProxyEndpoint;
+
+pub use crate::http::url_bucket;
+use crate::http::{
+    ApiError, Query, ReqCtx, error_response, header_str, json_response, read_body, redirect,
+};
+use crate::metrics::{Exposition, Kind};
+use crate::node::{self, ClusterMeta, Shared, write_atomic};
+
+const SMAP_FILE: &str = ".moss.smap";
+const BMD_FILE: &str = ".moss.bmd";
+const CONFIG_FILE: &str = ".moss.conf";
+const ID_FILE: &str = ".moss.proxy_id";
+/// Largest control-plane request body (bucket actions, config).
+const CONTROL_BODY_LIMIT: usize = 1 << 20;
+
+/// The proxy node.
+pub struct Proxy {
+    pub shared: Shared,
+    data_dir: PathBuf,
+    /// Last keepalive (or successful probe) per target.
+    last_seen: Mutex<HashMap<String, Instant>>,
+    /// Serializes metadata changes: clone → modify → version++ → persist → push.
+    modify_lock: tokio::sync::Mutex<()>,
+    requests: std::sync::atomic::AtomicU64,
+}
+
+/// A running proxy.
+pub struct ProxyHandle {
+    pub proxy: Arc<Proxy>,
+    pub url: String,
+    pub task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts a proxy on `listener` with state under `data_dir`.
+pub async fn start_proxy(
+    listener: TcpListener,
+    data_dir: &Path,
+    cancel: CancellationToken,
+) -> anyhow::Result<ProxyHandle> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("create proxy data dir {}", data_dir.display()))?;
+    let url = node::url_of(&listener)?;
+    let id = node::load_or_create_id(&data_dir.join(ID_FILE))?;
+    let meta = load_meta(data_dir, &id, &url)?;
+    let known_targets: Vec<String> = meta.smap.tmap.keys().cloned().collect();
+    let proxy = Arc::new(Proxy {
+        shared: Shared::new(&id, &url, 'p', meta, cancel.clone()),
+        data_dir: data_dir.to_path_buf(),
+        last_seen: Mutex::new(
+            known_targets
+                .into_iter()
+                .map(|t| (t, Instant::now()))
+                .collect(),
+        ),
+        modify_lock: tokio::sync::Mutex::new(()),
+        requests: Default::default(),
+    });
+    proxy.persist(&proxy.shared.meta())?;
+    tokio::spawn(membership::track_keepalives(proxy.clone()));
+    let router = Router::new().fallback(dispatch).with_state(proxy.clone());
+    tracing::info!(node = %proxy.shared.name, %url, "proxy started");
+    let task = tokio::spawn(node::serve(listener, router, cancel));
+    Ok(ProxyHandle { proxy, url, task })
+}
+
+/// Loads persisted metadata, or creates a fresh cluster.
+fn load_meta(dir: &Path, id: &str, url: &str) -> anyhow::Result<ClusterMeta> {
+    fn read<T: serde::de::DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> {
+        match std::fs::read(path) {
+            Ok(bytes) => Ok(Some(
+                serde_json::from_slice(&bytes)
+                    .with_context(|| format!("parse {}", path.display()))?,
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("read {}", path.display())),
+        }
+    }
+    let me = Snode::new(id, PROXY, url, digest(id));
+    let mut smap = read::<Smap>(&dir.join(SMAP_FILE))?.unwrap_or_else(|| Smap {
+        pmap: Default::default(),
+        proxy_si: me.clone(),
+        tmap: Default::default(),
+        uuid: node::random_id(),
+        creation_time: now_rfc3339ish(),
+        version: 0,
+    });
+    smap.pmap = [(id.to_string(), me.clone())].into();
+    smap.proxy_si = me;
+    smap.version += 1;
+    let bmd = read::<Bmd>(&dir.join(BMD_FILE))?.unwrap_or_else(|| Bmd {
+        version: 1,
+        uuid: smap.uuid.clone(),
+        buckets: Default::default(),
+    });
+    let config = read::<ClusterConfig>(&dir.join(CONFIG_FILE))?.unwrap_or_default();
+    config
+        .validate()
+        .map_err(|e| anyhow::anyhow!("persisted config is invalid: {e}"))?;
+    Ok(ClusterMeta { smap, bmd, config })
+}
+
+fn now_rfc3339ish() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format!("{secs}")
+}
+
+impl Proxy {
+    fn persist(&self, meta: &ClusterMeta) -> std::io::Result<()> {
+        let files: [(&str, Vec<u8>); 3] = [
+            (SMAP_FILE, serde_json::to_vec_pretty(&meta.smap)?),
+            (BMD_FILE, serde_json::to_vec_pretty(&meta.bmd)?),
+            (CONFIG_FILE, serde_json::to_vec_pretty(&meta.config)?),
+        ];
+        for (name, bytes) in files {
+            write_atomic(&self.data_dir.join(name), &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Applies a change to the cluster metadata: versions of changed parts are bumped, the result is
+    /// persisted, installed and pushed to every target before this returns.
+    pub async fn modify<T>(
+        &self,
+        change: impl FnOnce(&mut ClusterMeta) -> Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let _guard = self.modify_lock.lock().await;
+        let before = self.shared.meta();
+        let mut after = before.clone();
+        let out = change(&mut after)?;
+        if after.smap != before.smap {
+            after.smap.version = before.smap.version + 1;
+        }
+        if after.bmd != before.bmd {
+            after.bmd.version = before.bmd.version + 1;
+        }
+        if after.config != before.config {
+            after.config.config_version = before.config.config_version + 1;
+        }
+        let unchanged = after.smap.version == before.smap.version
+            && after.bmd.version == before.bmd.version
+            && after.config.config_version == before.config.config_version;
+        if unchanged {
+            return Ok(out);
+        }
+        self.persist(&after)
+            .map_err(|e| ApiError::internal(format!("failed to persist cluster metadata: {e}")))?;
+        self.shared.install(&after);
+        membership::metasync(self, &after).await;
+        Ok(out)
+    }
+
+    fn ctx(&self, req: &Request, remote: SocketAddr) -> ReqCtx {
+        ReqCtx {
+            method: req.method().clone(),
+            path: req.uri().path().to_string(),
+            remote,
+            caller: header_str(req.headers(), headers::CALLER_NAME)
+                .unwrap_or("")
+                .to_string(),
+            node: self.shared.name.clone(),
+        }
+    }
+}
+
+async fn dispatch(
+    State(proxy): State<Arc<Proxy>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    proxy
+        .requests
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let ctx = proxy.ctx(&req, remote);
+    let result = match ProxyEndpoint::parse(req.method(), req.uri().path()) {
+        Ok(endpoint) => handle(&proxy, endpoint, req).await,
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(|e| error_response(&e, &ctx))
+}
+
+async fn handle(
+    proxy: &Arc<Proxy>,
+    endpoint: ProxyEndpoint,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let query = Query::parse(req.uri().query())?;
+    match endpoint {
+        ProxyEndpoint::Health => Ok(StatusCode::OK.into_response()),
+        ProxyEndpoint::Metrics => Ok(metrics(proxy)),
+        ProxyEndpoint::Daemon => daemon_get(proxy, &query),
+        ProxyEndpoint::ClusterGet => membership::cluster_get(proxy, &query).await,
+        ProxyEndpoint::SetConfig => set_config(proxy, &query).await,
+        ProxyEndpoint::ClusterAction => cluster_action(proxy, req).await,
+        ProxyEndpoint::Register => membership::register(proxy, req).await,
+        ProxyEndpoint::Keepalive { id } => membership::keepalive(proxy, &id),
+        ProxyEndpoint::ListBuckets => buckets::list_buckets(proxy, &query),
+        ProxyEndpoint::BucketGet { bucket } => {
+            buckets::bucket_get(proxy, &bucket, &query, req).await
+        }
+        ProxyEndpoint::BucketHead { bucket } => buckets::bucket_head(proxy, &bucket, &query),
+        ProxyEndpoint::BucketPost { bucket } => {
+            buckets::bucket_post(proxy, &bucket, &query, req).await
+        }
+        ProxyEndpoint::BucketDelete { bucket } => {
+            buckets::bucket_delete(proxy, &bucket, &query, req).await
+        }
+        ProxyEndpoint::Object { bucket, objname } => {
+            redirect_object(proxy, &bucket, &objname, &query, &req)
+        }
+        ProxyEndpoint::Moss { bucket } => {
+            moss::getbatch(proxy, bucket.as_deref(), &query, req).await
+        }
+    }
+}
+
+fn daemon_get(proxy: &Proxy, query: &Query) -> Result<Response, ApiError> {
+    match query.str(headers::QP_WHAT) {
+        "smap" => Ok(json_response(&**proxy.shared.smap.load())),
+        "bmd" => Ok(json_response(&**proxy.shared.bmd.load())),
+        "config" | "cluster_config" => Ok(json_response(&**proxy.shared.config.load())),
+        "snode" => Ok(json_response(&proxy.shared.smap.load().proxy_si)),
+        other => Err(ApiError::bad_request(format!(
+            "invalid what={other:?} (expecting smap, bmd, config, snode)"
+        ))),
+    }
+}
+
+async fn set_config(proxy: &Proxy, query: &Query) -> Result<Response, ApiError> {
+    let pairs: Vec<(String, String)> = query
+        .pairs
+        .iter()
+        .filter(|(k, _)| k != "transient")
+        .cloned()
+        .collect();
+    if pairs.is_empty() {
+        return Err(ApiError::bad_request(
+            "set-config: no key=value pairs in the query",
+        ));
+    }
+    proxy
+        .modify(|meta| {
+            for (key, value) in &pairs {
+                meta.config.set(key, value).map_err(ApiError::bad_request)?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+async fn cluster_action(proxy: &Proxy, req: Request) -> Result<Response, ApiError> {
+    let body = read_body(req.into_body(), CONTROL_BODY_LIMIT).await?;
+    let msg: moss_types::lso::ActMsg = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid action message: {e}")))?;
+    match msg.action.as_str() {
+        "set-config" => {
+            proxy
+                .modify(|meta| meta.config.merge(&msg.value).map_err(ApiError::bad_request))
+                .await?;
+            Ok(StatusCode::OK.into_response())
+        }
+        "reset-config" => {
+            proxy
+                .modify(|meta| {
+                    let version = meta.config.config_version;
+                    meta.config = ClusterConfig {
+                        config_version: version,
+                        ..Default::default()
+                    };
+                    Ok(())
+                })
+                .await?;
+            Ok(StatusCode::OK.into_response())
+        }
+        other => Err(ApiError::bad_request(format!(
+            "invalid cluster action {other:?}"
+        ))),
+    }
+}
+
+/// Fails with the SDK-recognized 404 unless the bucket exists.
+pub fn require_bucket(proxy: &Proxy, bck: &Bck) -> Result<(), ApiError> {
+    if proxy.shared.bmd.load().get(bck).is_some() {
+        Ok(())
+    } else {
+        Err(ApiError::no_bucket(&bck.cname()))
+    }
+}
+
+/// Redirect markers: `pid=<proxy id>&utm=<unix nanos, base36>`.
+pub fn redirect_markers(proxy_id: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{}={proxy_id}&{}={}",
+        headers::QP_PROXY_ID,
+        headers::QP_UNIX_TIME,
+        base36(nanos)
+    )
+}
+
+fn base36(mut n: u128) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    if n == 0 {
+        return "0".into();
+    }
+    let mut out = Vec::new();
+    while n > 0 {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+    }
+    out.reverse();
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// `<target url><original path>?<original query>&pid=…&utm=…`
+pub fn redirect_location(target: &Snode, req: &Request, query: &Query, proxy_id: &str) -> String {
+    let path = req.uri().path();
+    let sep = if query.raw.is_empty() { "" } else { "&" };
+    format!(
+        "{}{}?{}{}{}",
+        target.url(),
+        path,
+        query.raw,
+        sep,
+        redirect_markers(proxy_id)
+    )
+}
+
+fn redirect_object(
+    proxy: &Proxy,
+    bucket: &str,
+    objname: &str,
+    query: &Query,
+    req: &Request,
+) -> Result<Response, ApiError> {
+    let bck = url_bucket(bucket, query)?;
+    names::validate_objname(objname).map_err(ApiError::bad_request)?;
+    require_bucket(proxy, &bck)?;
+    let smap = proxy.shared.smap.load();
+    let owner = moss_cluster::owner_of(&smap, &bck.object_uname(objname))
+        .ok_or_else(|| ApiError::unavailable("no targets in the cluster"))?;
+    if req.method() == Method::PUT && req.headers().get(header::EXPECT).is_some() {
+        tracing::debug!("object PUT with Expect header redirected before the body");
+    }
+    redirect(&redirect_location(owner, req, query, &proxy.shared.id))
+}
+
+fn metrics(proxy: &Proxy) -> Response {
+    let mut out = Exposition::new(&proxy.shared.id);
+    let smap = proxy.shared.smap.load();
+    out.add(
+        "ais_proxy_req_count",
+        Kind::Counter,
+        "requests served",
+        proxy.requests.load(std::sync::atomic::Ordering::Relaxed),
+    );
+    out.add(
+        "ais_proxy_smap_version",
+        Kind::Gauge,
+        "cluster map version",
+        smap.version,
+    );
+    out.add(
+        "ais_proxy_targets",
+        Kind::Gauge,
+        "targets in the cluster map",
+        smap.tmap.len() as u64,
+    );
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        Body::from(out.finish()),
+    )
+        .into_response()
+}

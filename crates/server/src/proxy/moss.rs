@@ -1,0 +1,82 @@
+//! GetBatch on the proxy: validate everything that can be validated without reading data, pick
+//! the designated target, redirect.
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::response::Response;
+use moss_types::{Bck, headers};
+use rand::seq::IteratorRandom;
+
+use super::{Proxy, require_bucket, url_bucket};
+use crate::batch::{MOSS_BODY_LIMIT, validate};
+use crate::http::{ApiError, Query, read_body, redirect};
+
+/// `GET|POST /v1/ml/moss[/<bucket>]`
+pub async fn getbatch(
+    proxy: &Arc<Proxy>,
+    bucket: Option<&str>,
+    query: &Query,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let default_bck = match bucket {
+        Some(name) => {
+            let bck = url_bucket(name, query)?;
+            require_bucket(proxy, &bck)?;
+            Some(bck)
+        }
+        None => None,
+    };
+    let coloc = parse_coloc(query)?;
+    let location_base = (req.uri().path().to_string(), query.clone());
+    let body = read_body(req.into_body(), MOSS_BODY_LIMIT).await?;
+    let (_, entries) = validate(&body, default_bck.as_ref())?;
+    let referenced: BTreeSet<&Bck> = entries.iter().map(|e| &e.bck).collect();
+    for bck in referenced {
+        require_bucket(proxy, bck)?;
+    }
+    let smap = proxy.shared.smap.load();
+    let dt = if coloc >= 1 {
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        let mut best: Option<(&str, usize)> = None;
+        for entry in &entries {
+            if let Some(owner) =
+                moss_cluster::owner_of(&smap, &entry.bck.object_uname(&entry.objname))
+            {
+                let n = counts.entry(&owner.daemon_id).or_default();
+                *n += 1;
+                if best.is_none_or(|(_, max)| *n > max) {
+                    best = Some((&owner.daemon_id, *n));
+                }
+            }
+        }
+        best.and_then(|(id, _)| smap.tmap.get(id))
+    } else {
+        smap.active_targets().choose(&mut rand::rng())
+    };
+    let dt = dt.ok_or_else(|| ApiError::unavailable("no targets in the cluster"))?;
+    let (path, query) = location_base;
+    let sep = if query.raw.is_empty() { "" } else { "&" };
+    let location = format!(
+        "{}{}?{}{}{}",
+        dt.url(),
+        path,
+        query.raw,
+        sep,
+        super::redirect_markers(&proxy.shared.id)
+    );
+    redirect(&location)
+}
+
+/// `?coloc=0|1|2`
+fn parse_coloc(query: &Query) -> Result<u8, ApiError> {
+    match query.get(headers::QP_COLOC) {
+        None | Some("") => Ok(0),
+        Some(text) => match text.parse::<u8>() {
+            Ok(n) if n <= 2 => Ok(n),
+            _ => Err(ApiError::bad_request(format!(
+                "invalid 'coloc={text}' (expecting 0, 1, or 2)"
+            ))),
+        },
+    }
+}

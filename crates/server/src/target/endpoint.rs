@@ -1,0 +1,120 @@
+//! The target's API, parsed from (method, path) into one enum that handlers match exhaustively.
+use axum::http::Method;
+
+use crate::http::{ApiError, decode_component, v1_segments};
+
+/// Every call a target serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetEndpoint {
+    Health,
+    Metrics,
+    /// `GET /v1/daemon?what=…`
+    Daemon,
+    /// `PUT /v1/metasync`: new cluster metadata from the proxy.
+    Metasync,
+    /// Object GET/PUT/HEAD/DELETE (redirected by the proxy, or direct reads).
+    Object {
+        method: ObjMethod,
+        bucket: String,
+        objname: String,
+    },
+    /// `GET|POST /v1/ml/moss[/<bucket>]`: this target is the designated target.
+    Moss {
+        bucket: Option<String>,
+    },
+    /// `POST /v1/internal/moss/send`: stream this target's share of a batch to the DT.
+    MossSend,
+    /// `GET /v1/internal/getbatch`: GetBatch statistics of this node.
+    GetBatchStats,
+    /// `GET /v1/internal/list/<b>`: this target's objects of a bucket.
+    List {
+        bucket: String,
+    },
+    /// `HEAD|GET|PUT /v1/internal/objects/<b>/<o>`: local-only access between targets (GFN, rebalance).
+    Internal {
+        method: ObjMethod,
+        bucket: String,
+        objname: String,
+    },
+}
+
+/// The object verbs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjMethod {
+    Get,
+    Head,
+    Put,
+    Delete,
+}
+
+impl TargetEndpoint {
+    pub fn parse(method: &Method, path: &str) -> Result<TargetEndpoint, ApiError> {
+        if path == "/metrics" {
+            return only(method, Method::GET, TargetEndpoint::Metrics);
+        }
+        let segments = v1_segments(path).ok_or_else(|| invalid(path))?;
+        match segments.as_slice() {
+            ["health"] => Ok(TargetEndpoint::Health),
+            ["daemon"] => only(method, Method::GET, TargetEndpoint::Daemon),
+            ["metasync"] => only(method, Method::PUT, TargetEndpoint::Metasync),
+            ["objects", bucket, rest @ ..] if !rest.is_empty() => Ok(TargetEndpoint::Object {
+                method: obj_method(method)?,
+                bucket: decode_component(bucket)?,
+                objname: decode_component(&rest.join("/"))?,
+            }),
+            ["ml", "moss"] => moss(method, None),
+            ["ml", "moss", bucket] => moss(method, Some(decode_component(bucket)?)),
+            ["internal", "moss", "send"] => only(method, Method::POST, TargetEndpoint::MossSend),
+            ["internal", "getbatch"] => only(method, Method::GET, TargetEndpoint::GetBatchStats),
+            ["internal", "list", bucket] => only(
+                method,
+                Method::GET,
+                TargetEndpoint::List {
+                    bucket: decode_component(bucket)?,
+                },
+            ),
+            ["internal", "objects", bucket, rest @ ..] if !rest.is_empty() => {
+                Ok(TargetEndpoint::Internal {
+                    method: obj_method(method)?,
+                    bucket: decode_component(bucket)?,
+                    objname: decode_component(&rest.join("/"))?,
+                })
+            }
+            _ => Err(invalid(path)),
+        }
+    }
+}
+
+fn moss(method: &Method, bucket: Option<String>) -> Result<TargetEndpoint, ApiError> {
+    if *method == Method::GET || *method == Method::POST {
+        Ok(TargetEndpoint::Moss { bucket })
+    } else {
+        Err(ApiError::method_not_allowed(method))
+    }
+}
+
+fn obj_method(method: &Method) -> Result<ObjMethod, ApiError> {
+    match *method {
+        Method::GET => Ok(ObjMethod::Get),
+        Method::HEAD => Ok(ObjMethod::Head),
+        Method::PUT => Ok(ObjMethod::Put),
+        Method::DELETE => Ok(ObjMethod::Delete),
+        _ => Err(ApiError::method_not_allowed(method)),
+    }
+}
+
+fn only(
+    method: &Method,
+    allowed: Method,
+    endpoint: TargetEndpoint,
+) -> Result<TargetEndpoint, ApiError> {
+    if *method == allowed {
+        Ok(endpoint)
+    } else {
+        Err(ApiError::method_not_allowed(method))
+    }
+}
+
+fn invalid(path: &str) -> ApiError {
+    ApiError::bad_request(format!("invalid request URI {path:?}"))
+}

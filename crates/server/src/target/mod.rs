@@ -1,0 +1,258 @@
+//! The target (storage node): serves objects from its mountpaths, assembles GetBatch responses as
+//! the designated target, streams its share of batches to other DTs, and keeps itself registered.
+mod endpoint;
+mod join;
+mod moss;
+mod objects;
+mod rebalance;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use moss_getbatch::Engine;
+use moss_getbatch::item::LocalReader;
+use moss_storage::Store;
+use moss_types::config::ClusterConfig;
+use moss_types::headers;
+use moss_types::smap::{Bmd, PROXY, Smap, Snode};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use endpoint::{ObjMethod, TargetEndpoint};
+
+use crate::http::{ApiError, Query, ReqCtx, error_response, header_str, json_response, read_body};
+use crate::metrics::{Exposition, ObjectMetrics};
+use crate::node::{self, ClusterMeta, Shared};
+
+const ID_FILE: &str = ".moss.target_id";
+
+/// How to start a target.
+#[derive(Debug, Clone)]
+pub struct TargetOptions {
+    /// Holds the target id (and the default mountpath when none is given).
+    pub data_dir: PathBuf,
+    pub mountpaths: Vec<PathBuf>,
+    /// Base URL of the primary proxy.
+    pub proxy_url: String,
+    /// URL other nodes use to reach this target; defaults to the listener's address.
+    pub advertise_url: Option<String>,
+}
+
+/// The target node.
+pub struct Target {
+    pub shared: Arc<Shared>,
+    /// GetBatch: designated-target assembly and sender streams.
+    pub engine: Arc<Engine>,
+    pub store: Arc<Store>,
+    /// Local item access (objects, ranges, archived files) shared by GET and GetBatch.
+    pub reader: Arc<LocalReader>,
+    pub proxy_url: String,
+    pub metrics: ObjectMetrics,
+    /// Wakes the rebalancer after a cluster-map change.
+    rebalance_kick: Notify,
+}
+
+/// A running target.
+pub struct TargetHandle {
+    pub target: Arc<Target>,
+    pub url: String,
+    pub task: JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts a target on `listener`; it registers with the proxy in the background.
+pub async fn start_target(
+    listener: TcpListener,
+    opts: TargetOptions,
+    cancel: CancellationToken,
+) -> anyhow::Result<TargetHandle> {
+    std::fs::create_dir_all(&opts.data_dir)
+        .with_context(|| format!("create target data dir {}", opts.data_dir.display()))?;
+    let mountpaths = if opts.mountpaths.is_empty() {
+        vec![opts.data_dir.join("mp")]
+    } else {
+        opts.mountpaths.clone()
+    };
+    let store = Store::open(&mountpaths).context("open mountpaths")?;
+    let url = match &opts.advertise_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => node::url_of(&listener)?,
+    };
+    let id = node::load_or_create_id(&opts.data_dir.join(ID_FILE))?;
+    let proxy_placeholder = Snode::new("", PROXY, &opts.proxy_url, 0);
+    let empty = ClusterMeta {
+        smap: Smap {
+            pmap: Default::default(),
+            proxy_si: proxy_placeholder,
+            tmap: Default::default(),
+            uuid: String::new(),
+            creation_time: String::new(),
+            version: 0,
+        },
+        bmd: Bmd::default(),
+        config: ClusterConfig {
+            config_version: 0,
+            ..Default::default()
+        },
+    };
+    let store = Arc::new(store);
+    let shared = Arc::new(Shared::new(&id, &url, 't', empty, cancel.clone()));
+    let reader = Arc::new(LocalReader::new(store.clone()));
+    let target = Arc::new(Target {
+        engine: Engine::new(shared.clone(), reader.clone()),
+        shared,
+        reader,
+        store,
+        proxy_url: opts.proxy_url.trim_end_matches('/').to_string(),
+        metrics: ObjectMetrics::default(),
+        rebalance_kick: Notify::new(),
+    });
+    let router = Router::new().fallback(dispatch).with_state(target.clone());
+    let task = tokio::spawn(node::serve(listener, router, cancel));
+    tokio::spawn(join::stay_registered(target.clone()));
+    tokio::spawn(rebalance::run(target.clone()));
+    tracing::info!(node = %target.shared.name, %url, "target started");
+    Ok(TargetHandle { target, url, task })
+}
+
+impl Target {
+    /// Installs new metadata and reacts to it (rebalance on map changes, cleanup of dropped buckets).
+    pub fn on_meta(self: &Arc<Self>, meta: &ClusterMeta) {
+        let changed = self.shared.install(meta);
+        if changed.smap {
+            self.rebalance_kick.notify_one();
+        }
+        if changed.bmd {
+            let target = self.clone();
+            tokio::task::spawn_blocking(move || target.drop_destroyed_buckets());
+        }
+    }
+
+    /// Removes the data of buckets that are no longer in the BMD.
+    fn drop_destroyed_buckets(&self) {
+        let bmd = self.shared.bmd.load_full();
+        if bmd.version == 0 {
+            return;
+        }
+        for bck in self.store.buckets_on_disk() {
+            if bmd.get(&bck).is_none() {
+                tracing::info!(bucket = %bck, "removing data of destroyed bucket");
+                if let Err(e) = self.store.destroy_bucket(&bck) {
+                    tracing::warn!(bucket = %bck, "failed to remove bucket data: {e}");
+                }
+            }
+        }
+    }
+
+    fn ctx(&self, req: &Request, remote: SocketAddr) -> ReqCtx {
+        ReqCtx {
+            method: req.method().clone(),
+            path: req.uri().path().to_string(),
+            remote,
+            caller: header_str(req.headers(), headers::CALLER_NAME)
+                .unwrap_or("")
+                .to_string(),
+            node: self.shared.name.clone(),
+        }
+    }
+
+    /// Requires the intra-cluster caller headers of a known node.
+    fn check_intra(&self, req: &Request) -> Result<(), ApiError> {
+        let caller = header_str(req.headers(), headers::CALLER_ID).unwrap_or("");
+        let smap = self.shared.smap.load();
+        let known = smap.node(caller).is_some() || (smap.version == 0 && !caller.is_empty());
+        if known {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("intra-cluster call from unknown node {caller:?}"),
+            ))
+        }
+    }
+}
+
+async fn dispatch(
+    State(target): State<Arc<Target>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let ctx = target.ctx(&req, remote);
+    let result = match TargetEndpoint::parse(req.method(), req.uri().path()) {
+        Ok(endpoint) => handle(&target, endpoint, req).await,
+        Err(e) => Err(e),
+    };
+    result.unwrap_or_else(|e| error_response(&e, &ctx))
+}
+
+async fn handle(
+    target: &Arc<Target>,
+    endpoint: TargetEndpoint,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let query = Query::parse(req.uri().query())?;
+    match endpoint {
+        TargetEndpoint::Health => Ok(StatusCode::OK.into_response()),
+        TargetEndpoint::Metrics => Ok(metrics(target)),
+        TargetEndpoint::Daemon => match query.str(headers::QP_WHAT) {
+            "smap" => Ok(json_response(&**target.shared.smap.load())),
+            "bmd" => Ok(json_response(&**target.shared.bmd.load())),
+            "config" | "cluster_config" => Ok(json_response(&**target.shared.config.load())),
+            other => Err(ApiError::bad_request(format!(
+                "invalid what={other:?} (expecting smap, bmd, config)"
+            ))),
+        },
+        TargetEndpoint::Metasync => {
+            target.check_intra(&req)?;
+            let body = read_body(req.into_body(), 64 << 20).await?;
+            let meta: ClusterMeta = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::bad_request(format!("invalid metasync payload: {e}")))?;
+            target.on_meta(&meta);
+            Ok(StatusCode::OK.into_response())
+        }
+        TargetEndpoint::Object {
+            method,
+            bucket,
+            objname,
+        } => objects::object(target, method, &bucket, &objname, &query, req, false).await,
+        TargetEndpoint::Internal {
+            method,
+            bucket,
+            objname,
+        } => {
+            target.check_intra(&req)?;
+            objects::object(target, method, &bucket, &objname, &query, req, true).await
+        }
+        TargetEndpoint::List { bucket } => {
+            target.check_intra(&req)?;
+            objects::list(target, &bucket, &query).await
+        }
+        TargetEndpoint::Moss { bucket } => {
+            moss::getbatch(target, bucket.as_deref(), &query, req).await
+        }
+        TargetEndpoint::MossSend => {
+            target.check_intra(&req)?;
+            moss::send(target, req).await
+        }
+        TargetEndpoint::GetBatchStats => Ok(json_response(&target.engine.snapshot())),
+    }
+}
+
+fn metrics(target: &Target) -> Response {
+    let mut out = Exposition::new(&target.shared.id);
+    target.metrics.render(&mut out);
+    moss::render_metrics(&target.engine.snapshot(), &mut out);
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        Body::from(out.finish()),
+    )
+        .into_response()
+}

@@ -1,0 +1,693 @@
+//! Object calls on a target: GET (whole, range, archived file), HEAD, PUT, DELETE, the internal
+//! listing, and get-from-neighbor when an object is not where HRW says it should be.
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use moss_getbatch::item::{CHUNK, Item, ItemError, ItemSpec};
+use moss_storage::{CKSUM_TYPE, ObjHandle, StoreError};
+use moss_types::lso::LsoEntry;
+use moss_types::moss::ByteRange;
+use moss_types::smap::Snode;
+use moss_types::{Bck, headers, names};
+use tokio::sync::mpsc;
+
+use super::{ObjMethod, Target};
+use crate::http::{
+    ApiError, Query, bucket_query, encode_path, header_str, json_response, redirect, url_bucket,
+};
+use crate::metrics::inc;
+
+/// Objects up to this size are read (and verified) in one go before the response starts.
+const SMALL_OBJECT: u64 = 1 << 20;
+
+/// Entry point for object calls (public or internal).
+pub async fn object(
+    target: &Arc<Target>,
+    method: ObjMethod,
+    bucket: &str,
+    objname: &str,
+    query: &Query,
+    req: Request,
+    internal: bool,
+) -> Result<Response, ApiError> {
+    let bck = url_bucket(bucket, query)?;
+    names::validate_objname(objname).map_err(ApiError::bad_request)?;
+    if target.shared.bmd.load().get(&bck).is_none() {
+        return Err(ApiError::no_bucket(&bck.cname()));
+    }
+    match method {
+        ObjMethod::Get => get(target, bck, objname, query, req.headers(), internal).await,
+        ObjMethod::Head => head(target, bck, objname, internal).await,
+        ObjMethod::Put => put(target, bck, objname, query, req, internal).await,
+        ObjMethod::Delete => delete(target, bck, objname, query, internal).await,
+    }
+}
+
+fn cname(bck: &Bck, objname: &str) -> String {
+    format!("{}/{}", bck.cname(), objname)
+}
+
+fn item_error(err: ItemError) -> ApiError {
+    match err {
+        ItemError::NotFound(m) => ApiError::not_found(m),
+        ItemError::Range(m) => ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, m),
+        ItemError::Corrupt(m) => ApiError::new(StatusCode::GONE, m),
+        ItemError::Invalid(m) => ApiError::bad_request(m),
+        ItemError::Io(m) => ApiError::internal(m),
+    }
+}
+
+/// Parses an HTTP `Range` header against a known size: `bytes=a-b`, `bytes=a-`, `bytes=-n`.
+fn parse_range_header(value: &str, size: u64) -> Result<ByteRange, ApiError> {
+    let unsatisfiable = || {
+        let mut e = ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            format!("range {value:?} not satisfiable (size {size})"),
+        );
+        e.retry_after = None;
+        e
+    };
+    let spec = value
+        .trim()
+        .strip_prefix("bytes=")
+        .ok_or_else(unsatisfiable)?;
+    if spec.contains(',') {
+        return Err(ApiError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "multiple ranges are not supported",
+        ));
+    }
+    let (first, last) = spec.split_once('-').ok_or_else(unsatisfiable)?;
+    let (first, last) = (first.trim(), last.trim());
+    let range = if first.is_empty() {
+        let suffix: u64 = last.parse().map_err(|_| unsatisfiable())?;
+        if suffix == 0 || size == 0 {
+            return Err(unsatisfiable());
+        }
+        let len = suffix.min(size);
+        ByteRange {
+            start: size - len,
+            length: Some(len),
+        }
+    } else {
+        let start: u64 = first.parse().map_err(|_| unsatisfiable())?;
+        if start >= size {
+            return Err(unsatisfiable());
+        }
+        let end = if last.is_empty() {
+            size - 1
+        } else {
+            last.parse::<u64>()
+                .map_err(|_| unsatisfiable())?
+                .min(size - 1)
+        };
+        if end < start {
+            return Err(unsatisfiable());
+        }
+        ByteRange {
+            start,
+            length: Some(end - start + 1),
+        }
+    };
+    Ok(range)
+}
+
+async fn get(
+    target: &Arc<Target>,
+    bck: Bck,
+    objname: &str,
+    query: &Query,
+    req_headers: &HeaderMap,
+    internal: bool,
+) -> Result<Response, ApiError> {
+    if !query.str(headers::QP_ARCHMODE).is_empty() {
+        return Err(ApiError::bad_request(
+            "archmode (multi-file selection) is not supported; use archpath",
+        ));
+    }
+    let archpath = query.str(headers::QP_ARCHPATH).to_string();
+    if !archpath.is_empty() {
+        names::validate_archpath(&archpath, objname).map_err(ApiError::bad_request)?;
+    }
+    let archmime = query.str(headers::QP_ARCHMIME).to_string();
+    let range_header = header_str(req_headers, header::RANGE.as_str()).map(str::to_string);
+    let reader = target.reader.clone();
+    let name = objname.to_string();
+    let b = bck.clone();
+    let opened = tokio::task::spawn_blocking(
+        move || -> Result<Opened, ApiError> {
+            // Open once without a range to learn the size, then apply the header's range.
+            let spec = ItemSpec {
+                bck: &b,
+                objname: &name,
+                archpath: &archpath,
+                archmime: &archmime,
+                range: None,
+            };
+            let whole = reader.open(&spec).map_err(item_error)?;
+            let attrs = if archpath.is_empty() {
+                ObjHandleAttrs::load(&reader.store, &b, &name)
+            } else {
+                None
+            };
+            let Some(value) = range_header else {
+                return Ok((whole, None, attrs));
+            };
+            let total = whole.size;
+            let range = parse_range_header(&value, total).map_err(|mut e| {
+                e.message = format!("{} (Content-Range: bytes */{total})", e.message);
+                e
+            })?;
+            drop(whole);
+            let ranged = reader
+                .open(&ItemSpec {
+                    range: Some(range),
+                    ..spec
+                })
+                .map_err(item_error)?;
+            let start = range.start;
+            let end = start + ranged.size - 1;
+            Ok((ranged, Some((start, end, total)), attrs))
+        },
+    )
+    .await
+    .map_err(|e| ApiError::internal(format!("read task failed: {e}")))?;
+    let (item, range, attrs) = match opened {
+        Ok(found) => found,
+        Err(e) if e.status == StatusCode::NOT_FOUND && !internal => {
+            return get_from_neighbor(target, &bck, objname, query, req_headers)
+                .await
+                .unwrap_or(Err(e));
+        }
+        Err(e) => {
+            inc(&target.metrics.err_get_count, 1);
+            return Err(e);
+        }
+    };
+    inc(&target.metrics.get_count, 1);
+    inc(&target.metrics.get_bytes, item.size);
+    let size = item.size;
+    let body = item_body(item).await?;
+    let mut response = Response::new(body);
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some((start, end, total)) = range {
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{total}")) {
+            response.headers_mut().insert(header::CONTENT_RANGE, v);
+        }
+    } else if let Some(attrs) = attrs {
+        attrs.apply(response.headers_mut(), &target.shared.id);
+    }
+    Ok(response)
+}
+
+/// An item ready to serve: the item, its `(first, last, total)` byte range, and object attributes.
+type Opened = (Item, Option<(u64, u64, u64)>, Option<ObjHandleAttrs>);
+
+/// Object attributes for response headers.
+struct ObjHandleAttrs {
+    meta: moss_storage::ObjMeta,
+    atime_ns: u64,
+    objname: String,
+    mountpath: String,
+}
+
+impl ObjHandleAttrs {
+    fn from_handle(
+        handle: &ObjHandle,
+        store: &moss_storage::Store,
+        objname: &str,
+    ) -> ObjHandleAttrs {
+        ObjHandleAttrs {
+            meta: handle.meta.clone(),
+            atime_ns: handle.atime_secs() * 1_000_000_000,
+            objname: objname.to_string(),
+            mountpath: store.mountpaths()[handle.mountpath].path.clone(),
+        }
+    }
+
+    fn load(store: &moss_storage::Store, bck: &Bck, objname: &str) -> Option<ObjHandleAttrs> {
+        store
+            .open_object(bck, objname)
+            .ok()
+            .map(|h| ObjHandleAttrs::from_handle(&h, store, objname))
+    }
+
+    fn apply(&self, h: &mut HeaderMap, node_id: &str) {
+        let mut set = |name: &'static str, value: String| {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                h.insert(name, v);
+            }
+        };
+        set(headers::CHECKSUM_TYPE, self.meta.cksum_type.clone());
+        set(headers::CHECKSUM_VALUE, self.meta.cksum.clone());
+        set(headers::VERSION, self.meta.version.to_string());
+        set(headers::ATIME, self.atime_ns.to_string());
+        set(headers::PRESENT, "true".into());
+        set(headers::NAME, self.objname.clone());
+        set(
+            headers::LOCATION,
+            format!("t[{node_id}]:{}", self.mountpath),
+        );
+    }
+}
+
+/// Turns an item into a response body: small items are read (and verified) before the response
+/// starts; large ones stream from a blocking reader, and a checksum failure aborts the body.
+async fn item_body(mut item: Item) -> Result<Body, ApiError> {
+    if item.size <= SMALL_OBJECT {
+        let bytes = tokio::task::spawn_blocking(move || item.read_all())
+            .await
+            .map_err(|e| ApiError::internal(format!("read task failed: {e}")))?
+            .map_err(item_error)?;
+        return Ok(Body::from(bytes));
+    }
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        loop {
+            match item.read_chunk(CHUNK) {
+                Ok(Some(chunk)) => {
+                    if tx.blocking_send(Ok(chunk)).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!("aborting object stream: {e}");
+                    let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
+                    return;
+                }
+            }
+        }
+    });
+    Ok(Body::from_stream(tokio_stream(rx)))
+}
+
+pub(crate) fn tokio_stream<T>(mut rx: mpsc::Receiver<T>) -> impl futures::Stream<Item = T> {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+async fn head(
+    target: &Arc<Target>,
+    bck: Bck,
+    objname: &str,
+    internal: bool,
+) -> Result<Response, ApiError> {
+    let store = target.store.clone();
+    let (b, name) = (bck.clone(), objname.to_string());
+    let found = tokio::task::spawn_blocking(move || {
+        store
+            .open_object(&b, &name)
+            .map(|h| (h.meta.size, ObjHandleAttrs::from_handle(&h, &store, &name)))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("head task failed: {e}")))?;
+    match found {
+        Ok((size, attrs)) => {
+            let mut response = StatusCode::OK.into_response();
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+            attrs.apply(response.headers_mut(), &target.shared.id);
+            Ok(response)
+        }
+        Err(StoreError::NotFound) if !internal => {
+            match find_neighbor(target, &bck, objname).await {
+                Some(neighbor) => {
+                    forward(
+                        target,
+                        &neighbor,
+                        reqwest::Method::HEAD,
+                        &bck,
+                        objname,
+                        "",
+                        None,
+                    )
+                    .await
+                }
+                None => Err(ApiError::from_store(
+                    StoreError::NotFound,
+                    &cname(&bck, objname),
+                )),
+            }
+        }
+        Err(e) => Err(ApiError::from_store(e, &cname(&bck, objname))),
+    }
+}
+
+async fn put(
+    target: &Arc<Target>,
+    bck: Bck,
+    objname: &str,
+    query: &Query,
+    req: Request,
+    internal: bool,
+) -> Result<Response, ApiError> {
+    if !internal && !query.has(headers::QP_PROXY_ID) {
+        return Err(ApiError::bad_request(format!(
+            "PUT {}: expected to be redirected by a proxy (send object writes to the cluster endpoint)",
+            cname(&bck, objname)
+        )));
+    }
+    if !internal && !query.has("rdo") {
+        let smap = target.shared.smap.load();
+        if let Some(owner) = moss_cluster::owner_of(&smap, &bck.object_uname(objname))
+            && owner.daemon_id != target.shared.id
+        {
+            let location = format!("{}{}?{}&rdo=1", owner.url(), req.uri().path(), query.raw);
+            return redirect(&location);
+        }
+    }
+    let only_if_absent = internal && query.str("rebalance") == "true";
+    let declared = header_str(req.headers(), header::CONTENT_LENGTH.as_str())
+        .and_then(|v| v.parse::<u64>().ok());
+    let custom = custom_metadata(req.headers());
+    let store = target.store.clone();
+    let (b, name) = (bck.clone(), objname.to_string());
+    let result = if declared.is_some_and(|n| n <= SMALL_OBJECT) {
+        let body = crate::http::read_body(req.into_body(), SMALL_OBJECT as usize).await?;
+        tokio::task::spawn_blocking(move || {
+            if only_if_absent && store.stat_size(&b, &name).is_ok() {
+                return Ok(None);
+            }
+            let mut txn = store.begin_put(&b, &name)?;
+            txn.write(&body)?;
+            txn.commit(custom).map(Some)
+        })
+        .await
+    } else {
+        stream_put(store, b, name, req.into_body(), custom, only_if_absent).await
+    }
+    .map_err(|e| ApiError::internal(format!("write task failed: {e}")))?;
+    match result {
+        Ok(Some(meta)) => {
+            inc(&target.metrics.put_count, 1);
+            inc(&target.metrics.put_bytes, meta.size);
+            let mut response = StatusCode::OK.into_response();
+            let h = response.headers_mut();
+            h.insert(headers::CHECKSUM_TYPE, HeaderValue::from_static(CKSUM_TYPE));
+            if let Ok(v) = HeaderValue::from_str(&meta.cksum) {
+                h.insert(headers::CHECKSUM_VALUE, v);
+            }
+            h.insert(headers::VERSION, HeaderValue::from(meta.version));
+            Ok(response)
+        }
+        Ok(None) => Ok(StatusCode::OK.into_response()),
+        Err(e) => {
+            inc(&target.metrics.err_put_count, 1);
+            Err(ApiError::from_store(e, &cname(&bck, objname)))
+        }
+    }
+}
+
+/// Streams a large body into a write transaction on a blocking thread; the object is committed only
+/// if the whole body arrived.
+async fn stream_put(
+    store: Arc<moss_storage::Store>,
+    bck: Bck,
+    objname: String,
+    body: Body,
+    custom: BTreeMap<String, String>,
+    only_if_absent: bool,
+) -> Result<Result<Option<moss_storage::ObjMeta>, StoreError>, tokio::task::JoinError> {
+    enum Piece {
+        Data(Bytes),
+        End,
+    }
+    let (tx, mut rx) = mpsc::channel::<Piece>(8);
+    let writer = tokio::task::spawn_blocking(move || {
+        if only_if_absent && store.stat_size(&bck, &objname).is_ok() {
+            return Ok(None);
+        }
+        let mut txn = store.begin_put(&bck, &objname)?;
+        while let Some(piece) = rx.blocking_recv() {
+            match piece {
+                Piece::Data(data) => txn.write(&data)?,
+                Piece::End => return txn.commit(custom).map(Some),
+            }
+        }
+        Err(StoreError::Io(std::io::Error::other(
+            "request body ended early",
+        )))
+    });
+    let mut stream = body.into_data_stream();
+    let mut complete = true;
+    while let Some(chunk) = stream.next().await {
+        match chunk {
+            Ok(data) => {
+                if tx.send(Piece::Data(data)).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::debug!("object PUT body failed: {e}");
+                complete = false;
+                break;
+            }
+        }
+    }
+    if complete {
+        let _ = tx.send(Piece::End).await;
+    }
+    drop(tx);
+    writer.await
+}
+
+fn custom_metadata(h: &HeaderMap) -> BTreeMap<String, String> {
+    h.get_all(headers::CUSTOM_MD)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+async fn delete(
+    target: &Arc<Target>,
+    bck: Bck,
+    objname: &str,
+    query: &Query,
+    internal: bool,
+) -> Result<Response, ApiError> {
+    if !internal && !query.has(headers::QP_PROXY_ID) {
+        return Err(ApiError::bad_request(format!(
+            "DELETE {}: expected to be redirected by a proxy",
+            cname(&bck, objname)
+        )));
+    }
+    let store = target.store.clone();
+    let (b, name) = (bck.clone(), objname.to_string());
+    let local = tokio::task::spawn_blocking(move || store.delete(&b, &name))
+        .await
+        .map_err(|e| ApiError::internal(format!("delete task failed: {e}")))?;
+    let mut deleted = match local {
+        Ok(()) => true,
+        Err(StoreError::NotFound) => false,
+        Err(e) => return Err(ApiError::from_store(e, &cname(&bck, objname))),
+    };
+    if !internal {
+        // Copies not yet moved by a rebalance must go too, or they would come back.
+        for neighbor in other_targets(target) {
+            if let Ok(r) = forward(
+                target,
+                &neighbor,
+                reqwest::Method::DELETE,
+                &bck,
+                objname,
+                "",
+                None,
+            )
+            .await
+            {
+                deleted |= r.status().is_success();
+            }
+        }
+    }
+    if deleted {
+        Ok(StatusCode::OK.into_response())
+    } else {
+        Err(ApiError::from_store(
+            StoreError::NotFound,
+            &cname(&bck, objname),
+        ))
+    }
+}
+
+/// `GET /v1/internal/list/<b>`: this target's objects, sorted.
+pub async fn list(target: &Arc<Target>, bucket: &str, query: &Query) -> Result<Response, ApiError> {
+    let bck = url_bucket(bucket, query)?;
+    let prefix = query.str("prefix").to_string();
+    let after = query.str("after").to_string();
+    let limit: usize = query
+        .str("limit")
+        .parse()
+        .unwrap_or(moss_types::lso::MAX_PAGE_SIZE as usize);
+    let with_meta = query.str("meta") == "true";
+    let store = target.store.clone();
+    let id = target.shared.id.clone();
+    let listed = tokio::task::spawn_blocking(move || {
+        store
+            .list(&bck, &prefix, &after, limit, with_meta)
+            .map(|l| (l, store))
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("list task failed: {e}")))?
+    .map_err(|e| ApiError::internal(format!("list failed: {e}")))?;
+    let (listed, store) = listed;
+    let entries: Vec<LsoEntry> = listed
+        .into_iter()
+        .map(|o| {
+            let meta = o.meta.unwrap_or_default();
+            LsoEntry {
+                name: o.name,
+                size: o.size,
+                checksum: meta.cksum,
+                version: if meta.version == 0 {
+                    String::new()
+                } else {
+                    meta.version.to_string()
+                },
+                atime: String::new(),
+                location: if with_meta {
+                    format!("t[{id}]:{}", store.mountpaths()[o.mountpath].path)
+                } else {
+                    String::new()
+                },
+            }
+        })
+        .collect();
+    Ok(json_response(&entries))
+}
+
+fn other_targets(target: &Target) -> Vec<Snode> {
+    target
+        .shared
+        .smap
+        .load()
+        .tmap
+        .values()
+        .filter(|t| t.daemon_id != target.shared.id)
+        .cloned()
+        .collect()
+}
+
+/// Asks every other target whether it holds the object locally; returns the first that does.
+pub async fn find_neighbor(target: &Target, bck: &Bck, objname: &str) -> Option<Snode> {
+    let probes = other_targets(target).into_iter().map(|t| {
+        let request = forward_request(target, &t, reqwest::Method::HEAD, bck, objname, "");
+        async move {
+            match request.timeout(Duration::from_secs(5)).send().await {
+                Ok(r) if r.status().is_success() => Some(t),
+                _ => None,
+            }
+        }
+    });
+    let mut pending: futures::stream::FuturesUnordered<_> = probes.collect();
+    while let Some(answer) = pending.next().await {
+        if answer.is_some() {
+            return answer;
+        }
+    }
+    None
+}
+
+fn forward_request(
+    target: &Target,
+    to: &Snode,
+    method: reqwest::Method,
+    bck: &Bck,
+    objname: &str,
+    extra_query: &str,
+) -> reqwest::RequestBuilder {
+    let url = format!(
+        "{}/v1/internal/objects/{}/{}?{}{}",
+        to.url(),
+        bck.name,
+        encode_path(objname),
+        bucket_query(bck),
+        extra_query
+    );
+    target
+        .shared
+        .intra(target.shared.client.request(method, url))
+}
+
+/// Relays a call to a neighbor's local copy and streams its answer back.
+async fn forward(
+    target: &Target,
+    to: &Snode,
+    method: reqwest::Method,
+    bck: &Bck,
+    objname: &str,
+    extra_query: &str,
+    range: Option<&str>,
+) -> Result<Response, ApiError> {
+    let mut request = forward_request(target, to, method, bck, objname, extra_query);
+    if let Some(range) = range {
+        request = request.header(header::RANGE, range);
+    }
+    let upstream = request
+        .send()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("{} unreachable: {e}", to.display())))?;
+    let status = upstream.status();
+    let mut relayed = HeaderMap::new();
+    for (name, value) in upstream.headers() {
+        if name != header::TRANSFER_ENCODING && name != header::CONNECTION {
+            relayed.insert(name.clone(), value.clone());
+        }
+    }
+    let mut response = Response::new(Body::from_stream(upstream.bytes_stream()));
+    *response.status_mut() = status;
+    *response.headers_mut() = relayed;
+    Ok(response)
+}
+
+/// A miss at the owner: fetch the object from whichever target still holds it (after a cluster
+/// change, before rebalance moved it). `None` when no neighbor has it.
+async fn get_from_neighbor(
+    target: &Arc<Target>,
+    bck: &Bck,
+    objname: &str,
+    query: &Query,
+    req_headers: &HeaderMap,
+) -> Option<Result<Response, ApiError>> {
+    let neighbor = find_neighbor(target, bck, objname).await?;
+    inc(&target.metrics.gfn_count, 1);
+    let mut extra = String::new();
+    for key in [headers::QP_ARCHPATH, headers::QP_ARCHMIME] {
+        if let Some(value) = query.get(key).filter(|v| !v.is_empty()) {
+            extra.push_str(&format!(
+                "&{key}={}",
+                encode_path(value).replace('/', "%2F")
+            ));
+        }
+    }
+    let range = header_str(req_headers, header::RANGE.as_str());
+    Some(
+        forward(
+            target,
+            &neighbor,
+            reqwest::Method::GET,
+            bck,
+            objname,
+            &extra,
+            range,
+        )
+        .await,
+    )
+}

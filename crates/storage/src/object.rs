@@ -1,0 +1,106 @@
+//! Reading one stored object: positioned reads and checksum verification.
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use xxhash_rust::xxh64::Xxh64;
+
+use crate::{ObjMeta, StoreError, checksum_hex};
+
+/// An open object: its file (old content stays readable even if it is replaced meanwhile) and
+/// metadata.
+#[derive(Debug)]
+pub struct ObjHandle {
+    pub file: File,
+    pub meta: ObjMeta,
+    pub path: PathBuf,
+    /// Index of the mountpath that holds the file.
+    pub mountpath: usize,
+}
+
+impl ObjHandle {
+    /// Reads `buf.len()` bytes at `offset`; fewer bytes than asked means the file was truncated.
+    pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<(), StoreError> {
+        self.file.read_exact_at(buf, offset).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                StoreError::Corrupt(format!(
+                    "object is shorter than its recorded size {}",
+                    self.meta.size
+                ))
+            } else {
+                StoreError::Io(e)
+            }
+        })
+    }
+
+    /// Reads the whole object and verifies its checksum.
+    pub fn read_all_verified(&self) -> Result<Vec<u8>, StoreError> {
+        let size = usize::try_from(self.meta.size)
+            .map_err(|_| StoreError::Corrupt("object too large".into()))?;
+        let mut buf = vec![0u8; size];
+        self.read_exact_at(&mut buf, 0)?;
+        let mut verifier = self.verifier();
+        verifier.update(&buf);
+        verifier.finish()?;
+        Ok(buf)
+    }
+
+    /// A streaming checksum verifier for this object's bytes, fed in order.
+    pub fn verifier(&self) -> Verifier {
+        Verifier {
+            hasher: Xxh64::new(0),
+            seen: 0,
+            expected: self.meta.cksum.clone(),
+            size: self.meta.size,
+        }
+    }
+
+    /// Access time (seconds since the epoch), falling back to the modification time.
+    pub fn atime_secs(&self) -> u64 {
+        let Ok(md) = self.file.metadata() else {
+            return 0;
+        };
+        let time = md
+            .accessed()
+            .or_else(|_| md.modified())
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        time.duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    }
+}
+
+/// Incremental checksum check over a whole object.
+pub struct Verifier {
+    hasher: Xxh64,
+    seen: u64,
+    expected: String,
+    size: u64,
+}
+
+impl Verifier {
+    /// Feeds the next bytes.
+    pub fn update(&mut self, data: &[u8]) {
+        self.hasher.update(data);
+        self.seen += data.len() as u64;
+    }
+
+    /// Compares against the stored checksum once every byte was fed.
+    pub fn finish(&self) -> Result<(), StoreError> {
+        if self.seen != self.size {
+            return Err(StoreError::Corrupt(format!(
+                "object size mismatch: read {} bytes, recorded {}",
+                self.seen, self.size
+            )));
+        }
+        let actual = checksum_hex(self.hasher.digest());
+        if actual != self.expected {
+            return Err(StoreError::Corrupt(format!(
+                "checksum mismatch: stored xxhash2 {}, computed {actual}",
+                self.expected
+            )));
+        }
+        Ok(())
+    }
+}

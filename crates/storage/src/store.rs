@@ -1,0 +1,525 @@
+//! The object store of one target: mountpath selection, atomic writes, reads, listing, removal.
+use std::collections::BinaryHeap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use moss_cluster::{Mountpath, digest, mountpath_for};
+use moss_types::bucket::{Bck, Namespace, Provider};
+use xxhash_rust::xxh64::Xxh64;
+
+use crate::{CKSUM_TYPE, ObjHandle, ObjMeta, StoreError, checksum_hex};
+
+/// Directory of in-flight writes inside each mountpath.
+const WORK_DIR: &str = ".moss-work";
+/// Content-type directory of objects inside a bucket directory.
+const OBJ_DIR: &str = "%ob";
+
+/// The object store of a target.
+#[derive(Debug)]
+pub struct Store {
+    mountpaths: Vec<Mountpath>,
+}
+
+/// One object found by a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedObject {
+    pub name: String,
+    pub size: u64,
+    /// Metadata, when the listing asked for it and it could be read.
+    pub meta: Option<ObjMeta>,
+    pub mountpath: usize,
+}
+
+impl Store {
+    /// Opens (creating if needed) the given mountpaths, removes leftovers of interrupted writes and
+    /// checks that the file system supports user xattrs.
+    pub fn open(paths: &[PathBuf]) -> Result<Store, StoreError> {
+        if paths.is_empty() {
+            return Err(StoreError::Io(io::Error::other(
+                "a target needs at least one mountpath",
+            )));
+        }
+        let mut mountpaths = Vec::with_capacity(paths.len());
+        for path in paths {
+            fs::create_dir_all(path)?;
+            let canonical = fs::canonicalize(path)?;
+            let work = canonical.join(WORK_DIR);
+            if work.exists() {
+                fs::remove_dir_all(&work)?;
+            }
+            fs::create_dir_all(&work)?;
+            probe_xattrs(&work)?;
+            let text = canonical
+                .to_str()
+                .ok_or_else(|| io::Error::other("mountpath is not UTF-8"))?;
+            let mountpath = Mountpath::new(text);
+            if mountpaths
+                .iter()
+                .any(|m: &Mountpath| m.path == mountpath.path)
+            {
+                return Err(StoreError::Io(io::Error::other(format!(
+                    "duplicate mountpath {text}"
+                ))));
+            }
+            mountpaths.push(mountpath);
+        }
+        Ok(Store { mountpaths })
+    }
+
+    /// The mountpaths, in the order given.
+    pub fn mountpaths(&self) -> &[Mountpath] {
+        &self.mountpaths
+    }
+
+    fn bucket_dir(&self, mountpath: usize, bck: &Bck) -> PathBuf {
+        let mut dir = PathBuf::from(&self.mountpaths[mountpath].path);
+        dir.push(format!("@{}", bck.provider.as_str()));
+        if !bck.namespace.is_global() {
+            if bck.namespace.uuid.is_empty() {
+                dir.push(format!("#{}", bck.namespace.name));
+            } else {
+                dir.push(bck.namespace.uname());
+            }
+        }
+        dir.push(&bck.name);
+        dir
+    }
+
+    /// Index of the mountpath HRW assigns to an object.
+    pub fn hrw_mountpath(&self, bck: &Bck, objname: &str) -> usize {
+        let key = digest(&bck.object_uname(objname));
+        let chosen = mountpath_for(&self.mountpaths, key).map(|m| m.path.as_str());
+        self.mountpaths
+            .iter()
+            .position(|m| Some(m.path.as_str()) == chosen)
+            .unwrap_or(0)
+    }
+
+    fn path_on(&self, mountpath: usize, bck: &Bck, objname: &str) -> PathBuf {
+        let mut path = self.bucket_dir(mountpath, bck);
+        path.push(OBJ_DIR);
+        path.push(objname);
+        path
+    }
+
+    /// Candidate locations of an object: its HRW mountpath first, then the others (objects stay
+    /// readable when mountpaths are added).
+    fn candidates(&self, bck: &Bck, objname: &str) -> Vec<(usize, PathBuf)> {
+        let first = self.hrw_mountpath(bck, objname);
+        let rest = (0..self.mountpaths.len()).filter(|&i| i != first);
+        std::iter::once(first)
+            .chain(rest)
+            .map(|i| (i, self.path_on(i, bck, objname)))
+            .collect()
+    }
+
+    /// Opens an object for reading.
+    pub fn open_object(&self, bck: &Bck, objname: &str) -> Result<ObjHandle, StoreError> {
+        for (mountpath, path) in self.candidates(bck, objname) {
+            let file = match File::open(&path) {
+                Ok(file) => file,
+                Err(e) => match StoreError::from_lookup(e) {
+                    StoreError::NotFound => continue,
+                    other => return Err(other),
+                },
+            };
+            if file.metadata()?.is_dir() {
+                continue;
+            }
+            let meta = ObjMeta::load(&file)?;
+            return Ok(ObjHandle {
+                file,
+                meta,
+                path,
+                mountpath,
+            });
+        }
+        Err(StoreError::NotFound)
+    }
+
+    /// Opens an object's file without loading its metadata (for read-ahead hints).
+    pub fn open_file(&self, bck: &Bck, objname: &str) -> Option<File> {
+        self.candidates(bck, objname)
+            .into_iter()
+            .find_map(|(_, path)| File::open(path).ok())
+    }
+
+    /// Size of an object from its file alone (cheap existence check; metadata is read on open).
+    pub fn stat_size(&self, bck: &Bck, objname: &str) -> Result<u64, StoreError> {
+        self.stat(bck, objname).map(|(size, _)| size)
+    }
+
+    /// Size and access time (seconds) of an object from one `stat` of its file.
+    pub fn stat(&self, bck: &Bck, objname: &str) -> Result<(u64, u64), StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        for (_, path) in self.candidates(bck, objname) {
+            match fs::metadata(&path) {
+                Ok(md) if md.is_file() => return Ok((md.len(), md.atime().max(0) as u64)),
+                Ok(_) => continue,
+                Err(e) => match StoreError::from_lookup(e) {
+                    StoreError::NotFound => continue,
+                    other => return Err(other),
+                },
+            }
+        }
+        Err(StoreError::NotFound)
+    }
+
+    /// Starts an atomic write of an object; nothing is visible until [`PutTxn::commit`].
+    pub fn begin_put(&self, bck: &Bck, objname: &str) -> Result<PutTxn, StoreError> {
+        let mountpath = self.hrw_mountpath(bck, objname);
+        let tmp = PathBuf::from(&self.mountpaths[mountpath].path)
+            .join(WORK_DIR)
+            .join(format!("put.{:016x}", rand::random::<u64>()));
+        let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        Ok(PutTxn {
+            file: Some(file),
+            tmp,
+            dest: self.path_on(mountpath, bck, objname),
+            objdir: self.bucket_dir(mountpath, bck).join(OBJ_DIR),
+            objname: objname.to_string(),
+            hasher: Xxh64::new(0),
+            size: 0,
+            stale: self
+                .candidates(bck, objname)
+                .into_iter()
+                .filter(|(i, _)| *i != mountpath)
+                .map(|(_, p)| p)
+                .collect(),
+        })
+    }
+
+    /// Removes an object from every mountpath; `NotFound` if it was nowhere.
+    pub fn delete(&self, bck: &Bck, objname: &str) -> Result<(), StoreError> {
+        let mut found = false;
+        for (mountpath, path) in self.candidates(bck, objname) {
+            match fs::symlink_metadata(&path) {
+                Ok(md) if md.is_file() => {
+                    fs::remove_file(&path)?;
+                    found = true;
+                    let objdir = self.bucket_dir(mountpath, bck).join(OBJ_DIR);
+                    prune_empty_parents(&path, &objdir);
+                }
+                Ok(_) => {}
+                Err(e) => match StoreError::from_lookup(e) {
+                    StoreError::NotFound => {}
+                    other => return Err(other),
+                },
+            }
+        }
+        if found {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound)
+        }
+    }
+
+    /// Removes a bucket's data from every mountpath (moved aside first, so it vanishes at once).
+    pub fn destroy_bucket(&self, bck: &Bck) -> Result<(), StoreError> {
+        for i in 0..self.mountpaths.len() {
+            let dir = self.bucket_dir(i, bck);
+            let trash = PathBuf::from(&self.mountpaths[i].path)
+                .join(WORK_DIR)
+                .join(format!("trash.{:016x}", rand::random::<u64>()));
+            match fs::rename(&dir, &trash) {
+                Ok(()) => fs::remove_dir_all(&trash)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Lists up to `limit` objects of a bucket with names starting with `prefix` and greater than
+    /// `start_after`, in name order, across all mountpaths.
+    pub fn list(
+        &self,
+        bck: &Bck,
+        prefix: &str,
+        start_after: &str,
+        limit: usize,
+        with_meta: bool,
+    ) -> Result<Vec<ListedObject>, StoreError> {
+        let mut best: BinaryHeap<(String, u64, usize)> = BinaryHeap::new();
+        for i in 0..self.mountpaths.len() {
+            let objdir = self.bucket_dir(i, bck).join(OBJ_DIR);
+            // Start the walk at the deepest directory the prefix pins down.
+            let (dir_part, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
+            let start = if dir_part.is_empty() {
+                objdir.clone()
+            } else {
+                objdir.join(dir_part)
+            };
+            let mut visit = |name: String, size: u64| {
+                if !name.starts_with(prefix) || name.as_str() <= start_after {
+                    return;
+                }
+                if best.len() < limit {
+                    best.push((name, size, i));
+                } else if best.peek().is_some_and(|top| name < top.0) {
+                    best.pop();
+                    best.push((name, size, i));
+                }
+            };
+            walk_objects(&objdir, &start, &mut visit)?;
+        }
+        let mut out: Vec<ListedObject> = best
+            .into_iter()
+            .map(|(name, size, mountpath)| ListedObject {
+                name,
+                size,
+                meta: None,
+                mountpath,
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out.dedup_by(|a, b| a.name == b.name);
+        if with_meta {
+            for obj in &mut out {
+                let path = self.path_on(obj.mountpath, bck, &obj.name);
+                obj.meta = File::open(&path).ok().and_then(|f| ObjMeta::load(&f).ok());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every bucket that has data on this target.
+    pub fn buckets_on_disk(&self) -> Vec<Bck> {
+        let mut found = Vec::new();
+        for mountpath in &self.mountpaths {
+            let Ok(providers) = fs::read_dir(&mountpath.path) else {
+                continue;
+            };
+            for p in providers.flatten() {
+                let pname = p.file_name().to_string_lossy().into_owned();
+                let Some(provider) = pname
+                    .strip_prefix('@')
+                    .and_then(|s| Provider::parse(s).ok())
+                else {
+                    continue;
+                };
+                let Ok(children) = fs::read_dir(p.path()) else {
+                    continue;
+                };
+                for child in children.flatten() {
+                    let cname = child.file_name().to_string_lossy().into_owned();
+                    let bucket_dirs: Vec<(Namespace, String, PathBuf)> =
+                        if cname.starts_with('#') || cname.starts_with('@') {
+                            let ns = if let Some(name) = cname.strip_prefix('#') {
+                                Namespace {
+                                    uuid: String::new(),
+                                    name: name.to_string(),
+                                }
+                            } else {
+                                match Namespace::parse(&cname) {
+                                    Ok(ns) => ns,
+                                    Err(_) => continue,
+                                }
+                            };
+                            fs::read_dir(child.path())
+                                .into_iter()
+                                .flatten()
+                                .flatten()
+                                .map(|b| {
+                                    (
+                                        ns.clone(),
+                                        b.file_name().to_string_lossy().into_owned(),
+                                        b.path(),
+                                    )
+                                })
+                                .collect()
+                        } else {
+                            vec![(Namespace::default(), cname, child.path())]
+                        };
+                    for (namespace, name, _) in bucket_dirs {
+                        let bck = Bck {
+                            name,
+                            provider,
+                            namespace,
+                        };
+                        if !found.contains(&bck) {
+                            found.push(bck);
+                        }
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// Calls `visit(objname, mountpath)` for every object of a bucket on this target.
+    pub fn walk_bucket(
+        &self,
+        bck: &Bck,
+        mut visit: impl FnMut(&str, usize),
+    ) -> Result<(), StoreError> {
+        for i in 0..self.mountpaths.len() {
+            let objdir = self.bucket_dir(i, bck).join(OBJ_DIR);
+            walk_objects(&objdir, &objdir, &mut |name: String, _| visit(&name, i))?;
+        }
+        Ok(())
+    }
+}
+
+/// An object write in progress: data goes to a work file and is hashed on the way.
+pub struct PutTxn {
+    file: Option<File>,
+    tmp: PathBuf,
+    dest: PathBuf,
+    objdir: PathBuf,
+    objname: String,
+    hasher: Xxh64,
+    size: u64,
+    /// Copies of the object on other mountpaths, removed on commit.
+    stale: Vec<PathBuf>,
+}
+
+impl PutTxn {
+    /// Appends data.
+    pub fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        let file = self
+            .file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("write after commit"))?;
+        file.write_all(data)?;
+        self.hasher.update(data);
+        self.size += data.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Makes the object durable and visible: metadata, fsync, rename, directory fsync.
+    pub fn commit(
+        mut self,
+        custom: std::collections::BTreeMap<String, String>,
+    ) -> Result<ObjMeta, StoreError> {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("double commit"))?;
+        let previous = File::open(&self.dest)
+            .ok()
+            .and_then(|f| ObjMeta::load(&f).ok());
+        let meta = ObjMeta {
+            size: self.size,
+            cksum_type: CKSUM_TYPE.to_string(),
+            cksum: checksum_hex(self.hasher.digest()),
+            version: previous.map_or(1, |p| p.version + 1),
+            custom,
+        };
+        meta.store(&file)?;
+        file.sync_all()?;
+        drop(file);
+        let conflict = |_| {
+            StoreError::Conflict(format!(
+                "object name {:?} conflicts with an existing object or directory",
+                self.objname
+            ))
+        };
+        let parent = self
+            .dest
+            .parent()
+            .ok_or_else(|| io::Error::other("object path has no parent"))?;
+        create_dirs(parent).map_err(conflict)?;
+        if let Err(e) = fs::rename(&self.tmp, &self.dest) {
+            return Err(match e.kind() {
+                io::ErrorKind::IsADirectory
+                | io::ErrorKind::DirectoryNotEmpty
+                | io::ErrorKind::NotADirectory => conflict(e),
+                _ => StoreError::Io(e),
+            });
+        }
+        File::open(parent)?.sync_all()?;
+        for stale in &self.stale {
+            if fs::remove_file(stale).is_ok() {
+                prune_empty_parents(stale, &self.objdir);
+            }
+        }
+        Ok(meta)
+    }
+}
+
+impl Drop for PutTxn {
+    fn drop(&mut self) {
+        if self.file.is_some() {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// `create_dir_all` that reports a file in the way as an error instead of racing.
+fn create_dirs(dir: &Path) -> io::Result<()> {
+    match fs::create_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            Err(io::Error::new(io::ErrorKind::NotADirectory, e))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes now-empty directories between an object path and its bucket's object directory.
+fn prune_empty_parents(path: &Path, objdir: &Path) {
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if d == objdir || !d.starts_with(objdir) || fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}
+
+/// Recursively visits regular files under `start`, naming them relative to `objdir`.
+fn walk_objects(
+    objdir: &Path,
+    start: &Path,
+    visit: &mut dyn FnMut(String, u64),
+) -> Result<(), StoreError> {
+    let entries = match fs::read_dir(start) {
+        Ok(entries) => entries,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let file_type = entry.file_type()?;
+        let path = entry.path();
+        if file_type.is_dir() {
+            walk_objects(objdir, &path, visit)?;
+        } else if file_type.is_file() {
+            let Some(name) = path.strip_prefix(objdir).ok().and_then(|p| p.to_str()) else {
+                continue;
+            };
+            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
+            visit(name.to_string(), size);
+        }
+    }
+    Ok(())
+}
+
+/// Fails early, with a clear message, on file systems without user xattrs.
+fn probe_xattrs(work: &Path) -> Result<(), StoreError> {
+    let probe = work.join("xattr-probe");
+    let file = File::create(&probe)?;
+    let meta = ObjMeta::default();
+    let result = meta.store(&file).and_then(|_| ObjMeta::load(&file));
+    let _ = fs::remove_file(&probe);
+    result.map(|_| ()).map_err(|e| {
+        StoreError::Io(io::Error::other(format!(
+            "mountpath {} does not support user xattrs ({e}); use ext4, xfs or btrfs",
+            work.display()
+        )))
+    })
+}

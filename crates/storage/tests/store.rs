@@ -1,0 +1,163 @@
+#![allow(clippy::unwrap_used)]
+//! Store behaviour on a real file system: durability of the write path, checksums, layout.
+use std::collections::BTreeMap;
+use std::fs;
+
+use moss_storage::{Store, StoreError};
+use moss_types::Bck;
+
+fn put(store: &Store, bck: &Bck, name: &str, data: &[u8]) -> moss_storage::ObjMeta {
+    let mut txn = store.begin_put(bck, name).unwrap();
+    txn.write(data).unwrap();
+    txn.commit(BTreeMap::new()).unwrap()
+}
+
+#[test]
+fn put_get_overwrite_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&[dir.path().join("mp1"), dir.path().join("mp2")]).unwrap();
+    let bck = Bck::ais("b");
+    let meta = put(&store, &bck, "dir/a b.txt", b"hello");
+    assert_eq!(
+        (meta.size, meta.version, meta.cksum_type.as_str()),
+        (5, 1, "xxhash2")
+    );
+    assert_eq!(
+        meta.cksum,
+        format!("{:016x}", xxhash_rust::xxh64::xxh64(b"hello", 0))
+    );
+    let h = store.open_object(&bck, "dir/a b.txt").unwrap();
+    assert_eq!(h.read_all_verified().unwrap(), b"hello");
+    assert_eq!(put(&store, &bck, "dir/a b.txt", b"bye").version, 2);
+    assert_eq!(
+        store
+            .open_object(&bck, "dir/a b.txt")
+            .unwrap()
+            .read_all_verified()
+            .unwrap(),
+        b"bye"
+    );
+    store.delete(&bck, "dir/a b.txt").unwrap();
+    assert!(matches!(
+        store.open_object(&bck, "dir/a b.txt"),
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.delete(&bck, "dir/a b.txt"),
+        Err(StoreError::NotFound)
+    ));
+}
+
+#[test]
+fn layout_matches_aistore_and_work_files_vanish() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&[dir.path().to_path_buf()]).unwrap();
+    put(&store, &Bck::ais("imagenet"), "train/x.jpg", b"x");
+    let path = fs::canonicalize(dir.path())
+        .unwrap()
+        .join("@ais/imagenet/%ob/train/x.jpg");
+    assert_eq!(fs::read(path).unwrap(), b"x");
+    assert_eq!(
+        fs::read_dir(dir.path().join(".moss-work")).unwrap().count(),
+        0
+    );
+    // An abandoned write leaves nothing visible.
+    let mut txn = store.begin_put(&Bck::ais("imagenet"), "half").unwrap();
+    txn.write(b"partial").unwrap();
+    drop(txn);
+    assert!(matches!(
+        store.open_object(&Bck::ais("imagenet"), "half"),
+        Err(StoreError::NotFound)
+    ));
+    assert_eq!(
+        fs::read_dir(dir.path().join(".moss-work")).unwrap().count(),
+        0
+    );
+}
+
+#[test]
+fn corruption_is_detected_on_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&[dir.path().to_path_buf()]).unwrap();
+    let bck = Bck::ais("b");
+    put(&store, &bck, "o", b"0123456789");
+    let h = store.open_object(&bck, "o").unwrap();
+    // Flip a byte in place, keeping the xattr.
+    use std::os::unix::fs::FileExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&h.path)
+        .unwrap()
+        .write_all_at(b"X", 3)
+        .unwrap();
+    let err = store
+        .open_object(&bck, "o")
+        .unwrap()
+        .read_all_verified()
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Corrupt(m) if m.contains("checksum mismatch")),
+        "{err}"
+    );
+}
+
+#[test]
+fn name_collisions_are_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&[dir.path().to_path_buf()]).unwrap();
+    let bck = Bck::ais("b");
+    put(&store, &bck, "a", b"1");
+    let mut txn = store.begin_put(&bck, "a/b").unwrap();
+    txn.write(b"2").unwrap();
+    assert!(matches!(
+        txn.commit(BTreeMap::new()),
+        Err(StoreError::Conflict(_))
+    ));
+    put(&store, &bck, "c/d", b"3");
+    let mut txn = store.begin_put(&bck, "c").unwrap();
+    txn.write(b"4").unwrap();
+    assert!(matches!(
+        txn.commit(BTreeMap::new()),
+        Err(StoreError::Conflict(_))
+    ));
+    // Deleting the only object under c/ frees the name c.
+    store.delete(&bck, "c/d").unwrap();
+    put(&store, &bck, "c", b"5");
+}
+
+#[test]
+fn listing_is_sorted_paged_and_prefixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&[
+        dir.path().join("m1"),
+        dir.path().join("m2"),
+        dir.path().join("m3"),
+    ])
+    .unwrap();
+    let bck = Bck::ais("b");
+    let mut names: Vec<String> = (0..50).map(|i| format!("d{}/o-{i:03}", i % 3)).collect();
+    names.push("d-x".into());
+    for n in &names {
+        put(&store, &bck, n, n.as_bytes());
+    }
+    names.sort();
+    let page = store.list(&bck, "", "", 10, false).unwrap();
+    assert_eq!(
+        page.iter().map(|o| o.name.clone()).collect::<Vec<_>>(),
+        names[..10]
+    );
+    let next = store.list(&bck, "", &page[9].name, 10, true).unwrap();
+    assert_eq!(next[0].name, names[10]);
+    assert!(
+        next.iter()
+            .all(|o| o.meta.as_ref().is_some_and(|m| m.size == o.size))
+    );
+    let d1 = store.list(&bck, "d1/", "", 1000, false).unwrap();
+    assert_eq!(
+        d1.len(),
+        names.iter().filter(|n| n.starts_with("d1/")).count()
+    );
+    assert_eq!(store.buckets_on_disk(), vec![bck.clone()]);
+    store.destroy_bucket(&bck).unwrap();
+    assert!(store.list(&bck, "", "", 10, false).unwrap().is_empty());
+}

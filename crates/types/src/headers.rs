@@ -1,0 +1,26 @@
+//! Header and query-parameter names shared by nodes and clients (AIStore spellings).
+
+pub const CALLER_ID: &str = "ais-caller-id";
+pub const CALLER_NAME: &str = "ais-caller-name";
+pub const CALLER_SMAP_VER: &str = "ais-caller-smap-ver";
+pub const CHECKSUM_TYPE: &str = "ais-checksum-type";
+pub const CHECKSUM_VALUE: &str = "ais-checksum-value";
+pub const VERSION: &str = "ais-version";
+pub const ATIME: &str = "ais-atime";
+pub const PRESENT: &str = "ais-present";
+pub const LOCATION: &str = "ais-location";
+pub const NAME: &str = "ais-name";
+pub const BUCKET_PROPS: &str = "ais-bucket-props";
+pub const CUSTOM_MD: &str = "ais-custom-md";
+
+/// Redirect markers the proxy appends to a redirected URL.
+pub const QP_PROXY_ID: &str = "pid";
+pub const QP_UNIX_TIME: &str = "utm";
+pub const QP_PROVIDER: &str = "provider";
+pub const QP_NAMESPACE: &str = "namespace";
+pub const QP_ARCHPATH: &str = "archpath";
+pub const QP_ARCHMIME: &str = "archmime";
+pub const QP_ARCHREGX: &str = "archregx";
+pub const QP_ARCHMODE: &str = "archmode";
+pub const QP_COLOC: &str = "coloc";
+pub const QP_WHAT: &str = "what";

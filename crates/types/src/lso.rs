@@ -1,0 +1,141 @@
+//! List-objects: the request (`LsoMsg`) and the response in its JSON and msgpack spellings.
+use serde::{Deserialize, Serialize};
+
+/// A generic AIStore action message: `{"action":…, "name":…, "value":…}`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ActMsg {
+    #[serde(default)]
+    pub action: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub value: serde_json::Value,
+}
+
+/// List-objects parameters (`apc.LsoMsg`); unknown fields are ignored.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LsoMsg {
+    pub uuid: String,
+    pub props: String,
+    pub prefix: String,
+    pub start_after: String,
+    pub continuation_token: String,
+    #[serde(deserialize_with = "de_loose_u64")]
+    pub pagesize: u64,
+}
+
+fn de_loose_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        Num(u64),
+        Text(String),
+        Null,
+    }
+    match Either::deserialize(d)? {
+        Either::Num(n) => Ok(n),
+        Either::Text(t) if t.is_empty() => Ok(0),
+        Either::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        Either::Null => Ok(0),
+    }
+}
+
+/// Maximum and default page size.
+pub const MAX_PAGE_SIZE: u64 = 10_000;
+
+/// One listed object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LsoEntry {
+    pub name: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub checksum: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub version: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub atime: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub location: String,
+}
+
+/// A page of a listing (JSON spelling, `cmn.LsoRes`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LsoRes {
+    pub uuid: String,
+    pub continuation_token: String,
+    pub entries: Vec<LsoEntry>,
+    #[serde(default)]
+    pub flags: u64,
+}
+
+/// The same page in the msgpack spelling the SDK decodes (msgp field names).
+#[derive(Debug, Serialize)]
+pub struct LsoResMsgpack<'a> {
+    #[serde(rename = "UUID")]
+    pub uuid: &'a str,
+    #[serde(rename = "ContinuationToken")]
+    pub continuation_token: &'a str,
+    #[serde(rename = "Flags")]
+    pub flags: u64,
+    #[serde(rename = "Entries")]
+    pub entries: Vec<LsoEntryMsgpack<'a>>,
+}
+
+/// One entry in the msgpack spelling.
+#[derive(Debug, Serialize)]
+pub struct LsoEntryMsgpack<'a> {
+    #[serde(rename = "n")]
+    pub name: &'a str,
+    #[serde(rename = "s")]
+    pub size: u64,
+    #[serde(rename = "cs", skip_serializing_if = "str::is_empty")]
+    pub checksum: &'a str,
+    #[serde(rename = "v", skip_serializing_if = "str::is_empty")]
+    pub version: &'a str,
+    #[serde(rename = "a", skip_serializing_if = "str::is_empty")]
+    pub atime: &'a str,
+    #[serde(rename = "t", skip_serializing_if = "str::is_empty")]
+    pub location: &'a str,
+    #[serde(rename = "f")]
+    pub flags: u64,
+}
+
+impl LsoRes {
+    /// The msgpack view of this page.
+    pub fn to_msgpack_view(&self) -> LsoResMsgpack<'_> {
+        LsoResMsgpack {
+            uuid: &self.uuid,
+            continuation_token: &self.continuation_token,
+            flags: self.flags,
+            entries: self
+                .entries
+                .iter()
+                .map(|e| LsoEntryMsgpack {
+                    name: &e.name,
+                    size: e.size,
+                    checksum: &e.checksum,
+                    version: &e.version,
+                    atime: &e.atime,
+                    location: &e.location,
+                    flags: 0,
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lso_msg_accepts_sdk_body() {
+        let body = r#"{"action":"list","name":"","value":{"prefix":"","pagesize":0,"uuid":"","props":"name,size",
+            "continuation_token":"","flags":"0","target":""}}"#;
+        let act: ActMsg = serde_json::from_str(body).unwrap();
+        let msg: LsoMsg = serde_json::from_value(act.value).unwrap();
+        assert_eq!(msg.props, "name,size");
+        assert_eq!(msg.pagesize, 0);
+    }
+}
