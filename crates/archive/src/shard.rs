@@ -157,11 +157,11 @@ pub enum Select {
 ///
 /// The returned reader is buffered, so it can go straight into [`scan_tar`]. For `.zip` it
 /// fails on the first read with an error that maps to [`ArchiveError::Unrecognized`].
-pub fn decoder<'a, R: Read + 'a>(
+pub fn decoder<'a, R: Read + Send + 'a>(
     format: crate::Format,
     r: R,
     limits: &ScanLimits,
-) -> Box<dyn Read + 'a> {
+) -> Box<dyn Read + Send + 'a> {
     stream::decoder(format, r, limits.max_output_bytes)
 }
 
@@ -228,9 +228,9 @@ impl ZipIndex {
 ///
 /// The checks run when the last byte is delivered, so even a reader that stops after exactly
 /// `entry.size` bytes sees a mismatch as an error (mapped by [`into_archive_error`]).
-pub fn open_zip_member<'a, R: Read + Seek + 'a>(
+pub fn open_zip_member<'a, R: Read + Seek + Send + 'a>(
     r: R,
     entry: &ZipEntry,
-) -> Result<Box<dyn Read + 'a>, ArchiveError> {
+) -> Result<Box<dyn Read + Send + 'a>, ArchiveError> {
     zipdir::open_member(r, entry)
 }

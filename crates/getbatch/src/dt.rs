@@ -1,7 +1,7 @@
 //! The designated target (DT): splits a batch by owner, opens one source per owner (its own disks,
 //! or a sender stream from another target), gathers every item's stat before the first byte, then
 //! writes the archive in request order, pulling each item from its owner's ordered source.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -220,6 +220,7 @@ impl Engine {
             sources,
             source_of,
             soft: 0,
+            unreachable: HashSet::new(),
             _admission: admission,
         };
         tokio::task::spawn_blocking(move || assembly.run(verdict_tx, body_tx));
@@ -461,6 +462,8 @@ struct Assembly {
     sources: Vec<SourceState>,
     source_of: Vec<usize>,
     soft: u64,
+    /// Owners a get-from-neighbor could not reach during this request.
+    unreachable: HashSet<String>,
     _admission: Admission,
 }
 
@@ -707,6 +710,8 @@ impl Assembly {
     }
 
     /// Writes entry `i` from its source, falling back to get-from-neighbor if the source fails.
+    /// Items of at most one chunk are held until complete, so a source failing in the middle of
+    /// one still leaves nothing written for it (and a placeholder remains possible).
     fn deliver(
         &mut self,
         archive: &mut dyn Output,
@@ -717,29 +722,38 @@ impl Assembly {
     ) -> Result<(), Stop> {
         let s = self.source_of[i];
         let name = self.entries[i].name_in_archive(self.onob);
-        let max_wait = self.max_wait;
-        let deadline = || Instant::now() + max_wait;
+        let hold = size <= CHUNK as u64;
+        let mut held: Vec<Bytes> = Vec::new();
+        let mut received: u64 = 0;
         let mut written: u64 = 0;
         let mut started = false;
+        let max_wait = self.max_wait;
         loop {
-            let event = self.recv(s, deadline());
+            let event = self.recv(s, Instant::now() + max_wait);
             match event {
                 Ok(Event::Data {
                     index, chunk, last, ..
                 }) if index as usize == i => {
-                    if !started {
-                        archive.begin(&name, size, mtime)?;
-                        started = true;
-                    }
-                    written += chunk.len() as u64;
-                    if written > size {
+                    received += chunk.len() as u64;
+                    if received > size {
                         return Err(Stop::Abort(format!(
                             "{} sent more than {size} bytes for {name}",
                             self.sources[s].name
                         )));
                     }
-                    if !chunk.is_empty() {
-                        archive.data(chunk)?;
+                    if hold && !last {
+                        held.push(chunk);
+                        continue;
+                    }
+                    if !started {
+                        archive.begin(&name, size, mtime)?;
+                        started = true;
+                    }
+                    for piece in held.drain(..).chain(std::iter::once(chunk)) {
+                        written += piece.len() as u64;
+                        if !piece.is_empty() {
+                            archive.data(piece)?;
+                        }
                     }
                     if last {
                         break;
@@ -887,7 +901,7 @@ impl Assembly {
 
     /// Direct GET of bytes `[from, size)` of entry `i` from its owner.
     fn get_from_neighbor(
-        &self,
+        &mut self,
         i: usize,
         from: u64,
         size: u64,
@@ -924,10 +938,18 @@ impl Assembly {
                 format!("bytes={}-{}", base + from, base + size - 1),
             );
         }
-        let response = self
-            .handle
-            .block_on(request.send())
-            .map_err(|e| e.to_string())?;
+        if self.unreachable.contains(&owner_url) {
+            return Err(format!(
+                "{owner_url} was unreachable earlier in this request"
+            ));
+        }
+        let response = match self.handle.block_on(request.send()) {
+            Ok(r) => r,
+            Err(e) => {
+                self.unreachable.insert(owner_url);
+                return Err(e.to_string());
+            }
+        };
         if !response.status().is_success() {
             return Err(format!("status {}", response.status()));
         }

@@ -1,49 +1,542 @@
 //! Files inside shards (`archpath`): format detection, cached member indexes, extraction.
-use std::sync::Arc;
+//!
+//! - `.tar`: a member index (name → payload offset) is built on first use and cached per file
+//!   version; a member is then one positioned read, no scan.
+//! - `.zip`: the central directory is cached the same way; members are inflated on the fly.
+//! - `.tgz` / `.tar.lz4`: no random access exists, so a request's members of one shard are found in
+//!   a single decompressing pass; small members are kept from that pass, large ones are streamed
+//!   by a second pass when their turn comes.
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
+use moss_archive::shard::{
+    ScanLimits, Select, TarIndex, ZipIndex, decoder, into_archive_error, match_key,
+    open_zip_member, scan_tar,
+};
+use moss_archive::{ArchiveError, Format};
 use moss_storage::ObjHandle;
 
-use crate::item::{Item, ItemError, ItemSpec, LocalReader};
+use crate::item::{Item, ItemError, ItemSpec, LocalReader, Prepared, Source};
 
-/// Cache of shard member indexes, keyed by file identity so an overwritten shard is re-indexed.
+/// Members up to this size are kept in memory from a compressed-shard scan.
+const KEEP_MEMBER: u64 = 4 << 20;
+/// Total bytes of members one prepare call may keep in memory.
+const KEEP_TOTAL: u64 = 64 << 20;
+/// Approximate memory the index cache may hold.
+const CACHE_BUDGET: usize = 64 << 20;
+/// Decompressed bytes per compressed byte before a scan is treated as a decompression bomb.
+const MAX_RATIO: u64 = 1024;
+
+/// Identity of one version of a shard file (an overwrite renames a new inode into place).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct FileKey {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime_ns: i64,
+}
+
+enum ShardIndex {
+    Tar(TarIndex),
+    Zip(ZipIndex),
+}
+
+struct Cached {
+    index: Arc<ShardIndex>,
+    cost: usize,
+    used: u64,
+}
+
+/// Cache of shard member indexes (bounded, least-recently-used eviction).
 #[derive(Default)]
-pub struct ShardCache {}
+pub struct ShardCache {
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Default)]
+struct CacheInner {
+    map: HashMap<FileKey, Cached>,
+    total: usize,
+    clock: u64,
+}
 
 impl ShardCache {
     pub fn new() -> ShardCache {
         ShardCache::default()
     }
+
+    /// Number of cached indexes (for tests and metrics).
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|c| c.map.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get(&self, key: &FileKey) -> Option<Arc<ShardIndex>> {
+        let mut inner = self.inner.lock().ok()?;
+        inner.clock += 1;
+        let now = inner.clock;
+        let cached = inner.map.get_mut(key)?;
+        cached.used = now;
+        Some(cached.index.clone())
+    }
+
+    fn put(&self, key: FileKey, index: Arc<ShardIndex>) {
+        let cost = match &*index {
+            ShardIndex::Tar(t) => t.members().iter().map(|m| m.name.len() + 64).sum::<usize>(),
+            ShardIndex::Zip(z) => z.entries().iter().map(|e| e.name.len() + 96).sum::<usize>(),
+        };
+        if cost > CACHE_BUDGET / 4 {
+            return;
+        }
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
+        inner.clock += 1;
+        let used = inner.clock;
+        if let Some(old) = inner.map.insert(key, Cached { index, cost, used }) {
+            inner.total -= old.cost;
+        }
+        inner.total += cost;
+        while inner.total > CACHE_BUDGET {
+            let Some(oldest) = inner
+                .map
+                .iter()
+                .min_by_key(|(_, c)| c.used)
+                .map(|(k, _)| *k)
+            else {
+                break;
+            };
+            if let Some(evicted) = inner.map.remove(&oldest) {
+                inner.total -= evicted.cost;
+            }
+        }
+    }
+}
+
+fn file_key(file: &File) -> io::Result<FileKey> {
+    let md = file.metadata()?;
+    Ok(FileKey {
+        dev: md.dev(),
+        ino: md.ino(),
+        size: md.len(),
+        mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
+    })
+}
+
+fn limits_for(shard_size: u64) -> ScanLimits {
+    ScanLimits {
+        max_output_bytes: shard_size.saturating_mul(MAX_RATIO).max(64 << 20),
+        ..ScanLimits::default()
+    }
+}
+
+/// Decides the container format: `?archmime`, then the object name, then magic bytes.
+fn detect(handle: &ObjHandle, spec: &ItemSpec, what: &str) -> Result<Format, ItemError> {
+    if !spec.archmime.is_empty() {
+        return Format::from_mime(spec.archmime)
+            .map_err(|e| ItemError::Invalid(format!("archmime: {e}")));
+    }
+    if let Some(format) = Format::from_name(spec.objname) {
+        return Ok(format);
+    }
+    let mut head = [0u8; 512];
+    let len =
+        read_head(&handle.file, &mut head).map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
+    Format::sniff(&head[..len]).ok_or_else(|| {
+        ItemError::Invalid(format!("{what}: unrecognized or unsupported file format"))
+    })
+}
+
+fn read_head(file: &File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], filled as u64)? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+fn archive_error(e: ArchiveError, archpath: &str, what: &str) -> ItemError {
+    match e {
+        ArchiveError::Io(io) => ItemError::Io(format!("{archpath} in {what}: {io}")),
+        other => ItemError::Invalid(format!("{archpath} in {what}: {other}")),
+    }
+}
+
+fn missing(archpath: &str, what: &str) -> ItemError {
+    ItemError::NotFound(format!("{archpath} in {what} does not exist"))
+}
+
+/// The cached index of a TAR or ZIP shard, building it on a miss.
+fn index_of(
+    reader: &LocalReader,
+    handle: &ObjHandle,
+    format: Format,
+    what: &str,
+) -> Result<Arc<ShardIndex>, ItemError> {
+    let key = file_key(&handle.file).map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
+    if let Some(index) = reader.shards.get(&key) {
+        return Ok(index);
+    }
+    let limits = limits_for(key.size);
+    let mut file = handle
+        .file
+        .try_clone()
+        .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
+    file.rewind()
+        .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
+    let built = match format {
+        Format::Tar => {
+            TarIndex::build(io::BufReader::new(file), key.size, &limits).map(ShardIndex::Tar)
+        }
+        Format::Zip => ZipIndex::build(file, key.size, &limits).map(ShardIndex::Zip),
+        Format::Tgz | Format::TarLz4 => {
+            return Err(ItemError::Io("compressed shards have no index".into()));
+        }
+    };
+    let index = Arc::new(built.map_err(|e| archive_error(e, "index", what))?);
+    reader.shards.put(key, index.clone());
+    Ok(index)
 }
 
 /// Opens one member of a shard.
 pub fn open_member(
-    _reader: &LocalReader,
-    _handle: Arc<ObjHandle>,
+    reader: &LocalReader,
+    handle: Arc<ObjHandle>,
     spec: &ItemSpec,
     what: &str,
 ) -> Result<Item, ItemError> {
-    Err(ItemError::Invalid(format!(
-        "{} in {what}: reading archived files is not available yet",
-        spec.archpath
-    )))
+    let format = detect(&handle, spec, what)?;
+    let archpath = spec.archpath;
+    match format {
+        Format::Tar | Format::Zip => {
+            let index = index_of(reader, &handle, format, what)?;
+            open_indexed(&index, handle, spec, what)
+        }
+        Format::Tgz | Format::TarLz4 => {
+            let mut found =
+                scan_compressed(&handle, format, &[match_key(archpath)], u64::MAX, what)?;
+            let member = found
+                .pop()
+                .flatten()
+                .ok_or_else(|| missing(archpath, what))?;
+            member.into_item(&handle, format, spec, what)
+        }
+    }
 }
 
-/// Stats archived entries (`indices` into `specs`), one pass per shard.
+fn open_indexed(
+    index: &ShardIndex,
+    handle: Arc<ObjHandle>,
+    spec: &ItemSpec,
+    what: &str,
+) -> Result<Item, ItemError> {
+    let archpath = spec.archpath;
+    match index {
+        ShardIndex::Tar(tar) => {
+            let member = tar
+                .lookup(archpath)
+                .ok_or_else(|| missing(archpath, what))?;
+            let (offset, len) = resolve(spec, member.size)?;
+            Ok(Item::new(
+                len,
+                0,
+                true,
+                Source::File {
+                    handle,
+                    offset: member.data_offset + offset,
+                },
+                None,
+            ))
+        }
+        ShardIndex::Zip(zip) => {
+            let entry = zip
+                .lookup(archpath)
+                .ok_or_else(|| missing(archpath, what))?
+                .clone();
+            let (offset, len) = resolve(spec, entry.size)?;
+            let file = handle
+                .file
+                .try_clone()
+                .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
+            let mut member =
+                open_zip_member(file, &entry).map_err(|e| archive_error(e, archpath, what))?;
+            skip(&mut member, offset, archpath, what)?;
+            Ok(Item::new(
+                len,
+                0,
+                true,
+                Source::Stream(Box::new(member.take(len))),
+                None,
+            ))
+        }
+    }
+}
+
+/// Applies the entry's range to a member of `size` bytes.
+fn resolve(spec: &ItemSpec, size: u64) -> Result<(u64, u64), ItemError> {
+    match spec.range {
+        None => Ok((0, size)),
+        Some(range) => range.resolve(size).map_err(ItemError::Range),
+    }
+}
+
+fn skip(reader: &mut dyn Read, n: u64, archpath: &str, what: &str) -> Result<(), ItemError> {
+    let copied = io::copy(&mut reader.take(n), &mut io::sink())
+        .map_err(|e| archive_error(into_archive_error(e), archpath, what))?;
+    if copied != n {
+        return Err(ItemError::Invalid(format!(
+            "{archpath} in {what}: archived file is truncated"
+        )));
+    }
+    Ok(())
+}
+
+/// A member found by a compressed scan: its size and stream offset, and its bytes if kept.
+struct Found {
+    size: u64,
+    data_offset: u64,
+    bytes: Option<Bytes>,
+}
+
+impl Found {
+    fn into_item(
+        self,
+        handle: &ObjHandle,
+        format: Format,
+        spec: &ItemSpec,
+        what: &str,
+    ) -> Result<Item, ItemError> {
+        let (offset, len) = resolve(spec, self.size)?;
+        if let Some(bytes) = self.bytes {
+            let start = offset as usize;
+            return Ok(Item::new(
+                len,
+                0,
+                true,
+                Source::Memory(bytes.slice(start..start + len as usize)),
+                None,
+            ));
+        }
+        let file = handle
+            .file
+            .try_clone()
+            .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
+        let stream = reopen(file, format, self.data_offset + offset, what, spec.archpath)?;
+        Ok(Item::new(
+            len,
+            0,
+            true,
+            Source::Stream(Box::new(stream.take(len))),
+            None,
+        ))
+    }
+}
+
+/// A fresh decompressing reader positioned `at` bytes into the uncompressed stream.
+fn reopen(
+    mut file: File,
+    format: Format,
+    at: u64,
+    what: &str,
+    archpath: &str,
+) -> Result<Box<dyn Read + Send>, ItemError> {
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    file.rewind()
+        .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
+    let mut stream = decoder(format, file, &limits_for(size));
+    skip(&mut stream, at, archpath, what)?;
+    Ok(stream)
+}
+
+/// One decompressing pass over a shard looking for `wanted` names (match keys). Members no larger
+/// than `keep` bytes are kept in memory. Returns one slot per wanted name.
+fn scan_compressed(
+    handle: &ObjHandle,
+    format: Format,
+    wanted: &[&str],
+    keep: u64,
+    what: &str,
+) -> Result<Vec<Option<Found>>, ItemError> {
+    let mut slots: Vec<Option<Found>> = wanted.iter().map(|_| None).collect();
+    let mut by_name: HashMap<&str, usize> = HashMap::new();
+    for (i, name) in wanted.iter().enumerate() {
+        by_name.entry(name).or_insert(i);
+    }
+    let remaining = std::cell::Cell::new(by_name.len());
+    let size = handle.meta.size;
+    let mut file = handle
+        .file
+        .try_clone()
+        .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
+    file.rewind()
+        .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
+    let limits = limits_for(size);
+    let stream = decoder(format, file, &limits);
+    let mut kept: u64 = 0;
+    let result = scan_tar(
+        stream,
+        &limits,
+        |name| {
+            if remaining.get() == 0 {
+                return Select::Done;
+            }
+            match by_name.get(match_key(name)) {
+                Some(&slot) => Select::Take(slot),
+                None => Select::Skip,
+            }
+        },
+        |slot, member, payload| {
+            if slots[slot].is_some() {
+                return Ok(());
+            }
+            let bytes = if member.size <= keep.min(KEEP_MEMBER) && kept + member.size <= KEEP_TOTAL
+            {
+                let mut buf = Vec::with_capacity(member.size as usize);
+                payload.read_to_end(&mut buf).map_err(into_archive_error)?;
+                if buf.len() as u64 != member.size {
+                    return Err(ArchiveError::Corrupt(format!(
+                        "member {} is truncated",
+                        member.name
+                    )));
+                }
+                kept += member.size;
+                Some(Bytes::from(buf))
+            } else {
+                None
+            };
+            slots[slot] = Some(Found {
+                size: member.size,
+                data_offset: member.data_offset,
+                bytes,
+            });
+            remaining.set(remaining.get() - 1);
+            Ok(())
+        },
+    );
+    result.map_err(|e| archive_error(e, wanted.first().copied().unwrap_or(""), what))?;
+    // Duplicate requests of one name share the first slot's result.
+    for (i, name) in wanted.iter().enumerate() {
+        if slots[i].is_none()
+            && let Some(&first) = by_name.get(name)
+            && first != i
+        {
+            slots[i] = slots[first].as_ref().map(|f| Found {
+                size: f.size,
+                data_offset: f.data_offset,
+                bytes: f.bytes.clone(),
+            });
+        }
+    }
+    Ok(slots)
+}
+
+/// Stats archived entries (`indices` into `specs`), opening and scanning each shard once.
 pub fn prepare_members(
     reader: &LocalReader,
     specs: &[ItemSpec],
     indices: &[usize],
-) -> Vec<(usize, Result<crate::item::Prepared, ItemError>)> {
-    indices
-        .iter()
-        .map(|&i| {
-            let result = reader.open(&specs[i]).map(|item| crate::item::Prepared {
-                size: item.size,
-                mtime: 0,
-                archived: true,
-                memory: None,
-            });
-            (i, result)
-        })
-        .collect()
+) -> Vec<(usize, Result<Prepared, ItemError>)> {
+    let mut by_shard: Vec<((&moss_types::Bck, &str), Vec<usize>)> = Vec::new();
+    let mut position: HashMap<(&moss_types::Bck, &str), usize> = HashMap::new();
+    for &i in indices {
+        let key = (specs[i].bck, specs[i].objname);
+        let slot = *position.entry(key).or_insert_with(|| {
+            by_shard.push((key, Vec::new()));
+            by_shard.len() - 1
+        });
+        by_shard[slot].1.push(i);
+    }
+    let mut out = Vec::with_capacity(indices.len());
+    for ((bck, objname), members) in by_shard {
+        let what = format!("{}/{}", bck.cname(), objname);
+        let handle = match reader.store.open_object(bck, objname) {
+            Ok(handle) => Arc::new(handle),
+            Err(e) => {
+                let err = ItemError::from_store(e, &what);
+                out.extend(members.iter().map(|&i| (i, Err(err.clone()))));
+                continue;
+            }
+        };
+        out.extend(prepare_shard(reader, &handle, specs, &members, &what));
+    }
+    out
+}
+
+fn prepare_shard(
+    reader: &LocalReader,
+    handle: &Arc<ObjHandle>,
+    specs: &[ItemSpec],
+    members: &[usize],
+    what: &str,
+) -> Vec<(usize, Result<Prepared, ItemError>)> {
+    let prepared = |size: u64, memory: Option<Bytes>| Prepared {
+        size,
+        mtime: 0,
+        archived: true,
+        memory,
+    };
+    let format = match detect(handle, &specs[members[0]], what) {
+        Ok(f) => f,
+        Err(e) => return members.iter().map(|&i| (i, Err(e.clone()))).collect(),
+    };
+    match format {
+        Format::Tar | Format::Zip => {
+            let index = match index_of(reader, handle, format, what) {
+                Ok(index) => index,
+                Err(e) => return members.iter().map(|&i| (i, Err(e.clone()))).collect(),
+            };
+            members
+                .iter()
+                .map(|&i| {
+                    let spec = &specs[i];
+                    let size = match &*index {
+                        ShardIndex::Tar(t) => t.lookup(spec.archpath).map(|m| m.size),
+                        ShardIndex::Zip(z) => z.lookup(spec.archpath).map(|e| e.size),
+                    };
+                    let result = size
+                        .ok_or_else(|| missing(spec.archpath, what))
+                        .and_then(|size| resolve(spec, size))
+                        .map(|(_, len)| prepared(len, None));
+                    (i, result)
+                })
+                .collect()
+        }
+        Format::Tgz | Format::TarLz4 => {
+            let wanted: Vec<&str> = members
+                .iter()
+                .map(|&i| match_key(specs[i].archpath))
+                .collect();
+            let found = match scan_compressed(handle, format, &wanted, KEEP_MEMBER, what) {
+                Ok(found) => found,
+                Err(e) => return members.iter().map(|&i| (i, Err(e.clone()))).collect(),
+            };
+            members
+                .iter()
+                .zip(found)
+                .map(|(&i, found)| {
+                    let spec = &specs[i];
+                    let result = found
+                        .ok_or_else(|| missing(spec.archpath, what))
+                        .and_then(|f| {
+                            let (offset, len) = resolve(spec, f.size)?;
+                            let memory = f
+                                .bytes
+                                .map(|b| b.slice(offset as usize..(offset + len) as usize));
+                            Ok(prepared(len, memory))
+                        });
+                    (i, result)
+                })
+                .collect()
+        }
+    }
 }

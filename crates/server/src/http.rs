@@ -210,6 +210,23 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     }
 }
 
+/// Bytes of an unread request body discarded before an error response, so the client sees the
+/// error instead of a connection reset while it is still sending.
+pub const ERROR_DRAIN_LIMIT: usize = 16 << 20;
+
+/// Reads and drops up to `limit` bytes of a body.
+pub async fn drain_body(body: Body, limit: usize) {
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut seen = 0usize;
+    while let Some(Ok(chunk)) = stream.next().await {
+        seen += chunk.len();
+        if seen > limit {
+            return;
+        }
+    }
+}
+
 /// A JSON response.
 pub fn json_response<T: serde::Serialize>(value: &T) -> Response {
     match serde_json::to_vec(value) {

@@ -74,11 +74,11 @@ pub(super) fn into_archive_error(err: io::Error) -> ArchiveError {
 }
 
 /// See [`crate::shard::decoder`].
-pub(super) fn decoder<'a, R: Read + 'a>(
+pub(super) fn decoder<'a, R: Read + Send + 'a>(
     format: Format,
     r: R,
     max_output: u64,
-) -> Box<dyn Read + 'a> {
+) -> Box<dyn Read + Send + 'a> {
     let src = SourceTag(r);
     match format {
         Format::Tar => Box::new(Bounded::new(

@@ -313,10 +313,10 @@ fn cp437(b: u8) -> char {
 }
 
 /// See [`super::open_zip_member`].
-pub(super) fn open_member<'a, R: Read + Seek + 'a>(
+pub(super) fn open_member<'a, R: Read + Seek + Send + 'a>(
     mut r: R,
     entry: &ZipEntry,
-) -> Result<Box<dyn Read + 'a>, ArchiveError> {
+) -> Result<Box<dyn Read + Send + 'a>, ArchiveError> {
     if entry.method != 0 && entry.method != 8 {
         return Err(corrupt(format!(
             "unsupported compression method {}",
@@ -346,7 +346,7 @@ pub(super) fn open_member<'a, R: Read + Seek + 'a>(
     let skip = i64::from(le16(&local, 26)) + i64::from(le16(&local, 28));
     r.seek(SeekFrom::Current(skip))?;
     let raw = SourceTag(r).take(entry.compressed_size);
-    let inner: Box<dyn Read + 'a> = match entry.method {
+    let inner: Box<dyn Read + Send + 'a> = match entry.method {
         0 => Box::new(raw),
         _ => Box::new(CodecTag {
             inner: DeflateDecoder::new(raw),
@@ -366,7 +366,7 @@ pub(super) fn open_member<'a, R: Read + Seek + 'a>(
 /// CRC matches. The checks run as the last byte is delivered, so even a reader that stops
 /// after exactly `size` bytes sees them fail.
 struct MemberReader<'a> {
-    inner: Box<dyn Read + 'a>,
+    inner: Box<dyn Read + Send + 'a>,
     crc: Crc,
     left: u64,
     want_crc: u32,

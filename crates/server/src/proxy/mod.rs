@@ -15,7 +15,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use moss_cluster::digest;
 use moss_types::config::ClusterConfig;
@@ -237,7 +237,13 @@ async fn handle(
             buckets::bucket_delete(proxy, &bucket, &query, req).await
         }
         ProxyEndpoint::Object { bucket, objname } => {
-            redirect_object(proxy, &bucket, &objname, &query, &req)
+            match redirect_object(proxy, &bucket, &objname, &query, &req) {
+                Ok(response) => finish_unread_body(proxy, req, response).await,
+                Err(e) => {
+                    crate::http::drain_body(req.into_body(), crate::http::ERROR_DRAIN_LIMIT).await;
+                    Err(e)
+                }
+            }
         }
         ProxyEndpoint::Moss { bucket } => {
             moss::getbatch(proxy, bucket.as_deref(), &query, req).await
@@ -374,10 +380,67 @@ fn redirect_object(
     let smap = proxy.shared.smap.load();
     let owner = moss_cluster::owner_of(&smap, &bck.object_uname(objname))
         .ok_or_else(|| ApiError::unavailable("no targets in the cluster"))?;
-    if req.method() == Method::PUT && req.headers().get(header::EXPECT).is_some() {
-        tracing::debug!("object PUT with Expect header redirected before the body");
-    }
     redirect(&redirect_location(owner, req, query, &proxy.shared.id))
+}
+
+/// Bodies up to this size are read and dropped before redirecting, so the connection stays usable.
+const DRAIN_LIMIT: u64 = 256 << 10;
+
+/// A redirected request that carries a body. A client that asked `Expect: 100-continue` has not
+/// sent it yet, and a small body is drained: both get the 307. A large body is already on its way
+/// and closing on it would reset the connection before the client reads the redirect, so it is
+/// streamed through to the owner instead.
+async fn finish_unread_body(
+    proxy: &Proxy,
+    req: Request,
+    redirect: Response,
+) -> Result<Response, ApiError> {
+    let declared = header_str(req.headers(), header::CONTENT_LENGTH.as_str())
+        .and_then(|v| v.parse::<u64>().ok());
+    let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
+    let expects_continue = req.headers().contains_key(header::EXPECT);
+    let small = match declared {
+        Some(n) => n <= DRAIN_LIMIT,
+        None => !chunked,
+    };
+    if expects_continue {
+        return Ok(redirect);
+    }
+    if small {
+        let _ = read_body(req.into_body(), DRAIN_LIMIT as usize).await;
+        return Ok(redirect);
+    }
+    let location = header_str(redirect.headers(), header::LOCATION.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let mut forward = proxy.shared.client.request(req.method().clone(), location);
+    for name in [header::CONTENT_LENGTH, header::CONTENT_TYPE] {
+        if let Some(value) = req.headers().get(&name) {
+            forward = forward.header(name, value);
+        }
+    }
+    for (name, value) in req.headers() {
+        if name.as_str().starts_with("ais-") {
+            forward = forward.header(name, value);
+        }
+    }
+    let body = reqwest::Body::wrap_stream(req.into_body().into_data_stream());
+    let upstream = proxy
+        .shared
+        .intra(forward.body(body))
+        .send()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("forwarding to the owner failed: {e}")))?;
+    let status = upstream.status();
+    let headers = upstream.headers().clone();
+    let mut response = Response::new(Body::from_stream(upstream.bytes_stream()));
+    *response.status_mut() = status;
+    for (name, value) in &headers {
+        if name != header::TRANSFER_ENCODING && name != header::CONNECTION {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    Ok(response)
 }
 
 fn metrics(proxy: &Proxy) -> Response {

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use super::{ObjMethod, Target};
 use crate::http::{
-    ApiError, Query, bucket_query, encode_path, header_str, json_response, redirect, url_bucket,
+    ApiError, Query, bucket_query, encode_path, header_str, json_response, url_bucket,
 };
 use crate::metrics::inc;
 
@@ -37,11 +37,20 @@ pub async fn object(
     req: Request,
     internal: bool,
 ) -> Result<Response, ApiError> {
-    let bck = url_bucket(bucket, query)?;
-    names::validate_objname(objname).map_err(ApiError::bad_request)?;
-    if target.shared.bmd.load().get(&bck).is_none() {
-        return Err(ApiError::no_bucket(&bck.cname()));
-    }
+    let checked = url_bucket(bucket, query).and_then(|bck| {
+        names::validate_objname(objname).map_err(ApiError::bad_request)?;
+        if target.shared.bmd.load().get(&bck).is_none() {
+            return Err(ApiError::no_bucket(&bck.cname()));
+        }
+        Ok(bck)
+    });
+    let bck = match checked {
+        Ok(bck) => bck,
+        Err(e) => {
+            crate::http::drain_body(req.into_body(), crate::http::ERROR_DRAIN_LIMIT).await;
+            return Err(e);
+        }
+    };
     match method {
         ObjMethod::Get => get(target, bck, objname, query, req.headers(), internal).await,
         ObjMethod::Head => head(target, bck, objname, internal).await,
@@ -141,42 +150,40 @@ async fn get(
     let reader = target.reader.clone();
     let name = objname.to_string();
     let b = bck.clone();
-    let opened = tokio::task::spawn_blocking(
-        move || -> Result<Opened, ApiError> {
-            // Open once without a range to learn the size, then apply the header's range.
-            let spec = ItemSpec {
-                bck: &b,
-                objname: &name,
-                archpath: &archpath,
-                archmime: &archmime,
-                range: None,
-            };
-            let whole = reader.open(&spec).map_err(item_error)?;
-            let attrs = if archpath.is_empty() {
-                ObjHandleAttrs::load(&reader.store, &b, &name)
-            } else {
-                None
-            };
-            let Some(value) = range_header else {
-                return Ok((whole, None, attrs));
-            };
-            let total = whole.size;
-            let range = parse_range_header(&value, total).map_err(|mut e| {
-                e.message = format!("{} (Content-Range: bytes */{total})", e.message);
-                e
-            })?;
-            drop(whole);
-            let ranged = reader
-                .open(&ItemSpec {
-                    range: Some(range),
-                    ..spec
-                })
-                .map_err(item_error)?;
-            let start = range.start;
-            let end = start + ranged.size - 1;
-            Ok((ranged, Some((start, end, total)), attrs))
-        },
-    )
+    let opened = tokio::task::spawn_blocking(move || -> Result<Opened, ApiError> {
+        // Open once without a range to learn the size, then apply the header's range.
+        let spec = ItemSpec {
+            bck: &b,
+            objname: &name,
+            archpath: &archpath,
+            archmime: &archmime,
+            range: None,
+        };
+        let whole = reader.open(&spec).map_err(item_error)?;
+        let attrs = if archpath.is_empty() {
+            ObjHandleAttrs::load(&reader.store, &b, &name)
+        } else {
+            None
+        };
+        let Some(value) = range_header else {
+            return Ok((whole, None, attrs));
+        };
+        let total = whole.size;
+        let range = parse_range_header(&value, total).map_err(|mut e| {
+            e.message = format!("{} (Content-Range: bytes */{total})", e.message);
+            e
+        })?;
+        drop(whole);
+        let ranged = reader
+            .open(&ItemSpec {
+                range: Some(range),
+                ..spec
+            })
+            .map_err(item_error)?;
+        let start = range.start;
+        let end = start + ranged.size - 1;
+        Ok((ranged, Some((start, end, total)), attrs))
+    })
     .await
     .map_err(|e| ApiError::internal(format!("read task failed: {e}")))?;
     let (item, range, attrs) = match opened {
@@ -357,20 +364,14 @@ async fn put(
     internal: bool,
 ) -> Result<Response, ApiError> {
     if !internal && !query.has(headers::QP_PROXY_ID) {
+        crate::http::drain_body(req.into_body(), crate::http::ERROR_DRAIN_LIMIT).await;
         return Err(ApiError::bad_request(format!(
             "PUT {}: expected to be redirected by a proxy (send object writes to the cluster endpoint)",
             cname(&bck, objname)
         )));
     }
-    if !internal && !query.has("rdo") {
-        let smap = target.shared.smap.load();
-        if let Some(owner) = moss_cluster::owner_of(&smap, &bck.object_uname(objname))
-            && owner.daemon_id != target.shared.id
-        {
-            let location = format!("{}{}?{}&rdo=1", owner.url(), req.uri().path(), query.raw);
-            return redirect(&location);
-        }
-    }
+    // A PUT that reached a non-owner (the proxy's map was older than ours) is still written here:
+    // get-from-neighbor serves it and the rebalancer moves it to its owner.
     let only_if_absent = internal && query.str("rebalance") == "true";
     let declared = header_str(req.headers(), header::CONTENT_LENGTH.as_str())
         .and_then(|v| v.parse::<u64>().ok());

@@ -1,0 +1,707 @@
+//! GetBatch as a user sees it: the seed document's examples, every request option, the
+//! properties SPEC §4 promises, and ports of the reference's integration scenarios.
+use std::io::Read;
+use std::time::Duration;
+
+use moss_testkit::{Api, ClusterSandbox, data, http_no_redirect, read_tar, split_multipart};
+use serde_json::{Value, json};
+
+/// Entries (name, bytes) of an archive in any output format.
+pub fn read_archive(mime: &str, bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    match mime {
+        ".tar" | "" => read_tar(bytes),
+        ".tgz" | ".tar.gz" => {
+            let mut tar = Vec::new();
+            flate2::read::MultiGzDecoder::new(bytes)
+                .read_to_end(&mut tar)
+                .unwrap();
+            read_tar(&tar)
+        }
+        ".tar.lz4" => {
+            let mut tar = Vec::new();
+            lz4_flex::frame::FrameDecoder::new(bytes)
+                .read_to_end(&mut tar)
+                .unwrap();
+            read_tar(&tar)
+        }
+        ".zip" => {
+            let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+            (0..zip.len())
+                .map(|i| {
+                    let mut f = zip.by_index(i).unwrap();
+                    let mut out = Vec::new();
+                    f.read_to_end(&mut out).unwrap();
+                    (f.name().unwrap().to_string(), out)
+                })
+                .collect()
+        }
+        other => panic!("unknown format {other}"),
+    }
+}
+
+async fn streamed(api: &Api, bucket: Option<&str>, body: Value) -> Vec<(String, Vec<u8>)> {
+    let mime = body["mime"].as_str().unwrap_or(".tar").to_string();
+    let r = api.batch(bucket, &body).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    read_archive(&mime, &r.bytes().await.unwrap())
+}
+
+async fn buffered(
+    api: &Api,
+    bucket: Option<&str>,
+    body: Value,
+) -> (moss_types::moss::MossResp, Vec<(String, Vec<u8>)>) {
+    let mime = body["mime"].as_str().unwrap_or(".tar").to_string();
+    let r = api.batch(bucket, &body).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ct.starts_with("multipart/mixed; boundary="), "{ct}");
+    let (meta, archive) = split_multipart(&ct, &r.bytes().await.unwrap());
+    (meta, read_archive(&mime, &archive))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_examples_give_the_documented_archives() {
+    let sb = ClusterSandbox::builder().start().await;
+    let api = &sb.api;
+    for b in [
+        "my-bucket",
+        "configs",
+        "models",
+        "datasets",
+        "default-bucket",
+        "training",
+    ] {
+        api.create_bucket(b).await;
+    }
+    for i in 1..=3 {
+        api.put("my-bucket", &format!("file-000{i}.bin"), data(i, 3000))
+            .await;
+    }
+    api.put("configs", "config.json", b"{}".to_vec()).await;
+    api.put("models", "model.pt", data(7, 5000)).await;
+    api.put("datasets", "data.csv", b"a,b\n1,2\n".to_vec())
+        .await;
+    api.put("training", "exists-1.bin", data(8, 1 << 20)).await;
+    api.put("training", "exists-2.bin", data(9, 2 << 20)).await;
+
+    // Example 1: plain objects, envelope, streaming.
+    let body = json!({"action":"getbatch","value":{"mime":".tar","in":[
+        {"objname":"file-0001.bin"},{"objname":"file-0002.bin"},{"objname":"file-0003.bin"}],"strm":true}});
+    let got = streamed(api, Some("my-bucket"), body).await;
+    let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "my-bucket/file-0001.bin",
+            "my-bucket/file-0002.bin",
+            "my-bucket/file-0003.bin"
+        ]
+    );
+    assert_eq!(got[1].1, data(2, 3000));
+
+    // Example 3: cross-bucket.
+    let body = json!({"action":"getbatch","value":{"in":[
+        {"objname":"config.json","bucket":"configs"},{"objname":"model.pt","bucket":"models"},
+        {"objname":"data.csv","bucket":"datasets"}],"strm":true}});
+    let got = streamed(api, Some("default-bucket"), body).await;
+    let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "configs/config.json",
+            "models/model.pt",
+            "datasets/data.csv"
+        ]
+    );
+    assert_eq!(got[2].1, b"a,b\n1,2\n");
+
+    // Example 4: missing data with coer, buffered.
+    let body = json!({"action":"getbatch","value":{"in":[
+        {"objname":"exists-1.bin"},{"objname":"missing.bin"},{"objname":"exists-2.bin"}],"coer":true,"strm":false}});
+    let (meta, got) = buffered(api, Some("training"), body).await;
+    let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "training/exists-1.bin",
+            "__404__/training/missing.bin",
+            "training/exists-2.bin"
+        ]
+    );
+    assert_eq!(
+        (got[0].1.len(), got[1].1.len(), got[2].1.len()),
+        (1 << 20, 0, 2 << 20)
+    );
+    let sizes: Vec<u64> = meta.out.iter().map(|o| o.size).collect();
+    assert_eq!(sizes, [1 << 20, 0, 2 << 20]);
+    assert_eq!(meta.out[0].err_msg, None);
+    assert!(
+        meta.out[1]
+            .err_msg
+            .as_deref()
+            .unwrap()
+            .contains("ais://training/missing.bin does not exist")
+    );
+    assert_eq!(meta.out[1].objname, "missing.bin");
+    assert_eq!(meta.out[1].bucket, "training");
+    assert_eq!(meta.out[1].provider, "ais");
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_redirects_to_a_target_and_post_works_too() {
+    let sb = ClusterSandbox::builder().start().await;
+    let api = &sb.api;
+    api.create_bucket("b").await;
+    api.put("b", "o", b"payload".to_vec()).await;
+    let body = json!({"in":[{"objname":"o"}],"strm":true});
+    let r = http_no_redirect()
+        .get(format!("{}/v1/ml/moss/b?provider=ais", api.endpoint))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 307);
+    let location = r.headers()["location"].to_str().unwrap();
+    let target_urls: Vec<String> = sb.local().targets.iter().map(|t| t.url.clone()).collect();
+    assert!(
+        target_urls
+            .iter()
+            .any(|u| location.starts_with(&format!("{u}/v1/ml/moss/b?"))),
+        "{location}"
+    );
+    assert!(
+        location.contains("provider=ais") && location.contains("pid="),
+        "{location}"
+    );
+    // The designated target refuses requests that did not come through the proxy.
+    let direct = location.split("?").next().unwrap();
+    let r = reqwest::Client::new()
+        .get(direct)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = api
+        .http
+        .post(format!("{}/v1/ml/moss/b?provider=ais", api.endpoint))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/x-tar");
+    assert_eq!(
+        read_tar(&r.bytes().await.unwrap()),
+        vec![("b/o".to_string(), b"payload".to_vec())]
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn order_holds_over_ten_thousand_entries_from_every_target() {
+    let sb = ClusterSandbox::builder().start().await;
+    let api = &sb.api;
+    api.create_bucket("b").await;
+    let objects: Vec<(String, Vec<u8>)> = (0..400)
+        .map(|i| (format!("o-{i:04}"), data(i, 100 + (i as usize % 50))))
+        .collect();
+    api.put_many("b", objects.clone()).await;
+    // 10,000 entries: a shuffled walk over the objects, with repeats.
+    let order: Vec<usize> = (0..10_000usize)
+        .map(|k| (k * 7919 + k / 400) % 400)
+        .collect();
+    let entries: Vec<Value> = order
+        .iter()
+        .map(|&i| json!({"objname": objects[i].0}))
+        .collect();
+    for strm in [true, false] {
+        let body = json!({"in": entries, "strm": strm});
+        let got = if strm {
+            streamed(api, Some("b"), body).await
+        } else {
+            buffered(api, Some("b"), body).await.1
+        };
+        assert_eq!(got.len(), 10_000);
+        for (k, &i) in order.iter().enumerate() {
+            assert_eq!(got[k].0, format!("b/{}", objects[i].0), "entry {k}");
+            assert_eq!(got[k].1, objects[i].1, "entry {k}");
+        }
+    }
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_byte_objects_are_real_entries() {
+    // Reference: TestMossZeroSizeObjects (even index → 0 bytes, odd → 4 KiB).
+    let sb = ClusterSandbox::builder().start().await;
+    let api = &sb.api;
+    api.create_bucket("z").await;
+    let objects: Vec<(String, Vec<u8>)> = (0..100)
+        .map(|i| {
+            (
+                format!("zerosize-{i:05}.bin"),
+                if i % 2 == 0 { vec![] } else { data(i, 4096) },
+            )
+        })
+        .collect();
+    api.put_many("z", objects.clone()).await;
+    let entries: Vec<Value> = objects.iter().map(|(n, _)| json!({"objname": n})).collect();
+    let got = streamed(api, Some("z"), json!({"in": entries, "strm": true})).await;
+    let (meta, got_buffered) = buffered(api, Some("z"), json!({"in": entries})).await;
+    for (i, (name, bytes)) in objects.iter().enumerate() {
+        assert_eq!(got[i], (format!("z/{name}"), bytes.clone()));
+        assert_eq!(got_buffered[i], (format!("z/{name}"), bytes.clone()));
+        assert_eq!(meta.out[i].size as usize, bytes.len());
+        assert_eq!(meta.out[i].err_msg, None);
+    }
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strict_mode_fails_with_404_and_no_archive_bytes() {
+    let sb = ClusterSandbox::builder().start().await;
+    let api = &sb.api;
+    api.create_bucket("b").await;
+    for i in 0..20 {
+        api.put("b", &format!("o{i}"), data(i, 1000)).await;
+    }
+    let mut entries: Vec<Value> = (0..20)
+        .map(|i| json!({"objname": format!("o{i}")}))
+        .collect();
+    entries.insert(13, json!({"objname": "nope"}));
+    for strm in [true, false] {
+        let r = api
+            .batch(Some("b"), &json!({"in": entries, "strm": strm}))
+            .await;
+        assert_eq!(r.status(), 404, "strm={strm}");
+        assert_eq!(r.headers()["content-type"], "application/json");
+        let body: Value = r.json().await.unwrap();
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("ais://b/nope does not exist"),
+            "{body}"
+        );
+    }
+    // A missing bucket in one entry is caught by the proxy.
+    let r = api
+        .batch(
+            Some("b"),
+            &json!({"in":[{"objname":"o1"},{"objname":"x","bucket":"nob"}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 404);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("bucket \\\"ais://nob\\\" does not exist")
+    );
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soft_errors_beyond_the_limit_fail_the_request() {
+    let sb = ClusterSandbox::builder()
+        .config("get_batch.max_soft_errs", "2")
+        .start()
+        .await;
+    let api = &sb.api;
+    api.create_bucket("b").await;
+    api.put("b", "here", b"x".to_vec()).await;
+    let two_missing = json!({"in":[{"objname":"here"},{"objname":"m1"},{"objname":"m2"}],"coer":true,"strm":true});
+    let got = streamed(api, Some("b"), two_missing).await;
+    let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["b/here", "__404__/b/m1", "__404__/b/m2"]);
+    let three_missing = json!({"in":[{"objname":"m1"},{"objname":"here"},{"objname":"m2"},{"objname":"m3"}],"coer":true,"strm":true});
+    let r = api.batch(Some("b"), &three_missing).await;
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("max_soft_errs=2"));
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opaque_is_echoed_from_either_base64_alphabet() {
+    let sb = ClusterSandbox::builder().start().await;
+    let api = &sb.api;
+    api.create_bucket("b").await;
+    api.put("b", "o", b"x".to_vec()).await;
+    // 0xfb 0xff encodes as "+/8=" (standard) and "-_8=" (URL-safe).
+    let body = json!({"in":[{"objname":"o","opaque":"+/8="},{"objname":"o","opaque":"-_8"},{"objname":"o"}]});
+    let (meta, _) = buffered(api, Some("b"), body).await;
+    assert_eq!(meta.out[0].opaque.as_deref(), Some(&[0xfb, 0xff][..]));
+    assert_eq!(meta.out[1].opaque.as_deref(), Some(&[0xfb, 0xff][..]));
+    assert_eq!(meta.out[2].opaque, None);
+    let r = api
+        .batch(Some("b"), &json!({"in":[{"objname":"o","opaque":"!!"}]}))
+        .await;
+    assert_eq!(r.status(), 400);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ranges_read_exact_slices_and_unsatisfiable_ones_are_416() {
+    // Reference: TestMossRangeReadSmoke — per entry j the range rotates j % 4.
+    let sb = ClusterSandbox::builder().start().await;
+    let api = &sb.api;
+    api.create_bucket("r").await;
+    let sizes: Vec<usize> = (0..40)
+        .map(|j| if j < 36 { 4096 } else { (2 << 20) + 17 })
+        .collect();
+    let objects: Vec<(String, Vec<u8>)> = sizes
+        .iter()
+        .enumerate()
+        .map(|(j, &sz)| (format!("robj-{j:05}.bin"), data(j as u64, sz)))
+        .collect();
+    api.put_many("r", objects.clone()).await;
+    let mut entries = Vec::new();
+    let mut expect = Vec::new();
+    for (j, (name, bytes)) in objects.iter().enumerate() {
+        let sz = bytes.len();
+        let (entry, slice) = match j % 4 {
+            0 => (
+                json!({"objname": name, "start": sz / 3, "length": sz / 4}),
+                &bytes[sz / 3..sz / 3 + sz / 4],
+            ),
+            1 => (
+                json!({"objname": name, "start": 0, "length": sz / 2}),
+                &bytes[..sz / 2],
+            ),
+            2 => (
+                json!({"objname": name, "start": sz / 3, "length": -1}),
+                &bytes[sz / 3..],
+            ),
+            _ => (json!({"objname": name}), &bytes[..]),
+        };
+        entries.push(entry);
+        expect.push((format!("r/{name}"), slice.to_vec()));
+    }
+    for mime in [".tar", ".tgz", ".zip"] {
+        let (meta, got) = buffered(api, Some("r"), json!({"in": entries, "mime": mime})).await;
+        assert_eq!(got, expect, "{mime}");
+        for (out, (_, slice)) in meta.out.iter().zip(&expect) {
+            assert_eq!(out.size as usize, slice.len());
+        }
+    }
+    assert_eq!(
+        streamed(api, Some("r"), json!({"in": entries, "strm": true})).await,
+        expect
+    );
+    let r = api
+        .batch(
+            Some("r"),
+            &json!({"in":[{"objname":"robj-00000.bin","start":4000,"length":200}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 416);
+    assert!(r.text().await.unwrap().contains("not satisfiable range"));
+    let r = api
+        .batch(
+            Some("r"),
+            &json!({"in":[{"objname":"robj-00000.bin","start":-1,"length":2}]}),
+        )
+        .await;
+    assert_eq!(r.status(), 416);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_tar_with_mixed_sizes() {
+    // Reference: TestGetBatchStream_DrainTar.
+    let sb = ClusterSandbox::builder().start().await;
+    let api = &sb.api;
+    api.create_bucket("d").await;
+    let objects = [
+        ("s1", 8 * 1024 + 123),
+        ("s2", 12 * 1024 + 456),
+        ("sbig", 3 * 1024 * 1024 + 789),
+        ("s3", 4 * 1024 + 0xabc),
+    ];
+    for (i, (name, size)) in objects.iter().enumerate() {
+        api.put("d", name, data(i as u64, *size)).await;
+    }
+    let entries: Vec<Value> = objects.iter().map(|(n, _)| json!({"objname": n})).collect();
+    let got = streamed(api, Some("d"), json!({"in": entries, "strm": true})).await;
+    for (i, (name, size)) in objects.iter().enumerate() {
+        assert_eq!(got[i].0, format!("d/{name}"));
+        assert_eq!(got[i].1, data(i as u64, *size));
+    }
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_output_format_with_onob_coer_and_missing() {
+    // Reference: TestMoss plain-object rows (buffered and streaming; coer, onob, withMissing).
+    let sb = ClusterSandbox::builder()
+        .config("get_batch.max_soft_errs", "30")
+        .start()
+        .await;
+    let api = &sb.api;
+    api.create_bucket("m").await;
+    let objects: Vec<(String, Vec<u8>)> = (0..50)
+        .map(|i| (format!("moss/obj-{i:03}"), data(i, 512 + 37 * i as usize)))
+        .collect();
+    api.put_many("m", objects.clone()).await;
+    let mut entries = Vec::new();
+    let mut expect = Vec::new();
+    for (i, (name, bytes)) in objects.iter().enumerate() {
+        entries.push(json!({"objname": name, "opaque": "YWJj"}));
+        expect.push((name.clone(), Some(bytes.clone())));
+        if i % 3 == 0 {
+            let missing = format!("missing-{i:08}");
+            entries.push(json!({"objname": missing}));
+            expect.push((missing, None));
+        }
+    }
+    for mime in [".tar", ".tgz", ".tar.gz", ".zip", ".tar.lz4"] {
+        for onob in [false, true] {
+            for strm in [false, true] {
+                let body =
+                    json!({"in": entries, "mime": mime, "coer": true, "onob": onob, "strm": strm});
+                let got = if strm {
+                    streamed(api, Some("m"), body).await
+                } else {
+                    buffered(api, Some("m"), body).await.1
+                };
+                assert_eq!(got.len(), expect.len(), "{mime} onob={onob} strm={strm}");
+                for ((name, bytes), (got_name, got_bytes)) in expect.iter().zip(&got) {
+                    let base = if onob {
+                        name.clone()
+                    } else {
+                        format!("m/{name}")
+                    };
+                    match bytes {
+                        Some(b) => assert_eq!((got_name, got_bytes), (&base, b), "{mime}"),
+                        None => assert_eq!(
+                            (got_name.as_str(), got_bytes.len()),
+                            (format!("__404__/{base}").as_str(), 0),
+                            "{mime}"
+                        ),
+                    }
+                }
+            }
+        }
+        let r = api
+            .batch(
+                Some("m"),
+                &json!({"in": entries, "mime": mime, "coer": true, "strm": true}),
+            )
+            .await;
+        let expected_type = match mime {
+            ".tar" => "application/x-tar",
+            ".tgz" | ".tar.gz" => "application/gzip",
+            ".zip" => "application/zip",
+            _ => "application/x-lz4",
+        };
+        assert_eq!(r.headers()["content-type"], expected_type);
+    }
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_requests_are_rejected_before_any_work() {
+    let sb = ClusterSandbox::builder().start().await;
+    let api = &sb.api;
+    api.create_bucket("b").await;
+    let cases: Vec<(Option<&str>, Value, &str)> = vec![
+        (Some("b"), json!({"in":[]}), "moss: empty input"),
+        (
+            Some("b"),
+            json!({"in":[{"objname":"o"}],"mime":".rar"}),
+            "unknown mime type \".rar\"",
+        ),
+        (
+            None,
+            json!({"in":[{"objname":"o"}]}),
+            "missing bucket specification for object \"o\"",
+        ),
+        (
+            Some("b"),
+            json!({"in":[{"objname":"../x"}]}),
+            "invalid object name",
+        ),
+        (
+            Some("b"),
+            json!({"in":[{"objname":"s.tar","archpath":"a/../b"}]}),
+            "invalid archpath",
+        ),
+        (
+            Some("b"),
+            json!({"in":[{"objname":"o","uname":"ais/@#/b/o"}]}),
+            "not expecting object name",
+        ),
+        (Some("b"), json!({"in":"nope"}), "invalid GetBatch request"),
+    ];
+    for (bucket, body, message) in cases {
+        let r = api.batch(bucket, &body).await;
+        assert_eq!(r.status(), 400, "{body}");
+        let err: Value = r.json().await.unwrap();
+        assert!(
+            err["message"].as_str().unwrap().contains(message),
+            "{err} should say {message}"
+        );
+    }
+    let r = api
+        .http
+        .get(format!("{}/v1/ml/moss/b", api.endpoint))
+        .body("{oops")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = api
+        .http
+        .get(format!("{}/v1/ml/moss/b?coloc=7", api.endpoint))
+        .json(&json!({"in":[{"objname":"o"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("invalid 'coloc=7'"));
+    let r = api
+        .batch(Some("nob"), &json!({"in":[{"objname":"o"}]}))
+        .await;
+    assert_eq!(r.status(), 404);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coloc_picks_the_target_owning_most_entries() {
+    let sb = ClusterSandbox::builder().start().await;
+    let api = &sb.api;
+    api.create_bucket("c").await;
+    let names: Vec<String> = (0..30).map(|i| format!("c{i}")).collect();
+    api.put_many(
+        "c",
+        names.iter().map(|n| (n.clone(), b"x".to_vec())).collect(),
+    )
+    .await;
+    // Find the owner of each object from the redirect of a plain GET.
+    let raw = http_no_redirect();
+    let mut owners = std::collections::HashMap::<String, Vec<String>>::new();
+    for n in &names {
+        let r = raw.get(api.object_url("c", n)).send().await.unwrap();
+        let loc = r.headers()["location"].to_str().unwrap();
+        let host = loc.split("/v1/").next().unwrap().to_string();
+        owners.entry(host).or_default().push(n.clone());
+    }
+    let (winner, mine) = owners.iter().max_by_key(|(_, v)| v.len()).unwrap();
+    // A batch made mostly of the winner's objects, plus one from elsewhere.
+    let other = owners.iter().find(|(h, _)| *h != winner).unwrap().1[0].clone();
+    let mut entries: Vec<Value> = mine.iter().map(|n| json!({"objname": n})).collect();
+    entries.push(json!({"objname": other}));
+    for _ in 0..5 {
+        let r = raw
+            .get(format!("{}/v1/ml/moss/c?coloc=1", api.endpoint))
+            .json(&json!({"in": entries}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 307);
+        assert!(
+            r.headers()["location"]
+                .to_str()
+                .unwrap()
+                .starts_with(winner.as_str())
+        );
+    }
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_429_with_retry_after() {
+    let sb = ClusterSandbox::builder()
+        .targets(1)
+        .config("get_batch.max_active", "1")
+        .start()
+        .await;
+    let api = &sb.api;
+    api.create_bucket("b").await;
+    api.put("b", "big", data(1, 8 << 20)).await;
+    let entries: Vec<Value> = (0..40).map(|_| json!({"objname":"big"})).collect();
+    // The first batch stays active while its client does not read.
+    let slow = api
+        .batch(Some("b"), &json!({"in": entries, "strm": true}))
+        .await;
+    assert_eq!(slow.status(), 200);
+    let r = api
+        .batch(Some("b"), &json!({"in":[{"objname":"big"}]}))
+        .await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: Value = r.json().await.unwrap();
+    assert!(body["message"].as_str().unwrap().contains("rejected"));
+    drop(slow);
+    // Once the first client is gone, work is admitted again.
+    let mut admitted = false;
+    for _ in 0..100 {
+        let r = api
+            .batch(Some("b"), &json!({"in":[{"objname":"big","length":10}]}))
+            .await;
+        if r.status() == 200 {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(admitted);
+    sb.shutdown().await;
+}
+
+/// Sum of a gauge over every target of the sandbox.
+pub async fn gauge(sb: &ClusterSandbox, name: &str) -> i64 {
+    let mut total = 0;
+    for t in &sb.local().targets {
+        let text = reqwest::get(format!("{}/metrics", t.url))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{")))
+            .unwrap();
+        total += line.rsplit(' ').next().unwrap().parse::<i64>().unwrap();
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_disconnect_stops_work_on_dt_and_senders() {
+    let sb = ClusterSandbox::builder().start().await;
+    let api = &sb.api;
+    api.create_bucket("b").await;
+    let objects: Vec<(String, Vec<u8>)> = (0..30)
+        .map(|i| (format!("o{i}"), data(i, 1 << 20)))
+        .collect();
+    api.put_many("b", objects).await;
+    let entries: Vec<Value> = (0..3000)
+        .map(|k| json!({"objname": format!("o{}", k % 30)}))
+        .collect();
+    let mut r = api
+        .batch(Some("b"), &json!({"in": entries, "strm": true}))
+        .await;
+    assert_eq!(r.status(), 200);
+    let first = r.chunk().await.unwrap().unwrap();
+    assert!(!first.is_empty());
+    assert!(gauge(&sb, "moss_getbatch_active_work_items").await >= 1);
+    assert!(gauge(&sb, "moss_getbatch_active_send_streams").await >= 1);
+    drop(r);
+    let mut stopped = false;
+    for _ in 0..200 {
+        if gauge(&sb, "moss_getbatch_active_work_items").await == 0
+            && gauge(&sb, "moss_getbatch_active_send_streams").await == 0
+        {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(stopped, "work continued after the client left");
+    sb.shutdown().await;
+}

@@ -1,0 +1,246 @@
+//! Separate `moss` processes: membership, keepalives, a killed target, a late joiner, restarts.
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use moss_testkit::{Api, ProcessNode, data, free_port, read_tar};
+use serde_json::json;
+
+pub fn moss_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_moss"))
+}
+
+/// A proxy and `n` targets as separate processes, with fast keepalives.
+pub struct ProcCluster {
+    pub dir: tempfile::TempDir,
+    pub proxy: ProcessNode,
+    pub targets: Vec<ProcessNode>,
+    pub api: Api,
+}
+
+impl ProcCluster {
+    pub async fn start(n: usize) -> ProcCluster {
+        let dir = tempfile::tempdir().unwrap();
+        let proxy = ProcessNode::proxy(&moss_bin(), free_port(), &dir.path().join("proxy"));
+        let api = Api::new(&proxy.url);
+        api.set_config("keepalive.interval", "200ms").await;
+        api.set_config("keepalive.timeout", "1s").await;
+        let mut cluster = ProcCluster {
+            dir,
+            proxy,
+            targets: Vec::new(),
+            api,
+        };
+        for _ in 0..n {
+            cluster.add_target().await;
+        }
+        cluster.wait_targets(n).await;
+        cluster
+    }
+
+    pub fn target_dir(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("t{i}"))
+    }
+
+    pub async fn add_target(&mut self) {
+        let i = self.targets.len();
+        let node = ProcessNode::target(
+            &moss_bin(),
+            free_port(),
+            &self.proxy.url,
+            &self.target_dir(i),
+        );
+        self.targets.push(node);
+    }
+
+    /// Restarts target `i` (same port and data).
+    pub fn restart_target(&mut self, i: usize) {
+        let port: u16 = self.targets[i]
+            .url
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        self.targets[i].kill();
+        self.targets[i] =
+            ProcessNode::target(&moss_bin(), port, &self.proxy.url, &self.target_dir(i));
+    }
+
+    /// Waits until the proxy's map has `n` targets and every live node holds that map version.
+    pub async fn wait_targets(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let smap = self.api.smap().await;
+            if smap.tmap.len() == n && self.all_nodes_at(smap.version).await {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "cluster did not reach {n} targets: {:?}",
+                smap.tmap.keys()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn all_nodes_at(&self, version: u64) -> bool {
+        for t in self.targets.iter().filter(|t| t.child.is_some()) {
+            let Ok(r) = self
+                .api
+                .http
+                .get(format!("{}/v1/daemon?what=smap", t.url))
+                .send()
+                .await
+            else {
+                return false;
+            };
+            let Ok(smap) = r.json::<moss_types::smap::Smap>().await else {
+                return false;
+            };
+            if smap.version != version {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+fn count_objects(dir: &Path) -> usize {
+    fn walk(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .map(|rd| {
+                rd.flatten()
+                    .map(|e| {
+                        if e.path().is_dir() {
+                            walk(&e.path())
+                        } else {
+                            1
+                        }
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+    walk(&dir.join("mp/@ais/b/%ob"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn separate_processes_survive_a_killed_target_and_a_late_joiner() {
+    let mut c = ProcCluster::start(3).await;
+    c.api.create_bucket("b").await;
+    let objects: Vec<(String, Vec<u8>)> = (0..150)
+        .map(|i| (format!("obj-{i:03}"), data(i, 2000 + i as usize)))
+        .collect();
+    c.api.put_many("b", objects.clone()).await;
+    let entries: Vec<_> = objects.iter().map(|(n, _)| json!({"objname": n})).collect();
+    let r = c
+        .api
+        .batch(Some("b"), &json!({"in": entries, "strm": true}))
+        .await;
+    assert_eq!(read_tar(&r.bytes().await.unwrap()).len(), 150);
+
+    // A killed target is dropped from the map, and every node learns the new map.
+    c.targets[2].kill();
+    c.wait_targets(2).await;
+    // Objects of the survivors stay readable (HRW moves only the dead node's keys).
+    let smap = c.api.smap().await;
+    assert_eq!(smap.tmap.len(), 2);
+
+    // It comes back with the same identity and data.
+    c.restart_target(2);
+    c.wait_targets(3).await;
+    for (name, bytes) in &objects {
+        assert_eq!(
+            c.api.get_bytes("b", name).await.as_ref(),
+            &bytes[..],
+            "{name} after restart"
+        );
+    }
+
+    // A late joiner takes over its share; every object stays readable throughout.
+    c.add_target().await;
+    c.wait_targets(4).await;
+    for (name, bytes) in &objects {
+        assert_eq!(
+            c.api.get_bytes("b", name).await.as_ref(),
+            &bytes[..],
+            "{name} right after the join"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let counts: Vec<usize> = (0..4).map(|i| count_objects(&c.target_dir(i))).collect();
+        if counts[3] > 0 && counts.iter().sum::<usize>() == objects.len() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "rebalance did not settle: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = c
+        .api
+        .batch(Some("b"), &json!({"in": entries, "strm": true}))
+        .await;
+    let got = read_tar(&r.bytes().await.unwrap());
+    assert_eq!(got.len(), 150);
+    for ((name, bytes), (got_name, got_bytes)) in objects.iter().zip(&got) {
+        assert_eq!(
+            (got_name.as_str(), got_bytes),
+            (format!("b/{name}").as_str(), bytes)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moss_local_stops_on_ctrl_c_and_restarts_with_its_data() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let start = || {
+        let mut child = Command::new(moss_bin())
+            .args([
+                "local",
+                "--listen",
+                "127.0.0.1:0",
+                "--data",
+                &dir.path().display().to_string(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut endpoint = None;
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("endpoint: ") {
+                endpoint = Some(rest.split_whitespace().next().unwrap().to_string());
+                break;
+            }
+        }
+        (child, endpoint.expect("moss local printed no endpoint"))
+    };
+    let (mut child, endpoint) = start();
+    let api = Api::new(&endpoint);
+    api.create_bucket("b").await;
+    api.put("b", "kept", b"across restarts".to_vec()).await;
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(exit.success(), "moss local exited with {exit}");
+    let (mut child, endpoint) = start();
+    let api = Api::new(&endpoint);
+    assert_eq!(
+        api.get_bytes("b", "kept").await.as_ref(),
+        b"across restarts"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -1,0 +1,8 @@
+//! Integration tests: real clusters (in-process and multi-process) over loopback HTTP.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod batch;
+mod cluster;
+mod faults;
+mod objects;
+mod shards;

@@ -1,0 +1,153 @@
+//! Nodes as separate `moss` processes, for tests that kill, stop and restart them.
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free loopback port (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One `moss proxy` or `moss target` process.
+pub struct ProcessNode {
+    pub child: Option<Child>,
+    pub url: String,
+    pub log: std::path::PathBuf,
+}
+
+impl ProcessNode {
+    /// Starts `moss proxy` on `port` with state in `dir`.
+    pub fn proxy(bin: &Path, port: u16, dir: &Path) -> ProcessNode {
+        let args = [
+            "proxy",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data",
+            &dir.display().to_string(),
+        ];
+        Self::spawn(bin, &args, port, dir)
+    }
+
+    /// Starts `moss target` on `port` joining `proxy_url`, with data in `dir`.
+    pub fn target(bin: &Path, port: u16, proxy_url: &str, dir: &Path) -> ProcessNode {
+        let args = [
+            "target",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--proxy",
+            proxy_url,
+            "--data",
+            &dir.display().to_string(),
+        ];
+        Self::spawn(bin, &args, port, dir)
+    }
+
+    fn spawn(bin: &Path, args: &[&str], port: u16, dir: &Path) -> ProcessNode {
+        std::fs::create_dir_all(dir).unwrap();
+        let log = dir.with_extension("log");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
+        let child = Command::new(bin)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .unwrap();
+        let node = ProcessNode {
+            child: Some(child),
+            url: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        node.wait_listening(Duration::from_secs(20));
+        node
+    }
+
+    fn wait_listening(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let addr = self.url.trim_start_matches("http://").to_string();
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{} did not start; log:\n{}",
+                self.url,
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no cleanup, no flush.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, `INT`).
+    pub fn signal(&self, name: &str) {
+        if let Some(child) = &self.child {
+            let status = Command::new("kill")
+                .arg(format!("-{name}"))
+                .arg(child.id().to_string())
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+    }
+
+    /// SIGINT and wait for a clean exit.
+    pub fn stop(&mut self) {
+        self.signal("INT");
+        if let Some(mut child) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+impl Drop for ProcessNode {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Reads lines from a child's stdout until one contains `needle` (for `moss local`).
+#[allow(dead_code)]
+pub fn wait_for_line(child: &mut Child, needle: &str, timeout: Duration) -> Option<String> {
+    let stdout = child.stdout.take()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let needle = needle.to_string();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains(&needle) {
+                let _ = tx.send(line);
+                return;
+            }
+        }
+    });
+    rx.recv_timeout(timeout).ok()
+}

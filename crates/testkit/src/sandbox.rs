@@ -1,0 +1,93 @@
+//! An in-process cluster: one proxy and N targets, each a real HTTP server on its own loopback
+//! port, with data in a temporary directory.
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use moss_server::local::{LocalCluster, LocalOptions};
+
+use crate::Api;
+
+/// Configures a sandbox.
+pub struct SandboxBuilder {
+    targets: usize,
+    dir: Option<PathBuf>,
+    config: Vec<(String, String)>,
+}
+
+impl SandboxBuilder {
+    pub fn targets(mut self, n: usize) -> SandboxBuilder {
+        self.targets = n;
+        self
+    }
+
+    /// Reuses a data directory (to test restarts).
+    pub fn data_dir(mut self, dir: PathBuf) -> SandboxBuilder {
+        self.dir = Some(dir);
+        self
+    }
+
+    /// A cluster config value set right after start.
+    pub fn config(mut self, key: &str, value: &str) -> SandboxBuilder {
+        self.config.push((key.to_string(), value.to_string()));
+        self
+    }
+
+    pub async fn start(self) -> ClusterSandbox {
+        let tempdir = tempfile::tempdir().unwrap();
+        let data = self
+            .dir
+            .clone()
+            .unwrap_or_else(|| tempdir.path().to_path_buf());
+        let options = LocalOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            targets: self.targets,
+            data,
+        };
+        let cluster = LocalCluster::start(&options).await.unwrap();
+        cluster.wait_ready(Duration::from_secs(20)).await.unwrap();
+        let api = Api::new(&cluster.proxy.url);
+        for (k, v) in &self.config {
+            api.set_config(k, v).await;
+        }
+        ClusterSandbox {
+            cluster: Some(cluster),
+            api,
+            _tempdir: tempdir,
+            data_dir: options.data,
+        }
+    }
+}
+
+/// A running in-process cluster.
+pub struct ClusterSandbox {
+    pub cluster: Option<LocalCluster>,
+    pub api: Api,
+    pub data_dir: PathBuf,
+    _tempdir: tempfile::TempDir,
+}
+
+impl ClusterSandbox {
+    pub fn builder() -> SandboxBuilder {
+        SandboxBuilder {
+            targets: 3,
+            dir: None,
+            config: Vec::new(),
+        }
+    }
+
+    pub fn endpoint(&self) -> &str {
+        &self.api.endpoint
+    }
+
+    pub fn local(&self) -> &LocalCluster {
+        self.cluster.as_ref().unwrap()
+    }
+
+    /// Stops every node.
+    pub async fn shutdown(mut self) {
+        if let Some(cluster) = self.cluster.take() {
+            cluster.shutdown(Duration::from_secs(5)).await;
+        }
+    }
+}
