@@ -1,12 +1,207 @@
 //! The moss client CLI: bucket, object, GetBatch, config and job commands on top of `moss-client`.
-use clap::Subcommand;
+//!
+//! ```text
+//! moss bucket create data
+//! moss put ./images data/train             # recursive, bounded concurrency, progress bar
+//! moss ls data/train
+//! moss get data/train/0001.jpg ./0001.jpg  # or `-` for stdout
+//! moss batch data/train/0001.jpg data/shards/s-0.tar/a.wav -o batch.tar
+//! moss batch --list entries.txt --coer --extract ./out
+//! moss config cluster get_batch.max_soft_errs=10
+//! moss show job --refresh 2
+//! ```
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use moss_client::Client;
+
+mod batch;
+mod buckets;
+mod cluster;
+mod fmt;
+mod names;
+mod objects;
+mod progress;
 
 /// Client commands of the `moss` binary.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Create, list or destroy buckets
+    Bucket {
+        #[command(subcommand)]
+        command: BucketCommand,
+    },
+    /// Upload a file, or a directory recursively, to BUCKET[/PREFIX]
+    Put(PutArgs),
+    /// Download an object to a file or to stdout
+    Get(GetArgs),
+    /// List the objects of a bucket (name and size)
+    Ls(LsArgs),
+    /// Fetch many objects and archived files as one archive, in request order (GetBatch)
+    Batch(BatchArgs),
+    /// Show or change configuration
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Show cluster activity
+    Show {
+        #[command(subcommand)]
+        command: ShowCommand,
+    },
+}
+
+/// `moss bucket …`
+#[derive(Debug, Subcommand)]
+pub enum BucketCommand {
+    /// Create buckets
+    Create {
+        /// Bucket names (`b` or `ais://b`)
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// List buckets
+    Ls,
+    /// Destroy buckets and everything in them
+    Rm {
+        /// Bucket names (`b` or `ais://b`)
+        #[arg(required = true, value_name = "NAME")]
+        names: Vec<String>,
+    },
+}
+
+/// `moss put FILE|DIR BUCKET[/PREFIX]`
+#[derive(Debug, Args)]
+pub struct PutArgs {
+    /// A file, or a directory to upload recursively
+    #[arg(value_name = "FILE|DIR")]
+    pub source: PathBuf,
+    /// Destination: `BUCKET` or `BUCKET/NAME` for a file (`BUCKET/DIR/` keeps the file name);
+    /// `BUCKET[/PREFIX]` for a directory (object name = PREFIX/relative path)
+    #[arg(value_name = "BUCKET[/PREFIX]")]
+    pub destination: String,
+    /// Files uploaded at the same time
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub concurrency: u16,
+}
+
+/// `moss get BUCKET/OBJECT [DEST|-]`
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// The object
+    #[arg(value_name = "BUCKET/OBJECT")]
+    pub object: String,
+    /// Output file or directory (default: the object's base name here); `-` for stdout
+    #[arg(value_name = "DEST|-")]
+    pub destination: Option<String>,
+    /// Get this file from inside the object (a TAR/TGZ/ZIP/TAR.LZ4 shard)
+    #[arg(long, value_name = "PATH")]
+    pub archpath: Option<String>,
+}
+
+/// `moss ls BUCKET[/PREFIX]`
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Bucket, optionally with a name prefix
+    #[arg(value_name = "BUCKET[/PREFIX]")]
+    pub target: String,
+    /// Print sizes in bytes instead of IEC units
+    #[arg(long)]
+    pub bytes: bool,
+    /// Objects per request to the cluster (0 = the cluster's maximum); all pages are printed
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub page_size: u64,
+}
+
+/// `moss batch …`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Entries are `bucket/object` or `bucket/shard.tar/path/in/shard` (split at the first .tar, .tgz,
+.tar.gz, .zip or .tar.lz4 component followed by `/`). With --default-bucket, entries are object
+names in that bucket; `ais://bucket/object` always names its bucket.
+
+Examples:
+  moss batch b/a.jpg b/shard-0.tar/x/1.wav -o out.tar
+  moss batch --default-bucket b --list names.txt --coer --extract ./out
+  moss batch --spec request.json --buffered -o out.tgz")]
+pub struct BatchArgs {
+    /// Entries to fetch, in order
+    #[arg(value_name = "ENTRY")]
+    pub entries: Vec<String>,
+    /// A GetBatch request (JSON MossReq) to start from; `-` reads stdin
+    #[arg(long, value_name = "FILE")]
+    pub spec: Option<PathBuf>,
+    /// A file with one entry per line (blank lines and `#` comments skipped)
+    #[arg(long, value_name = "FILE")]
+    pub list: Option<PathBuf>,
+    /// Bucket for entries that name none
+    #[arg(long, value_name = "BUCKET")]
+    pub default_bucket: Option<String>,
+    /// Continue on error: missing items become empty `__404__/` entries
+    #[arg(long)]
+    pub coer: bool,
+    /// Name archive entries by object name only (no bucket)
+    #[arg(long)]
+    pub onob: bool,
+    /// Streaming response (the default unless --spec says otherwise)
+    #[arg(long, conflicts_with = "buffered")]
+    pub streaming: bool,
+    /// Buffered response: metadata (sizes, error messages) first, then the archive
+    #[arg(long)]
+    pub buffered: bool,
+    /// Write the archive as received; the extension picks the format
+    /// (.tar .tgz .tar.gz .zip .tar.lz4)
+    #[arg(
+        short = 'o',
+        long,
+        value_name = "FILE",
+        conflicts_with = "extract",
+        required_unless_present = "extract"
+    )]
+    pub output: Option<PathBuf>,
+    /// Write every entry as a file under DIR, named as in the archive
+    #[arg(long, value_name = "DIR")]
+    pub extract: Option<PathBuf>,
+    /// Archive format to request with --extract (default: the spec's, else tar)
+    #[arg(long, value_name = "FORMAT", requires = "extract")]
+    pub format: Option<String>,
+}
+
+/// `moss config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the cluster configuration, or set KEY=VALUE pairs (e.g. get_batch.max_soft_errs=10)
+    Cluster {
+        #[arg(value_name = "KEY=VALUE")]
+        pairs: Vec<String>,
+    },
+}
+
+/// `moss show …`
+#[derive(Debug, Subcommand)]
+pub enum ShowCommand {
+    /// Per-target GetBatch activity
+    Job {
+        /// Repeat every SECONDS until Ctrl-C
+        #[arg(long, value_name = "SECONDS")]
+        refresh: Option<f64>,
+    },
+}
 
 /// Runs a client command against `endpoint`.
 pub async fn run(endpoint: &str, command: Command) -> anyhow::Result<()> {
-    let _ = endpoint;
-    match command {}
+    let client = Client::new(endpoint)?;
+    match command {
+        Command::Bucket { command } => buckets::run(&client, command).await,
+        Command::Put(args) => objects::put(&client, args).await,
+        Command::Get(args) => objects::get(&client, args).await,
+        Command::Ls(args) => objects::ls(&client, args).await,
+        Command::Batch(args) => batch::run(&client, args).await,
+        Command::Config {
+            command: ConfigCommand::Cluster { pairs },
+        } => cluster::config(&client, &pairs).await,
+        Command::Show {
+            command: ShowCommand::Job { refresh },
+        } => cluster::show_job(&client, refresh).await,
+    }
 }

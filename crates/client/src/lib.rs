@@ -1,1 +1,127 @@
-//! placeholder
+//! An async client for moss (and AIStore-compatible clusters): buckets, objects, listing,
+//! cluster map and configuration, GetBatch statistics, and GetBatch itself with incremental
+//! decoding of the returned archive.
+//!
+//! ```no_run
+//! # async fn demo() -> moss_client::Result<()> {
+//! use futures::TryStreamExt;
+//! use moss_types::moss::{MossIn, MossReq};
+//!
+//! let client = moss_client::Client::new("http://127.0.0.1:8080")?;
+//! client.create_bucket("b").await?;
+//! client.put_bytes("b", "a.txt", "hello").await?;
+//! let req = MossReq {
+//!     entries: vec![MossIn { objname: "a.txt".into(), ..Default::default() }],
+//!     strm: true,
+//!     ..Default::default()
+//! };
+//! let items: Vec<_> = client.batch(req, Some("b")).try_collect().await?;
+//! assert_eq!(&items[0].data[..], b"hello");
+//! # Ok(()) }
+//! ```
+//!
+//! Calls that the cluster's proxy answers with `307` (object calls and GetBatch) are followed by
+//! hand, re-sending method and body. Object PUTs locate the owning target first and send the
+//! data only there.
+mod batch;
+mod buckets;
+mod cluster;
+mod error;
+mod http;
+mod objects;
+
+pub use batch::multipart::{MultipartEvent, MultipartSplitter, PartHeaders};
+pub use batch::plan::{BatchPlan, STREAMED_MISSING, split_archpath};
+pub use batch::{BatchArchive, BatchItem, BatchStream, BatchSummary, ByteStream};
+pub use buckets::ListOptions;
+pub use cluster::GetBatchStats;
+pub use error::{Error, Result};
+pub use objects::{GetOptions, ObjectProps, ObjectStream};
+
+use std::time::Duration;
+
+/// Files at most this large are uploaded from memory; larger ones are streamed from disk.
+pub const SMALL_FILE_LIMIT: u64 = 8 << 20;
+
+/// A handle to one cluster endpoint (the proxy). Cheap to clone; clones share connections.
+#[derive(Debug, Clone)]
+pub struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// A client for `endpoint` (`http://host:port`; a bare `host:port` means `http://`).
+    /// Sends nothing until the first call.
+    pub fn new(endpoint: &str) -> Result<Client> {
+        let base = normalize_endpoint(endpoint)?;
+        let http = reqwest::Client::builder()
+            // Redirects are followed by `http::execute`, which knows which bodies can be re-sent.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            // A gap this long inside a response means the server is stuck; GetBatch waits for
+            // senders at most `get_batch.max_wait` (20 s by default) between items.
+            .read_timeout(Duration::from_secs(300))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| Error::transport("build http client", e))?;
+        Ok(Client { base, http })
+    }
+
+    /// The endpoint this client talks to, without a trailing `/`.
+    pub fn endpoint(&self) -> &str {
+        &self.base
+    }
+}
+
+fn normalize_endpoint(endpoint: &str) -> Result<String> {
+    let trimmed = endpoint.trim().trim_end_matches('/');
+    if trimmed.is_empty() {
+        return Err(Error::InvalidRequest("empty endpoint".to_string()));
+    }
+    if trimmed.starts_with("https://") {
+        return Err(Error::InvalidRequest(format!(
+            "endpoint {trimmed:?}: https is not supported by this build (use http://)"
+        )));
+    }
+    let with_scheme = if trimmed.contains("://") {
+        trimmed.to_string()
+    } else {
+        format!("http://{trimmed}")
+    };
+    let url = reqwest::Url::parse(&with_scheme)
+        .map_err(|e| Error::InvalidRequest(format!("invalid endpoint {endpoint:?}: {e}")))?;
+    if url.scheme() != "http" {
+        return Err(Error::InvalidRequest(format!(
+            "invalid endpoint {endpoint:?}: unsupported scheme {:?}",
+            url.scheme()
+        )));
+    }
+    if url.path() != "/" {
+        return Err(Error::InvalidRequest(format!(
+            "invalid endpoint {endpoint:?}: must not have a path"
+        )));
+    }
+    Ok(with_scheme)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_normalize() {
+        assert_eq!(
+            normalize_endpoint("http://127.0.0.1:8080/").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            normalize_endpoint("localhost:9").unwrap(),
+            "http://localhost:9"
+        );
+        assert!(normalize_endpoint("https://h:1").is_err());
+        assert!(normalize_endpoint("ftp://h:1").is_err());
+        assert!(normalize_endpoint("http://h:1/v1").is_err());
+        assert!(normalize_endpoint("").is_err());
+    }
+}

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek};
 use std::os::unix::fs::{FileExt, MetadataExt};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -55,6 +56,12 @@ struct Cached {
 #[derive(Default)]
 pub struct ShardCache {
     inner: Mutex<CacheInner>,
+    /// Indexes built (cache misses of TAR/ZIP shards).
+    pub index_builds: AtomicU64,
+    /// Lookups answered from a cached index.
+    pub index_hits: AtomicU64,
+    /// Decompressing passes over compressed shards.
+    pub scans: AtomicU64,
 }
 
 #[derive(Default)]
@@ -185,8 +192,10 @@ fn index_of(
 ) -> Result<Arc<ShardIndex>, ItemError> {
     let key = file_key(&handle.file).map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
     if let Some(index) = reader.shards.get(&key) {
+        reader.shards.index_hits.fetch_add(1, Ordering::Relaxed);
         return Ok(index);
     }
+    reader.shards.index_builds.fetch_add(1, Ordering::Relaxed);
     let limits = limits_for(key.size);
     let mut file = handle
         .file
@@ -224,7 +233,7 @@ pub fn open_member(
         }
         Format::Tgz | Format::TarLz4 => {
             let mut found =
-                scan_compressed(&handle, format, &[match_key(archpath)], u64::MAX, what)?;
+                scan_compressed(reader, &handle, format, &[match_key(archpath)], u64::MAX, what)?;
             let member = found
                 .pop()
                 .flatten()
@@ -361,12 +370,14 @@ fn reopen(
 /// One decompressing pass over a shard looking for `wanted` names (match keys). Members no larger
 /// than `keep` bytes are kept in memory. Returns one slot per wanted name.
 fn scan_compressed(
+    reader: &LocalReader,
     handle: &ObjHandle,
     format: Format,
     wanted: &[&str],
     keep: u64,
     what: &str,
 ) -> Result<Vec<Option<Found>>, ItemError> {
+    reader.shards.scans.fetch_add(1, Ordering::Relaxed);
     let mut slots: Vec<Option<Found>> = wanted.iter().map(|_| None).collect();
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     for (i, name) in wanted.iter().enumerate() {
@@ -516,7 +527,7 @@ fn prepare_shard(
                 .iter()
                 .map(|&i| match_key(specs[i].archpath))
                 .collect();
-            let found = match scan_compressed(handle, format, &wanted, KEEP_MEMBER, what) {
+            let found = match scan_compressed(reader, handle, format, &wanted, KEEP_MEMBER, what) {
                 Ok(found) => found,
                 Err(e) => return members.iter().map(|&i| (i, Err(e.clone()))).collect(),
             };

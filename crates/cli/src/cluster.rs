@@ -1,0 +1,224 @@
+//! `moss config cluster` and `moss show job`.
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use moss_client::{Client, GetBatchStats};
+
+use crate::fmt::{duration_ns, emit, iec, table};
+
+pub async fn config(client: &Client, args: &[String]) -> Result<()> {
+    if args.is_empty() {
+        let config = client
+            .cluster_config_json()
+            .await
+            .context("get cluster config")?;
+        let text = serde_json::to_string_pretty(&config).context("format cluster config")?;
+        println!("{text}");
+        return Ok(());
+    }
+    let pairs = args
+        .iter()
+        .map(|arg| parse_pair(arg))
+        .collect::<Result<Vec<(String, String)>>>()?;
+    client
+        .set_cluster_config(&pairs)
+        .await
+        .context("set cluster config")?;
+    let config = client
+        .cluster_config_json()
+        .await
+        .context("get cluster config")?;
+    for (key, _) in &pairs {
+        println!("{key} = {}", lookup(&config, key));
+    }
+    Ok(())
+}
+
+/// `KEY=VALUE`, split at the first `=`.
+fn parse_pair(arg: &str) -> Result<(String, String)> {
+    match arg.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => {
+            Ok((key.trim().to_string(), value.trim().to_string()))
+        }
+        _ => bail!("invalid argument {arg:?}: expected KEY=VALUE"),
+    }
+}
+
+/// The value at a dotted key, as text (strings without quotes).
+fn lookup(config: &serde_json::Value, key: &str) -> String {
+    let found = key.split('.').try_fold(config, |node, part| node.get(part));
+    match found {
+        Some(serde_json::Value::String(text)) => text.clone(),
+        Some(value) => value.to_string(),
+        None => "(not reported by the cluster)".to_string(),
+    }
+}
+
+pub async fn show_job(client: &Client, refresh: Option<f64>) -> Result<()> {
+    let Some(seconds) = refresh else {
+        let stats = client.getbatch_stats().await.context("get job stats")?;
+        emit(&job_table(&stats))?;
+        return Ok(());
+    };
+    if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 {
+        bail!("invalid --refresh {seconds}: expecting seconds in (0, 86400]");
+    }
+    let period = Duration::from_secs_f64(seconds);
+    loop {
+        let stats = client.getbatch_stats().await.context("get job stats")?;
+        let text = format!("{}\n{}\n", unix_time_label(), job_table(&stats));
+        if !emit(&text)? {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(period) => {}
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+fn unix_time_label() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let (h, m, s) = (now / 3600 % 24, now / 60 % 60, now % 60);
+    format!("get-batch jobs at {h:02}:{m:02}:{s:02} UTC")
+}
+
+/// The per-target GetBatch table (`ais show job get-batch` style).
+pub fn job_table(stats: &BTreeMap<String, Option<GetBatchStats>>) -> String {
+    const HEADER: [&str; 10] = [
+        "NODE",
+        "REQS",
+        "OBJS",
+        "FILES",
+        "PENDING",
+        "SENDING",
+        "AVG-WAIT",
+        "SOFT-ERRS",
+        "ERRS",
+        "BEWARM",
+    ];
+    let rows: Vec<Vec<String>> = stats
+        .iter()
+        .map(|(id, row)| {
+            let node = format!("t[{id}]");
+            let Some(s) = row else {
+                let mut cells = vec![node];
+                cells.extend(std::iter::repeat_n("-".to_string(), HEADER.len() - 2));
+                cells.push("(no answer)".to_string());
+                return cells;
+            };
+            let avg_wait = match s.reqs {
+                0 => "-".to_string(),
+                reqs => duration_ns(s.rxwait_ns / reqs),
+            };
+            let bewarm = if s.bewarm_workers > 0 {
+                format!("{} ({} done)", s.bewarm_workers, s.bewarm_done)
+            } else {
+                "off".to_string()
+            };
+            vec![
+                node,
+                s.reqs.to_string(),
+                format!("{} ({})", s.obj_count, iec(s.obj_bytes)),
+                format!("{} ({})", s.file_count, iec(s.file_bytes)),
+                s.active_work_items.to_string(),
+                s.active_send_streams.to_string(),
+                avg_wait,
+                s.err_soft_count.to_string(),
+                s.err_count.to_string(),
+                bewarm,
+            ]
+        })
+        .collect();
+    table(&HEADER, &rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_and_lookups() {
+        assert_eq!(
+            parse_pair("get_batch.max_wait=5s").unwrap(),
+            ("get_batch.max_wait".to_string(), "5s".to_string())
+        );
+        assert_eq!(parse_pair("a=b=c").unwrap().1, "b=c");
+        assert!(parse_pair("novalue").is_err());
+        assert!(parse_pair("=1").is_err());
+        let config = serde_json::json!({"get_batch": {"max_soft_errs": 10, "max_wait": "20s"}});
+        assert_eq!(lookup(&config, "get_batch.max_soft_errs"), "10");
+        assert_eq!(lookup(&config, "get_batch.max_wait"), "20s");
+        assert!(lookup(&config, "get_batch.nope").starts_with("(not"));
+    }
+
+    #[test]
+    fn job_table_rows() {
+        let busy = GetBatchStats {
+            reqs: 4,
+            obj_count: 10,
+            obj_bytes: 3 << 20,
+            file_count: 2,
+            file_bytes: 2048,
+            rxwait_ns: 10_000_000,
+            err_soft_count: 1,
+            active_work_items: 1,
+            bewarm_workers: 2,
+            bewarm_done: 7,
+            ..Default::default()
+        };
+        let stats: BTreeMap<String, Option<GetBatchStats>> = [
+            ("a1".to_string(), Some(busy)),
+            ("b2".to_string(), Some(GetBatchStats::default())),
+            ("c3".to_string(), None),
+        ]
+        .into();
+        let text = job_table(&stats);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 4);
+        let cells = |line: &str| {
+            line.split("  ")
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            cells(lines[0]),
+            [
+                "NODE",
+                "REQS",
+                "OBJS",
+                "FILES",
+                "PENDING",
+                "SENDING",
+                "AVG-WAIT",
+                "SOFT-ERRS",
+                "ERRS",
+                "BEWARM"
+            ]
+        );
+        assert_eq!(
+            cells(lines[1]),
+            [
+                "t[a1]",
+                "4",
+                "10 (3.00MiB)",
+                "2 (2.00KiB)",
+                "1",
+                "0",
+                "2.5ms",
+                "1",
+                "0",
+                "2 (7 done)"
+            ]
+        );
+        assert_eq!(cells(lines[2])[6], "-");
+        assert_eq!(cells(lines[2])[9], "off");
+        assert!(lines[3].starts_with("t[c3]") && lines[3].ends_with("(no answer)"));
+    }
+}
