@@ -34,6 +34,7 @@ impl SandboxBuilder {
     }
 
     pub async fn start(self) -> ClusterSandbox {
+        crate::init_logs();
         let tempdir = tempfile::tempdir().unwrap();
         let data = self
             .dir
