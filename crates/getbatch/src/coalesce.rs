@@ -58,14 +58,6 @@ impl Coalescer {
         &mut self.buf
     }
 
-    /// Sends the pending buffer if the consumer is idle (keeps latency low on small batches).
-    pub fn flush_if_idle(&mut self) -> io::Result<()> {
-        if !self.buf.is_empty() && self.tx.capacity() == self.tx.max_capacity() {
-            self.flush()?;
-        }
-        Ok(())
-    }
-
     /// Sends whatever is pending.
     pub fn flush(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {

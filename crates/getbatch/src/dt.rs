@@ -79,7 +79,6 @@ enum Event {
         index: u32,
         chunk: Bytes,
         last: bool,
-        _permit: Option<OwnedSemaphorePermit>,
     },
     Fail {
         index: u32,
@@ -90,13 +89,120 @@ enum Event {
     Broken(String),
 }
 
+/// Events travel in batches, so a stream of small items costs one wake-up per batch, not per
+/// item. The permit covers the batch's payload bytes in the source's window and is returned when
+/// the assembler has consumed the whole batch.
+struct Batch {
+    events: Vec<Event>,
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// Payload bytes after which a source hands its batch over.
+const BATCH_BYTES: usize = 128 << 10;
+/// Events after which a source hands its batch over.
+const BATCH_EVENTS: usize = 32;
+
+/// Collects a source's events into batches and sends them once their window permits are granted.
+struct Batcher {
+    tx: mpsc::UnboundedSender<Batch>,
+    sem: Arc<Semaphore>,
+    capacity: usize,
+    events: Vec<Event>,
+    bytes: usize,
+}
+
+impl Batcher {
+    fn new(tx: mpsc::UnboundedSender<Batch>, sem: Arc<Semaphore>) -> Batcher {
+        let capacity = sem.available_permits();
+        Batcher {
+            tx,
+            sem,
+            capacity,
+            events: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    fn push(&mut self, event: Event) {
+        if let Event::Data { chunk, .. } = &event {
+            self.bytes += chunk.len().max(1);
+        }
+        self.events.push(event);
+    }
+
+    fn is_full(&self) -> bool {
+        self.bytes >= BATCH_BYTES || self.events.len() >= BATCH_EVENTS
+    }
+
+    fn permits_wanted(&self) -> u32 {
+        self.bytes.min(self.capacity) as u32
+    }
+
+    fn take(&mut self, permit: Option<OwnedSemaphorePermit>) -> Batch {
+        self.bytes = 0;
+        Batch {
+            events: std::mem::take(&mut self.events),
+            permit,
+        }
+    }
+
+    /// Waits for window space (blocking thread) and sends; false when the DT is gone.
+    fn flush_blocking(&mut self, handle: &Handle) -> bool {
+        if self.events.is_empty() {
+            return true;
+        }
+        let permit = match self.permits_wanted() {
+            0 => None,
+            n => match handle.block_on(self.sem.clone().acquire_many_owned(n)) {
+                Ok(p) => Some(p),
+                Err(_) => return false,
+            },
+        };
+        let batch = self.take(permit);
+        self.tx.send(batch).is_ok()
+    }
+
+    /// Waits for window space and sends; false when the DT is gone.
+    async fn flush(&mut self) -> bool {
+        if self.events.is_empty() {
+            return true;
+        }
+        let permit = match self.permits_wanted() {
+            0 => None,
+            n => match self.sem.clone().acquire_many_owned(n).await {
+                Ok(p) => Some(p),
+                Err(_) => return false,
+            },
+        };
+        let batch = self.take(permit);
+        self.tx.send(batch).is_ok()
+    }
+
+    /// Sends one final event right away (errors and ends need no window).
+    fn finish_with(mut self, event: Event, handle: Option<&Handle>) {
+        let sent = match handle {
+            Some(h) => self.flush_blocking(h),
+            None => true,
+        };
+        if sent {
+            let _ = self.tx.send(Batch {
+                events: vec![event],
+                permit: None,
+            });
+        }
+    }
+}
+
 /// One owner's share of the batch.
 struct SourceState {
     /// The owner; `None` for this node's own disks.
     target: Option<Snode>,
     name: String,
     indices: Vec<u32>,
-    rx: Option<mpsc::UnboundedReceiver<Event>>,
+    rx: Option<mpsc::UnboundedReceiver<Batch>>,
+    /// Events of the batch being consumed, and its window permit.
+    pending: std::collections::VecDeque<Event>,
+    held: Option<OwnedSemaphorePermit>,
     broken: Option<String>,
 }
 
@@ -164,6 +270,8 @@ impl Engine {
                 name: format!("t[{me}]"),
                 indices: local,
                 rx: Some(rx),
+                pending: Default::default(),
+                held: None,
                 broken: None,
             });
         }
@@ -192,6 +300,8 @@ impl Engine {
                 target: Some(target),
                 indices,
                 rx: Some(rx),
+                pending: Default::default(),
+                held: None,
                 broken: None,
             });
         }
@@ -242,13 +352,14 @@ impl Engine {
         &self,
         indices: Vec<u32>,
         entries: Vec<Entry>,
-        tx: mpsc::UnboundedSender<Event>,
+        tx: mpsc::UnboundedSender<Batch>,
         sem: Arc<Semaphore>,
         handle: Handle,
         warmup_workers: i64,
     ) {
         let specs: Vec<ItemSpec> = entries.iter().map(spec_of).collect();
         let prepared = self.reader.prepare(&specs);
+        let mut out = Batcher::new(tx, sem);
         for (&index, p) in indices.iter().zip(&prepared) {
             let stat = match p {
                 Ok(p) => Stat::Ok {
@@ -257,11 +368,11 @@ impl Engine {
                 },
                 Err(e) => Stat::Err(e.clone()),
             };
-            if tx.send(Event::Stat { index, stat }).is_err() {
-                return;
-            }
+            out.push(Event::Stat { index, stat });
         }
-        let capacity = sem.available_permits();
+        if !out.flush_blocking(&handle) {
+            return;
+        }
         let mut warm = crate::warmup::Warmup::new(warmup_workers, &self.stats);
         for (k, ((&index, spec), p)) in indices.iter().zip(&specs).zip(&prepared).enumerate() {
             let Ok(p) = p else { continue };
@@ -269,15 +380,10 @@ impl Engine {
             let mut item = match self.reader.open_prepared(spec, p) {
                 Ok(item) => item,
                 Err(e) => {
-                    if tx
-                        .send(Event::Fail {
-                            index,
-                            msg: e.to_string(),
-                        })
-                        .is_err()
-                    {
-                        return;
-                    }
+                    out.push(Event::Fail {
+                        index,
+                        msg: e.to_string(),
+                    });
                     continue;
                 }
             };
@@ -287,37 +393,19 @@ impl Engine {
                     Ok(Some(chunk)) => chunk,
                     Ok(None) if first => Bytes::new(),
                     Ok(None) => break,
-                    Err(e) => {
-                        let event = if first {
-                            Event::Fail {
-                                index,
-                                msg: e.to_string(),
-                            }
-                        } else {
-                            Event::Broken(e.to_string())
-                        };
-                        let _ = tx.send(event);
-                        if first {
-                            break;
-                        }
-                        return;
+                    Err(e) if first => {
+                        out.push(Event::Fail {
+                            index,
+                            msg: e.to_string(),
+                        });
+                        break;
                     }
+                    Err(e) => return out.finish_with(Event::Broken(e.to_string()), Some(&handle)),
                 };
                 first = false;
-                let want = chunk.len().clamp(1, capacity) as u32;
-                let Ok(permit) = handle.block_on(sem.clone().acquire_many_owned(want)) else {
-                    return;
-                };
                 let last = item.remaining() == 0;
-                if tx
-                    .send(Event::Data {
-                        index,
-                        chunk,
-                        last,
-                        _permit: Some(permit),
-                    })
-                    .is_err()
-                {
+                out.push(Event::Data { index, chunk, last });
+                if out.is_full() && !out.flush_blocking(&handle) {
                     return;
                 }
                 if last {
@@ -325,7 +413,7 @@ impl Engine {
                 }
             }
         }
-        let _ = tx.send(Event::End);
+        out.finish_with(Event::End, Some(&handle));
     }
 }
 
@@ -350,7 +438,7 @@ async fn remote_source(
     view: Arc<dyn crate::ClusterView>,
     target: Snode,
     req: SendReq,
-    tx: mpsc::UnboundedSender<Event>,
+    tx: mpsc::UnboundedSender<Batch>,
     sem: Arc<Semaphore>,
 ) {
     let url = format!("{}/v1/internal/moss/send", target.url());
@@ -359,21 +447,15 @@ async fn remote_source(
         Ok(r) => {
             let status = r.status();
             let text = r.text().await.unwrap_or_default();
-            let _ = tx.send(Event::Broken(format!(
-                "{} refused the batch ({status}): {text}",
-                target.display()
-            )));
-            return;
+            let why = format!("{} refused the batch ({status}): {text}", target.display());
+            return Batcher::new(tx, sem).finish_with(Event::Broken(why), None);
         }
         Err(e) => {
-            let _ = tx.send(Event::Broken(format!(
-                "{} unreachable: {e}",
-                target.display()
-            )));
-            return;
+            let why = format!("{} unreachable: {e}", target.display());
+            return Batcher::new(tx, sem).finish_with(Event::Broken(why), None);
         }
     };
-    let capacity = sem.available_permits();
+    let mut out = Batcher::new(tx, sem);
     let mut stream = response.bytes_stream();
     let mut decoder = frame::Decoder::new();
     let mut decoded = Vec::new();
@@ -381,51 +463,39 @@ async fn remote_source(
         let chunk = match stream.next().await {
             Some(Ok(chunk)) => chunk,
             Some(Err(e)) => {
-                let _ = tx.send(Event::Broken(format!(
-                    "stream from {} broke: {e}",
-                    target.display()
-                )));
-                return;
+                return out.finish_with(
+                    Event::Broken(format!("stream from {} broke: {e}", target.display())),
+                    None,
+                );
             }
             None => {
-                let _ = tx.send(Event::Broken(format!(
-                    "stream from {} ended early",
-                    target.display()
-                )));
-                return;
+                return out.finish_with(
+                    Event::Broken(format!("stream from {} ended early", target.display())),
+                    None,
+                );
             }
         };
         if let Err(e) = decoder.feed(chunk, &mut decoded) {
-            let _ = tx.send(Event::Broken(format!(
-                "bad stream from {}: {e}",
-                target.display()
-            )));
-            return;
+            return out.finish_with(
+                Event::Broken(format!("bad stream from {}: {e}", target.display())),
+                None,
+            );
         }
+        let mut ended = false;
         for d in decoded.drain(..) {
-            let event = match d {
+            out.push(match d {
                 Decoded::Stat { index, stat } => Event::Stat { index, stat },
                 Decoded::Fail { index, msg } => Event::Fail { index, msg },
+                Decoded::Data { index, chunk, last } => Event::Data { index, chunk, last },
                 Decoded::End => {
-                    let _ = tx.send(Event::End);
-                    return;
+                    ended = true;
+                    Event::End
                 }
-                Decoded::Data { index, chunk, last } => {
-                    let want = chunk.len().clamp(1, capacity) as u32;
-                    let Ok(permit) = sem.clone().acquire_many_owned(want).await else {
-                        return;
-                    };
-                    Event::Data {
-                        index,
-                        chunk,
-                        last,
-                        _permit: Some(permit),
-                    }
-                }
-            };
-            if tx.send(event).is_err() {
-                return;
-            }
+            });
+        }
+        // One network read becomes one batch: the wake-up cost is paid per read, not per item.
+        if !out.flush().await || ended {
+            return;
         }
     }
 }
@@ -619,33 +689,74 @@ impl Assembly {
         source.rx = None;
     }
 
-    /// Next event of source `s`, waiting at most until `deadline`.
-    fn recv(&mut self, s: usize, deadline: Instant) -> Result<Event, String> {
+    /// True if source `s` has an event ready without waiting.
+    fn has_ready(&mut self, s: usize) -> bool {
         let source = &mut self.sources[s];
-        if let Some(why) = &source.broken {
-            return Err(why.clone());
+        if !source.pending.is_empty() || source.broken.is_some() {
+            return true;
         }
         let Some(rx) = source.rx.as_mut() else {
-            return Err("source closed".into());
+            return true;
         };
-        let remote = source.target.is_some();
-        let waiting = Instant::now();
-        let wait = deadline.saturating_duration_since(waiting);
-        let event = self.handle.block_on(tokio::time::timeout(wait, rx.recv()));
-        if remote {
-            stats::add(
-                &self.engine.stats.rxwait_ns,
-                waiting.elapsed().as_nanos() as u64,
-            );
+        match rx.try_recv() {
+            Ok(batch) => {
+                source.held = batch.permit;
+                source.pending.extend(batch.events);
+                true
+            }
+            Err(mpsc::error::TryRecvError::Empty) => false,
+            Err(mpsc::error::TryRecvError::Disconnected) => true,
         }
-        match event {
-            Err(_) => Err(format!(
-                "timed out after {:?} waiting for {}",
-                self.max_wait, source.name
-            )),
-            Ok(None) => Err(format!("{} closed its stream", source.name)),
-            Ok(Some(Event::Broken(why))) => Err(why),
-            Ok(Some(event)) => Ok(event),
+    }
+
+    /// Next event of source `s`, waiting at most until `deadline`.
+    fn recv(&mut self, s: usize, deadline: Instant) -> Result<Event, String> {
+        loop {
+            let source = &mut self.sources[s];
+            if let Some(why) = &source.broken {
+                return Err(why.clone());
+            }
+            if let Some(event) = source.pending.pop_front() {
+                return match event {
+                    Event::Broken(why) => Err(why),
+                    event => Ok(event),
+                };
+            }
+            // The previous batch is fully consumed: its window space goes back to the source.
+            source.held = None;
+            let Some(rx) = source.rx.as_mut() else {
+                return Err("source closed".into());
+            };
+            let batch = match rx.try_recv() {
+                Ok(batch) => Some(batch),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    let remote = source.target.is_some();
+                    let waiting = Instant::now();
+                    let wait = deadline.saturating_duration_since(waiting);
+                    let received = self.handle.block_on(tokio::time::timeout(wait, rx.recv()));
+                    if remote {
+                        stats::add(
+                            &self.engine.stats.rxwait_ns,
+                            waiting.elapsed().as_nanos() as u64,
+                        );
+                    }
+                    match received {
+                        Err(_) => {
+                            return Err(format!(
+                                "timed out after {:?} waiting for {}",
+                                self.max_wait, source.name
+                            ));
+                        }
+                        Ok(batch) => batch,
+                    }
+                }
+            };
+            let Some(batch) = batch else {
+                return Err(format!("{} closed its stream", source.name));
+            };
+            source.held = batch.permit;
+            source.pending.extend(batch.events);
         }
     }
 
@@ -674,7 +785,6 @@ impl Assembly {
                     archived,
                 } => self.deliver(&mut *archive, i, *size, *mtime, *archived)?,
             }
-            archive.flush_if_idle()?;
         }
         archive.finish()?;
         if let Some(m) = multipart {
@@ -729,6 +839,10 @@ impl Assembly {
         let mut started = false;
         let max_wait = self.max_wait;
         loop {
+            if !self.has_ready(s) {
+                // About to wait: whatever is buffered goes to the client now.
+                archive.flush()?;
+            }
             let event = self.recv(s, Instant::now() + max_wait);
             match event {
                 Ok(Event::Data {

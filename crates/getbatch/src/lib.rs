@@ -11,7 +11,6 @@ pub mod shard;
 pub mod stats;
 mod warmup;
 
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use moss_types::config::ClusterConfig;
@@ -102,13 +101,6 @@ impl Engine {
     /// Statistics snapshot including live gauges.
     pub fn snapshot(&self) -> stats::Snapshot {
         let workers = self.view.config().get_batch.warmup_workers.max(0);
-        let mut snap = self.stats.snapshot(workers);
-        if let Ok(a) = self.admitted.lock() {
-            snap.active_work_items = a.items as i64;
-        }
-        snap.active_work_items = snap
-            .active_work_items
-            .max(self.stats.active_work_items.load(Ordering::Relaxed));
-        snap
+        self.stats.snapshot(workers)
     }
 }

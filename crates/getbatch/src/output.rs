@@ -14,8 +14,9 @@ pub trait Output: Send {
     fn begin(&mut self, name: &str, size: u64, mtime: u64) -> io::Result<()>;
     fn data(&mut self, chunk: Bytes) -> io::Result<()>;
     fn end(&mut self) -> io::Result<()>;
-    /// Sends buffered bytes if the client is waiting for them.
-    fn flush_if_idle(&mut self) -> io::Result<()>;
+    /// Sends buffered bytes now (called before the assembler waits for a source). Compressed
+    /// formats keep their compressor state and only pass on what it already produced.
+    fn flush(&mut self) -> io::Result<()>;
     /// Writes the archive trailer and flushes everything.
     fn finish(self: Box<Self>) -> io::Result<()>;
 }
@@ -58,8 +59,8 @@ impl Output for TarOutput {
         self.out.put(&ZEROS[..pad])
     }
 
-    fn flush_if_idle(&mut self) -> io::Result<()> {
-        self.out.flush_if_idle()
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 
     fn finish(mut self: Box<Self>) -> io::Result<()> {
@@ -86,7 +87,7 @@ impl Output for GenericOutput {
         self.writer.finish_entry()
     }
 
-    fn flush_if_idle(&mut self) -> io::Result<()> {
+    fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
 

@@ -77,9 +77,6 @@ impl Engine {
                     }
                 }
             }
-            if out.flush_if_idle().is_err() {
-                return;
-            }
         }
         frame::put_header(out.buffer(), frame::END, 0, 0);
         let _ = out.flush();

@@ -232,8 +232,14 @@ pub fn open_member(
             open_indexed(&index, handle, spec, what)
         }
         Format::Tgz | Format::TarLz4 => {
-            let mut found =
-                scan_compressed(reader, &handle, format, &[match_key(archpath)], u64::MAX, what)?;
+            let mut found = scan_compressed(
+                reader,
+                &handle,
+                format,
+                &[match_key(archpath)],
+                u64::MAX,
+                what,
+            )?;
             let member = found
                 .pop()
                 .flatten()

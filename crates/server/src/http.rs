@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt;
 use moss_storage::StoreError;
 use moss_types::{Bck, ErrorBody, Namespace, Provider, headers, names};
 use percent_encoding::percent_decode_str;
@@ -195,19 +194,31 @@ pub fn decode_component(raw: &str) -> Result<String, ApiError> {
         .map_err(|_| ApiError::bad_request(format!("invalid URL encoding in {raw:?}: not UTF-8")))
 }
 
-/// Reads a whole request body, refusing more than `limit` bytes with 413.
+/// Reads a whole request body, refusing more than `limit` bytes with 413. The excess is drained
+/// (up to [`ERROR_DRAIN_LIMIT`]) so the client gets to read the 413 instead of a reset.
 pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    let limited = http_body_util::Limited::new(body, limit);
-    match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body exceeds {limit} bytes"),
-        )),
-        Err(e) => Err(ApiError::bad_request(format!(
-            "failed to read request body: {e}"
-        ))),
+    use futures::StreamExt;
+    let mut stream = body.into_data_stream();
+    let mut collected = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk
+            .map_err(|e| ApiError::bad_request(format!("failed to read request body: {e}")))?;
+        if collected.len() + chunk.len() > limit {
+            let mut drained = collected.len() + chunk.len();
+            while let Some(Ok(more)) = stream.next().await {
+                drained += more.len();
+                if drained > ERROR_DRAIN_LIMIT {
+                    break;
+                }
+            }
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body exceeds {limit} bytes"),
+            ));
+        }
+        collected.extend_from_slice(&chunk);
     }
+    Ok(collected.freeze())
 }
 
 /// Bytes of an unread request body discarded before an error response, so the client sees the

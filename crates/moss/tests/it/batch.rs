@@ -24,19 +24,36 @@ pub fn read_archive(mime: &str, bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
                 .unwrap();
             read_tar(&tar)
         }
-        ".zip" => {
-            let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
-            (0..zip.len())
-                .map(|i| {
-                    let mut f = zip.by_index(i).unwrap();
-                    let mut out = Vec::new();
-                    f.read_to_end(&mut out).unwrap();
-                    (f.name().unwrap().to_string(), out)
-                })
-                .collect()
-        }
+        ".zip" => read_zip_with_python(bytes),
         other => panic!("unknown format {other}"),
     }
+}
+
+/// Reads a ZIP with Python's `zipfile` (an independent reader that keeps duplicate names).
+fn read_zip_with_python(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
+    use std::io::Write;
+    let script = "import sys, zipfile, io, json, base64\n\
+                  z = zipfile.ZipFile(io.BytesIO(sys.stdin.buffer.read()))\n\
+                  assert z.testzip() is None\n\
+                  print(json.dumps([[i.filename, base64.b64encode(z.open(i).read()).decode()] for i in z.infolist()]))";
+    let mut child = std::process::Command::new("python3")
+        .args(["-W", "ignore", "-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "python zipfile rejected the archive");
+    let entries: Vec<(String, String)> = serde_json::from_slice(&out.stdout).unwrap();
+    entries
+        .into_iter()
+        .map(|(name, b64)| (name, base64_decode(&b64)))
+        .collect()
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    moss_types::moss::decode_opaque(text).unwrap()
 }
 
 async fn streamed(api: &Api, bucket: Option<&str>, body: Value) -> Vec<(String, Vec<u8>)> {
@@ -703,5 +720,49 @@ async fn client_disconnect_stops_work_on_dt_and_senders() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(stopped, "work continued after the client left");
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundred_thousand_entry_requests_are_accepted() {
+    let sb = ClusterSandbox::builder().start().await;
+    let api = &sb.api;
+    api.create_bucket("big").await;
+    let names: Vec<String> = (0..30).map(|i| format!("o{i}")).collect();
+    api.put_many(
+        "big",
+        names
+            .iter()
+            .map(|n| (n.clone(), b"0123456789".to_vec()))
+            .collect(),
+    )
+    .await;
+    // ~4.5 MB of JSON; every target stats its share, then strict mode reports the one missing item.
+    let mut entries: Vec<Value> = (0..100_000)
+        .map(|k| json!({"objname": names[k % 30], "start": 1, "length": 1}))
+        .collect();
+    entries.push(json!({"objname": "not-there"}));
+    let r = api
+        .batch(Some("big"), &json!({"in": entries, "strm": true}))
+        .await;
+    assert_eq!(r.status(), 404);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("ais://big/not-there does not exist")
+    );
+    // The same request with coer streams all 100,001 entries.
+    let r = api
+        .batch(
+            Some("big"),
+            &json!({"in": entries, "strm": true, "coer": true}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let got = read_tar(&r.bytes().await.unwrap());
+    assert_eq!(got.len(), 100_001);
+    assert_eq!(got[99_999], ("big/o9".to_string(), b"1".to_vec()));
+    assert_eq!(got[100_000].0, "__404__/big/not-there");
     sb.shutdown().await;
 }

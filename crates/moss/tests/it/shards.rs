@@ -34,11 +34,22 @@ fn make_shard(dir: &Path, kind: &str, shard: usize) -> Vec<u8> {
         let script = format!(
             "import sys, {module}\nnames = sys.argv[3:]\n{body}",
             body = match module {
-                "tarfile" => format!("with tarfile.open(sys.argv[1], '{mode}', format=tarfile.PAX_FORMAT) as t:\n    for n in names: t.add(sys.argv[2] + '/' + n, arcname=n)\n"),
-                _ => format!("with zipfile.ZipFile(sys.argv[1], 'w', compression=zipfile.{mode}) as z:\n    for n in names: z.write(sys.argv[2] + '/' + n, arcname=n)\n"),
+                "tarfile" => format!(
+                    "with tarfile.open(sys.argv[1], '{mode}', format=tarfile.PAX_FORMAT) as t:\n    for n in names: t.add(sys.argv[2] + '/' + n, arcname=n)\n"
+                ),
+                _ => format!(
+                    "with zipfile.ZipFile(sys.argv[1], 'w', compression=zipfile.{mode}) as z:\n    for n in names: z.write(sys.argv[2] + '/' + n, arcname=n)\n"
+                ),
             }
         );
-        let status = Command::new("python3").arg("-c").arg(script).arg(&out).arg(&src).args(&names).status().unwrap();
+        let status = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(&out)
+            .arg(&src)
+            .args(&names)
+            .status()
+            .unwrap();
         assert!(status.success(), "python {module} {mode}");
     };
     match kind {
@@ -47,14 +58,35 @@ fn make_shard(dir: &Path, kind: &str, shard: usize) -> Vec<u8> {
         "zip-stored" => python("ZIP_STORED", "zipfile"),
         "zip-deflated" => python("ZIP_DEFLATED", "zipfile"),
         "gnutar" => {
-            let status = Command::new("tar").arg("--format=gnu").arg("-cf").arg(&out).arg("-C").arg(&src).args(&names).status().unwrap();
+            let status = Command::new("tar")
+                .arg("--format=gnu")
+                .arg("-cf")
+                .arg(&out)
+                .arg("-C")
+                .arg(&src)
+                .args(&names)
+                .status()
+                .unwrap();
             assert!(status.success());
         }
         "lz4" => {
             let tar = dir.join(format!("plain-{shard}.tar"));
-            let status = Command::new("tar").arg("-cf").arg(&tar).arg("-C").arg(&src).args(&names).status().unwrap();
+            let status = Command::new("tar")
+                .arg("-cf")
+                .arg(&tar)
+                .arg("-C")
+                .arg(&src)
+                .args(&names)
+                .status()
+                .unwrap();
             assert!(status.success());
-            let status = Command::new("lz4").arg("-q").arg("-f").arg(&tar).arg(&out).status().expect("the lz4 tool is needed (scripts/test.sh installs it)");
+            let status = Command::new("lz4")
+                .arg("-q")
+                .arg("-f")
+                .arg(&tar)
+                .arg(&out)
+                .status()
+                .expect("the lz4 tool is needed (scripts/test.sh installs it)");
             assert!(status.success());
         }
         other => panic!("unknown shard kind {other}"),
@@ -105,7 +137,10 @@ async fn fetch(api: &Api, body: Value) -> Vec<(String, Vec<u8>)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_of_foreign_shards_come_back_in_every_output_format() {
     let dir = tempfile::tempdir().unwrap();
-    let sb = ClusterSandbox::builder().config("get_batch.max_soft_errs", "1000").start().await;
+    let sb = ClusterSandbox::builder()
+        .config("get_batch.max_soft_errs", "1000")
+        .start()
+        .await;
     let shards = load_shards(&sb.api, dir.path()).await;
     // Every member of every shard, interleaved across shards, with a missing member every third.
     let mut entries = Vec::new();
@@ -123,7 +158,11 @@ async fn members_of_foreign_shards_come_back_in_every_output_format() {
     }
     for mime in [".tar", ".tgz", ".zip", ".tar.lz4"] {
         for strm in [true, false] {
-            let got = fetch(&sb.api, json!({"in": entries, "mime": mime, "strm": strm, "coer": true})).await;
+            let got = fetch(
+                &sb.api,
+                json!({"in": entries, "mime": mime, "strm": strm, "coer": true}),
+            )
+            .await;
             assert_eq!(got.len(), expect.len(), "{mime} strm={strm}");
             for (k, (g, e)) in got.iter().zip(&expect).enumerate() {
                 assert_eq!(g, e, "{mime} strm={strm} entry {k}");
@@ -143,18 +182,45 @@ async fn archpath_get_ranges_and_strict_misses() {
         let (member, bytes) = members(*shard)[1].clone();
         // GET ?archpath= (what Lhotse's fallback and the SDK's ArchiveConfig send), leading '/' ignored.
         for path in [member.clone(), format!("/{member}")] {
-            let url = format!("{}&archpath={}&archregx=", api.object_url("s", name), path.replace('/', "%2F"));
+            let url = format!(
+                "{}&archpath={}&archregx=",
+                api.object_url("s", name),
+                path.replace('/', "%2F")
+            );
             let r = api.http.get(&url).send().await.unwrap();
             assert_eq!(r.status(), 200, "{name} {path}");
             assert_eq!(r.bytes().await.unwrap().as_ref(), &bytes[..], "{name}");
         }
-        let url = format!("{}&archpath={}", api.object_url("s", name), member.replace('/', "%2F"));
-        let r = api.http.get(&url).header("range", "bytes=100-199").send().await.unwrap();
+        let url = format!(
+            "{}&archpath={}",
+            api.object_url("s", name),
+            member.replace('/', "%2F")
+        );
+        let r = api
+            .http
+            .get(&url)
+            .header("range", "bytes=100-199")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 206);
         assert_eq!(r.bytes().await.unwrap().as_ref(), &bytes[100..200]);
-        let r = api.http.get(format!("{}&archpath=missing.txt", api.object_url("s", name))).send().await.unwrap();
+        let r = api
+            .http
+            .get(format!(
+                "{}&archpath=missing.txt",
+                api.object_url("s", name)
+            ))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 404);
-        assert!(r.text().await.unwrap().contains(&format!("missing.txt in ais://s/{name} does not exist")));
+        assert!(
+            r.text()
+                .await
+                .unwrap()
+                .contains(&format!("missing.txt in ais://s/{name} does not exist"))
+        );
     }
     // Ranges on archived files inside GetBatch.
     let (name, shard) = &shards[0];
@@ -165,14 +231,26 @@ async fn archpath_get_ranges_and_strict_misses() {
     assert_eq!(got[0].1, bytes[10..100]);
     assert_eq!(got[1].1, bytes[19_000..]);
     // Strict mode: a missing member or shard is a 404 and no archive.
-    for entry in [json!({"objname": name, "archpath": "nope"}), json!({"objname": "no-shard.tar", "archpath": "a.txt"})] {
-        let r = api.batch(Some("s"), &json!({"in":[entry], "strm": true})).await;
+    for entry in [
+        json!({"objname": name, "archpath": "nope"}),
+        json!({"objname": "no-shard.tar", "archpath": "a.txt"}),
+    ] {
+        let r = api
+            .batch(Some("s"), &json!({"in":[entry], "strm": true}))
+            .await;
         assert_eq!(r.status(), 404);
         assert!(r.text().await.unwrap().contains("does not exist"));
     }
     // With coer, a missing shard's placeholder keeps the archpath in its name.
-    let got = fetch(api, json!({"in":[{"objname":"no-shard.tar","archpath":"a.txt"}], "strm": true, "coer": true})).await;
-    assert_eq!(got, vec![("__404__/s/no-shard.tar/a.txt".to_string(), Vec::new())]);
+    let got = fetch(
+        api,
+        json!({"in":[{"objname":"no-shard.tar","archpath":"a.txt"}], "strm": true, "coer": true}),
+    )
+    .await;
+    assert_eq!(
+        got,
+        vec![("__404__/s/no-shard.tar/a.txt".to_string(), Vec::new())]
+    );
     sb.shutdown().await;
 }
 
@@ -191,14 +269,30 @@ async fn format_comes_from_archmime_then_extension_then_magic() {
     let got = fetch(api, body).await;
     assert_eq!(got[0].1, members(1)[0].1);
     assert_eq!(got[1].1, members(2)[0].1);
-    let url = format!("{}&archpath=a.txt&archmime=application%2Fgzip", api.object_url("s", "misnamed.bin"));
+    let url = format!(
+        "{}&archpath=a.txt&archmime=application%2Fgzip",
+        api.object_url("s", "misnamed.bin")
+    );
     let r = api.http.get(url).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().as_ref(), &members(1)[0].1[..]);
     api.put("s", "plain.txt", b"not an archive".to_vec()).await;
-    let r = api.http.get(format!("{}&archpath=a.txt", api.object_url("s", "plain.txt"))).send().await.unwrap();
+    let r = api
+        .http
+        .get(format!(
+            "{}&archpath=a.txt",
+            api.object_url("s", "plain.txt")
+        ))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    assert!(r.text().await.unwrap().contains("unrecognized or unsupported file format"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("unrecognized or unsupported file format")
+    );
     sb.shutdown().await;
 }
 
@@ -213,22 +307,45 @@ async fn one_scan_per_compressed_shard_and_a_cached_tar_index() {
     let sb = ClusterSandbox::builder().targets(1).start().await;
     let api = &sb.api;
     api.create_bucket("s").await;
-    api.put("s", "one.tgz", make_shard(dir.path(), "tgz", 1)).await;
-    api.put("s", "one.tar", make_shard(dir.path(), "tar", 1)).await;
-    let all: Vec<Value> = members(1).iter().map(|(m, _)| json!({"objname":"one.tgz","archpath": m})).collect();
+    api.put("s", "one.tgz", make_shard(dir.path(), "tgz", 1))
+        .await;
+    api.put("s", "one.tar", make_shard(dir.path(), "tar", 1))
+        .await;
+    let all: Vec<Value> = members(1)
+        .iter()
+        .map(|(m, _)| json!({"objname":"one.tgz","archpath": m}))
+        .collect();
     let got = fetch(api, json!({"in": all, "strm": true})).await;
     assert_eq!(got.len(), 5);
-    assert_eq!(counter(&sb, "moss_target_shard_scans_count").await, 1, "five members, one pass");
-    let tar_entries: Vec<Value> = members(1).iter().map(|(m, _)| json!({"objname":"one.tar","archpath": m})).collect();
+    assert_eq!(
+        counter(&sb, "moss_target_shard_scans_count").await,
+        1,
+        "five members, one pass"
+    );
+    let tar_entries: Vec<Value> = members(1)
+        .iter()
+        .map(|(m, _)| json!({"objname":"one.tar","archpath": m}))
+        .collect();
     fetch(api, json!({"in": tar_entries, "strm": true})).await;
     fetch(api, json!({"in": tar_entries, "strm": true})).await;
-    assert_eq!(counter(&sb, "moss_target_shard_index_builds_count").await, 1);
+    assert_eq!(
+        counter(&sb, "moss_target_shard_index_builds_count").await,
+        1
+    );
     assert!(counter(&sb, "moss_target_shard_index_hits_count").await >= 5);
     // Overwriting the shard invalidates its index: the new bytes are served.
-    api.put("s", "one.tar", make_shard(dir.path(), "tar", 7)).await;
-    let got = fetch(api, json!({"in": [{"objname":"one.tar","archpath":"a.txt"}], "strm": true})).await;
+    api.put("s", "one.tar", make_shard(dir.path(), "tar", 7))
+        .await;
+    let got = fetch(
+        api,
+        json!({"in": [{"objname":"one.tar","archpath":"a.txt"}], "strm": true}),
+    )
+    .await;
     assert_eq!(got[0].1, members(7)[0].1);
-    assert_eq!(counter(&sb, "moss_target_shard_index_builds_count").await, 2);
+    assert_eq!(
+        counter(&sb, "moss_target_shard_index_builds_count").await,
+        2
+    );
     sb.shutdown().await;
 }
 
@@ -240,15 +357,24 @@ async fn zero_size_archived_files_are_real_entries() {
     api.create_bucket("s").await;
     let mut entries = Vec::new();
     for j in 0..40usize {
-        let (prefix, file) = if j % 2 == 0 { (data(j as u64, 1024), Vec::new()) } else { (Vec::new(), data(j as u64, 1024)) };
+        let (prefix, file) = if j % 2 == 0 {
+            (data(j as u64, 1024), Vec::new())
+        } else {
+            (Vec::new(), data(j as u64, 1024))
+        };
         let mut tar = Vec::new();
-        for (name, bytes) in [("data/prefix.bin", &prefix), ("data/archived-file.bin", &file)] {
+        for (name, bytes) in [
+            ("data/prefix.bin", &prefix),
+            ("data/archived-file.bin", &file),
+        ] {
             let mut header = tar::Header::new_ustar();
             header.set_size(bytes.len() as u64);
             header.set_mode(0o644);
             header.set_cksum();
             let mut builder = tar::Builder::new(Vec::new());
-            builder.append_data(&mut header, name, bytes.as_slice()).unwrap();
+            builder
+                .append_data(&mut header, name, bytes.as_slice())
+                .unwrap();
             let chunk = builder.into_inner().unwrap();
             tar.extend_from_slice(&chunk[..chunk.len() - 1024]);
         }
@@ -257,7 +383,10 @@ async fn zero_size_archived_files_are_real_entries() {
         api.put("s", &name, tar).await;
         entries.push((name, file));
     }
-    let body: Vec<Value> = entries.iter().map(|(n, _)| json!({"objname": n, "archpath": "data/archived-file.bin"})).collect();
+    let body: Vec<Value> = entries
+        .iter()
+        .map(|(n, _)| json!({"objname": n, "archpath": "data/archived-file.bin"}))
+        .collect();
     for strm in [true, false] {
         let got = fetch(api, json!({"in": body, "strm": strm})).await;
         for ((name, bytes), (got_name, got_bytes)) in entries.iter().zip(&got) {
@@ -271,7 +400,11 @@ async fn zero_size_archived_files_are_real_entries() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_shards_fail_per_item_and_the_node_stays_up() {
     let dir = tempfile::tempdir().unwrap();
-    let sb = ClusterSandbox::builder().targets(1).config("get_batch.max_soft_errs", "100").start().await;
+    let sb = ClusterSandbox::builder()
+        .targets(1)
+        .config("get_batch.max_soft_errs", "100")
+        .start()
+        .await;
     let api = &sb.api;
     api.create_bucket("s").await;
     let good = make_shard(dir.path(), "tar", 1);
@@ -309,21 +442,40 @@ async fn hostile_shards_fail_per_item_and_the_node_stays_up() {
         api.put("s", name, bytes.clone()).await;
     }
     api.put("s", "good.tar", good).await;
-    let mut entries: Vec<Value> = shards.iter().map(|(n, _)| json!({"objname": n, "archpath": "x/y/z.jpg"})).collect();
+    let mut entries: Vec<Value> = shards
+        .iter()
+        .map(|(n, _)| json!({"objname": n, "archpath": "x/y/z.jpg"}))
+        .collect();
     entries.push(json!({"objname":"bomb.tgz","archpath":"nothing-here"}));
     entries.push(json!({"objname":"good.tar","archpath":"a.txt"}));
     let got = fetch(api, json!({"in": entries, "strm": true, "coer": true})).await;
     assert_eq!(got.len(), entries.len());
     // The truncated tar still holds a.txt and x/y/z.jpg in its first half; the rest fail per item.
-    let placeholders = got.iter().filter(|(n, _)| n.starts_with("__404__/")).count();
-    assert!(placeholders >= 5, "{:?}", got.iter().map(|(n, b)| (n, b.len())).collect::<Vec<_>>());
+    let placeholders = got
+        .iter()
+        .filter(|(n, _)| n.starts_with("__404__/"))
+        .count();
+    assert!(
+        placeholders >= 5,
+        "{:?}",
+        got.iter().map(|(n, b)| (n, b.len())).collect::<Vec<_>>()
+    );
     assert_eq!(got.last().unwrap().1, members(1)[0].1);
     // Without coer: a 4xx, never a 5xx.
     for (name, _) in &shards {
-        let r = api.batch(Some("s"), &json!({"in":[{"objname": name, "archpath":"nothing-here"}], "strm": true})).await;
+        let r = api
+            .batch(
+                Some("s"),
+                &json!({"in":[{"objname": name, "archpath":"nothing-here"}], "strm": true}),
+            )
+            .await;
         assert!(r.status().is_client_error(), "{name}: {}", r.status());
     }
-    assert_eq!(api.get_bytes("s", "good.tar").await.len() % 512, 0, "node still serving");
+    assert_eq!(
+        api.get_bytes("s", "good.tar").await.len() % 512,
+        0,
+        "node still serving"
+    );
     sb.shutdown().await;
 }
 

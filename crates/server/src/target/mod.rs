@@ -252,9 +252,24 @@ fn metrics(target: &Target) -> Response {
     moss::render_metrics(&target.engine.snapshot(), &mut out);
     let shards = &target.reader.shards;
     let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-    out.add("moss_target_shard_index_builds_count", Kind::Counter, "shard member indexes built", load(&shards.index_builds));
-    out.add("moss_target_shard_index_hits_count", Kind::Counter, "member lookups served by a cached index", load(&shards.index_hits));
-    out.add("moss_target_shard_scans_count", Kind::Counter, "decompressing passes over compressed shards", load(&shards.scans));
+    out.add(
+        "moss_target_shard_index_builds_count",
+        Kind::Counter,
+        "shard member indexes built",
+        load(&shards.index_builds),
+    );
+    out.add(
+        "moss_target_shard_index_hits_count",
+        Kind::Counter,
+        "member lookups served by a cached index",
+        load(&shards.index_hits),
+    );
+    out.add(
+        "moss_target_shard_scans_count",
+        Kind::Counter,
+        "decompressing passes over compressed shards",
+        load(&shards.scans),
+    );
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         Body::from(out.finish()),
