@@ -358,7 +358,8 @@ impl Engine {
         warmup_workers: i64,
     ) {
         let specs: Vec<ItemSpec> = entries.iter().map(spec_of).collect();
-        let prepared = self.reader.prepare(&specs);
+        let mut prepared = self.reader.prepare(&specs);
+        self.find_misses(&specs, &mut prepared, &handle);
         let mut out = Batcher::new(tx, sem);
         for (&index, p) in indices.iter().zip(&prepared) {
             let stat = match p {
@@ -377,7 +378,7 @@ impl Engine {
         for (k, ((&index, spec), p)) in indices.iter().zip(&specs).zip(&prepared).enumerate() {
             let Ok(p) = p else { continue };
             warm.ahead(&self.reader, &specs, &prepared, k);
-            let mut item = match self.reader.open_prepared(spec, p) {
+            let mut item = match self.open_item(spec, p, &handle) {
                 Ok(item) => item,
                 Err(e) => {
                     out.push(Event::Fail {

@@ -104,6 +104,14 @@ impl Item {
         }
     }
 
+    /// The stored object behind a whole-object or ranged item (for response headers).
+    pub fn object(&self) -> Option<&ObjHandle> {
+        match &self.source {
+            Source::File { handle, .. } if !self.archived => Some(handle),
+            _ => None,
+        }
+    }
+
     /// Bytes not yet read.
     pub fn remaining(&self) -> u64 {
         self.size - self.delivered
@@ -174,6 +182,9 @@ pub struct Prepared {
     pub archived: bool,
     /// Bytes already extracted while scanning a compressed shard.
     pub memory: Option<Bytes>,
+    /// Base URL of another target that holds the item (the object has not moved to its owner
+    /// yet); the data phase fetches it from there.
+    pub neighbor: Option<String>,
 }
 
 /// Local data access of a target: the store plus caches of shard directories.
@@ -239,6 +250,7 @@ impl LocalReader {
                 mtime: atime,
                 archived: false,
                 memory: None,
+                neighbor: None,
             }),
             Some(range) => {
                 let (_, len) = range.resolve(size).map_err(ItemError::Range)?;
@@ -247,6 +259,7 @@ impl LocalReader {
                     mtime: 0,
                     archived: false,
                     memory: None,
+                    neighbor: None,
                 })
             }
         }
@@ -283,7 +296,7 @@ fn open_object_item(handle: ObjHandle, range: Option<ByteRange>) -> Result<Item,
     match range {
         None => {
             let verifier = Some(handle.verifier());
-            let mtime = handle.atime_secs();
+            let mtime = 0;
             Ok(Item::new(
                 size,
                 mtime,

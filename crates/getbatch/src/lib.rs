@@ -5,6 +5,7 @@ pub mod coalesce;
 mod dt;
 pub mod frame;
 pub mod item;
+mod neighbor;
 pub mod output;
 mod sender;
 pub mod shard;
@@ -29,6 +30,9 @@ pub trait ClusterView: Send + Sync + 'static {
     /// Adds intra-cluster caller headers.
     fn intra(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder;
     fn client(&self) -> &reqwest::Client;
+    /// True while objects may sit on a non-owner: the cluster map changed recently or this node is
+    /// rebalancing. Misses are then looked up on the other targets (get-from-neighbor).
+    fn neighbors_may_hold_objects(&self) -> bool;
 }
 
 /// GetBatch service of one target.

@@ -20,11 +20,12 @@ impl Engine {
     pub fn send_stream(self: &Arc<Self>, req: SendReq) -> impl Stream<Item = BodyItem> + use<> {
         let (tx, mut rx) = mpsc::channel::<BodyItem>(SEND_AHEAD);
         let engine = self.clone();
-        tokio::task::spawn_blocking(move || engine.produce(req, Coalescer::new(tx)));
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || engine.produce(req, Coalescer::new(tx), &handle));
         futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
     }
 
-    fn produce(&self, req: SendReq, mut out: Coalescer) {
+    fn produce(&self, req: SendReq, mut out: Coalescer, handle: &tokio::runtime::Handle) {
         let _active = GaugeGuard::new(&self.stats.active_send_streams);
         let specs: Vec<ItemSpec> = req
             .entries
@@ -37,7 +38,8 @@ impl Engine {
                 range: e.entry.range,
             })
             .collect();
-        let prepared = self.reader.prepare(&specs);
+        let mut prepared = self.reader.prepare(&specs);
+        self.find_misses(&specs, &mut prepared, handle);
         for (e, p) in req.entries.iter().zip(&prepared) {
             let stat = match p {
                 Ok(p) => Stat::Ok {
@@ -53,7 +55,7 @@ impl Engine {
         }
         for ((e, spec), p) in req.entries.iter().zip(&specs).zip(&prepared) {
             let Ok(p) = p else { continue };
-            let mut item = match self.reader.open_prepared(spec, p) {
+            let mut item = match self.open_item(spec, p, handle) {
                 Ok(item) => item,
                 Err(err) => {
                     frame::put_fail(out.buffer(), e.index, &err.to_string());

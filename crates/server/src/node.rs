@@ -37,6 +37,10 @@ pub struct Shared {
     /// Keep-alive connection pool for every intra-cluster call.
     pub client: reqwest::Client,
     pub cancel: CancellationToken,
+    /// When the cluster map last changed (objects may be on their way to a new owner).
+    pub smap_changed_at: std::sync::Mutex<std::time::Instant>,
+    /// Set while this node moves objects to their owners.
+    pub rebalancing: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -56,6 +60,8 @@ impl Shared {
             config: ArcSwap::from_pointee(meta.config),
             client: intra_client(),
             cancel,
+            smap_changed_at: std::sync::Mutex::new(std::time::Instant::now()),
+            rebalancing: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -63,8 +69,12 @@ impl Shared {
     pub fn install(&self, meta: &ClusterMeta) -> Installed {
         let mut changed = Installed::default();
         if meta.smap.version > self.smap.load().version {
+            let targets_changed = meta.smap.tmap.keys().ne(self.smap.load().tmap.keys());
             self.smap.store(Arc::new(meta.smap.clone()));
             changed.smap = true;
+            if targets_changed && let Ok(mut at) = self.smap_changed_at.lock() {
+                *at = std::time::Instant::now();
+            }
         }
         if meta.bmd.version > self.bmd.load().version {
             self.bmd.store(Arc::new(meta.bmd.clone()));
@@ -209,5 +219,16 @@ impl moss_getbatch::ClusterView for Shared {
 
     fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    fn neighbors_may_hold_objects(&self) -> bool {
+        const WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+        let recent = self
+            .smap_changed_at
+            .lock()
+            .map(|at| at.elapsed() < WINDOW)
+            .unwrap_or(true);
+        (recent || self.rebalancing.load(std::sync::atomic::Ordering::Relaxed))
+            && self.smap.load().tmap.len() > 1
     }
 }

@@ -124,10 +124,13 @@ impl Store {
                     other => return Err(other),
                 },
             };
-            if file.metadata()?.is_dir() {
-                continue;
-            }
-            let meta = ObjMeta::load(&file)?;
+            let meta = match ObjMeta::load(&file) {
+                Ok(meta) => meta,
+                // A directory (a prefix of other objects' names) is not an object; checked only here,
+                // off the common path.
+                Err(_) if file.metadata().is_ok_and(|m| m.is_dir()) => continue,
+                Err(e) => return Err(e),
+            };
             return Ok(ObjHandle {
                 file,
                 meta,

@@ -183,7 +183,15 @@ async fn separate_processes_survive_a_killed_target_and_a_late_joiner() {
         .api
         .batch(Some("b"), &json!({"in": entries, "strm": true}))
         .await;
-    let got = read_tar(&r.bytes().await.unwrap());
+    assert_eq!(r.status(), 200);
+    let body = r.bytes().await;
+    if body.is_err() || read_tar_checked(body.as_ref().unwrap()).is_none() {
+        for t in &c.targets {
+            eprintln!("--- {} ---\n{}", t.url, t.log_text());
+        }
+        panic!("final batch broken: {:?}", body.as_ref().map(|b| b.len()));
+    }
+    let got = read_tar(&body.unwrap());
     assert_eq!(got.len(), 150);
     for ((name, bytes), (got_name, got_bytes)) in objects.iter().zip(&got) {
         assert_eq!(
@@ -243,4 +251,15 @@ async fn moss_local_stops_on_ctrl_c_and_restarts_with_its_data() {
     );
     let _ = child.kill();
     let _ = child.wait();
+}
+
+fn read_tar_checked(data: &[u8]) -> Option<usize> {
+    let mut archive = tar::Archive::new(data);
+    let mut n = 0;
+    for entry in archive.entries().ok()? {
+        let mut entry = entry.ok()?;
+        std::io::copy(&mut entry, &mut std::io::sink()).ok()?;
+        n += 1;
+    }
+    Some(n)
 }

@@ -97,7 +97,7 @@ async fn proxy_redirects_objects_to_their_hrw_owner_with_307() {
 }
 
 /// (id, url) of the HRW owner of `uname`, computed like the SDK does.
-fn moss_server_owner(smap: &moss_types::smap::Smap, uname: &str) -> (String, String) {
+pub fn moss_server_owner(smap: &moss_types::smap::Smap, uname: &str) -> (String, String) {
     // The SDK's placement, computed independently of moss-cluster: xxh64(uname, 1103515245).
     let key = xxhash_rust::xxh64::xxh64(uname.as_bytes(), 1_103_515_245);
     let best = smap

@@ -160,11 +160,9 @@ async fn get(
             range: None,
         };
         let whole = reader.open(&spec).map_err(item_error)?;
-        let attrs = if archpath.is_empty() {
-            ObjHandleAttrs::load(&reader.store, &b, &name)
-        } else {
-            None
-        };
+        let attrs = whole
+            .object()
+            .map(|h| ObjHandleAttrs::from_handle(h, &reader.store, &name));
         let Some(value) = range_header else {
             return Ok((whole, None, attrs));
         };
@@ -189,9 +187,14 @@ async fn get(
     let (item, range, attrs) = match opened {
         Ok(found) => found,
         Err(e) if e.status == StatusCode::NOT_FOUND && !internal => {
-            return get_from_neighbor(target, &bck, objname, query, req_headers)
-                .await
-                .unwrap_or(Err(e));
+            if let Some(Ok(response)) =
+                get_from_neighbor(target, &bck, objname, query, req_headers).await
+                && response.status() != StatusCode::NOT_FOUND
+            {
+                return Ok(response);
+            }
+            // A rebalance may have moved the object here while we looked elsewhere.
+            return Box::pin(get(target, bck, objname, query, req_headers, true)).await;
         }
         Err(e) => {
             inc(&target.metrics.err_get_count, 1);
@@ -244,13 +247,6 @@ impl ObjHandleAttrs {
             objname: objname.to_string(),
             mountpath: store.mountpaths()[handle.mountpath].path.clone(),
         }
-    }
-
-    fn load(store: &moss_storage::Store, bck: &Bck, objname: &str) -> Option<ObjHandleAttrs> {
-        store
-            .open_object(bck, objname)
-            .ok()
-            .map(|h| ObjHandleAttrs::from_handle(&h, store, objname))
     }
 
     fn apply(&self, h: &mut HeaderMap, node_id: &str) {

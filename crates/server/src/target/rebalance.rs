@@ -23,7 +23,16 @@ pub async fn run(target: Arc<Target>) {
         // Let a burst of joins settle before walking the disks.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let version = target.shared.smap.load().version;
-        match rebalance_once(&target).await {
+        target
+            .shared
+            .rebalancing
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let outcome = rebalance_once(&target).await;
+        target
+            .shared
+            .rebalancing
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        match outcome {
             Ok(0) => {}
             Ok(moved) => {
                 tracing::info!(node = %target.shared.name, moved, smap = version, "rebalance done")
