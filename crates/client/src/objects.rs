@@ -13,7 +13,7 @@ use reqwest::{Method, StatusCode};
 use tokio_util::io::ReaderStream;
 
 use crate::error::{Error, Result, body_io_error};
-use crate::http::{Call, error_from_response, redirect_target};
+use crate::http::{Call, error_from_response};
 use crate::{Client, SMALL_FILE_LIMIT};
 
 /// What `HEAD` reports about an object.
@@ -62,30 +62,39 @@ impl Stream for ObjectStream {
     }
 }
 
+/// Bodies up to this size may be answered with a 307 by the proxy (it drains them first).
+const STREAM_THRESHOLD: u64 = 256 << 10;
+
 impl Client {
-    /// Stores `data` as `bucket/objname`.
-    ///
-    /// The owning target is located first (a body-less `HEAD` that the proxy redirects), and
-    /// the bytes go straight there: the proxy answers a PUT with 307 without reading its body
-    /// and closes the connection, which breaks clients still writing a large body.
+    /// Stores `data` as `bucket/objname` (the proxy redirects small bodies to the owner and
+    /// streams large ones through; either way the call is one PUT from here).
     pub async fn put_bytes(
         &self,
         bucket: &str,
         objname: &str,
         data: impl Into<Bytes>,
     ) -> Result<()> {
-        let url = self.locate_object(bucket, objname).await?;
+        let url = self.object_url(bucket, objname, &[]);
         self.unit(Call::new(Method::PUT, url).body(data.into()))
             .await
     }
 
-    /// Stores exactly `len` bytes from `body` as `bucket/objname`, streaming them to the owning
-    /// target, located first (a stream cannot be re-sent after a redirect).
+    /// Stores exactly `len` bytes from `body` as `bucket/objname`. Bodies above the proxy's
+    /// redirect threshold are streamed through the proxy to the owner; smaller ones are sent
+    /// from memory, since a stream cannot be re-sent after a 307.
     pub async fn put_stream<S>(&self, bucket: &str, objname: &str, len: u64, body: S) -> Result<()>
     where
         S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
     {
-        let url = self.locate_object(bucket, objname).await?;
+        if len <= STREAM_THRESHOLD {
+            let chunks: Vec<std::io::Result<Bytes>> = body.collect().await;
+            let mut data = bytes::BytesMut::with_capacity(len as usize);
+            for chunk in chunks {
+                data.extend_from_slice(&chunk.map_err(|e| Error::io("read upload body", e))?);
+            }
+            return self.put_bytes(bucket, objname, data.freeze()).await;
+        }
+        let url = self.object_url(bucket, objname, &[]);
         let what = crate::http::describe(&Method::PUT, &url);
         let request = self
             .http
@@ -134,26 +143,6 @@ impl Client {
         self.put_stream(bucket, objname, len, ReaderStream::new(file))
             .await?;
         Ok(len)
-    }
-
-    /// Where object calls for `bucket/objname` end up: the target the proxy redirects to, or
-    /// the endpoint itself when it serves the call directly.
-    pub(crate) async fn locate_object(&self, bucket: &str, objname: &str) -> Result<String> {
-        let url = self.object_url(bucket, objname, &[]);
-        let probe = Call::new(Method::HEAD, url.clone());
-        let response = self.send_once(&probe).await?;
-        let status = response.status();
-        if status == StatusCode::TEMPORARY_REDIRECT || status == StatusCode::PERMANENT_REDIRECT {
-            return redirect_target(&url, &response);
-        }
-        // A node that answers for itself: a missing object (404) is fine to PUT, unless the
-        // 404 is about the bucket.
-        if status.is_success()
-            || (status == StatusCode::NOT_FOUND && self.bucket_exists(bucket).await?)
-        {
-            return Ok(url);
-        }
-        Err(error_from_response(response).await)
     }
 
     /// The whole object in memory.
