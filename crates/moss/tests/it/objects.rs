@@ -523,3 +523,64 @@ async fn metrics_are_exposed_on_every_node() {
     assert_eq!(gets, 1);
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_and_unsupported_put_variants_never_overwrite_the_source() {
+    let sb = ClusterSandbox::builder().start().await;
+    let api = &sb.api;
+    api.create_bucket("b").await;
+    api.create_bucket("c").await;
+    let big = data(5, 3 << 20);
+    api.put("b", "src", big.clone()).await;
+    for (i, dst) in ["ais/@%23/b/dst", "ais/@%23/c/elsewhere/dst2"]
+        .iter()
+        .enumerate()
+    {
+        let url = format!(
+            "{}&object_to={dst}&latest-ver=false&synchronize=false",
+            api.object_url("b", "src")
+        );
+        let r = api.http.put(url).send().await.unwrap();
+        assert_eq!(r.status(), 200, "copy {i}: {}", r.text().await.unwrap());
+    }
+    assert_eq!(
+        api.get_bytes("b", "src").await.as_ref(),
+        &big[..],
+        "the source is untouched"
+    );
+    assert_eq!(api.get_bytes("b", "dst").await.as_ref(), &big[..]);
+    assert_eq!(
+        api.get_bytes("c", "elsewhere/dst2").await.as_ref(),
+        &big[..]
+    );
+    let r = api
+        .http
+        .put(format!(
+            "{}&object_to=ais/@%23/nob/x",
+            api.object_url("b", "src")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    for param in [
+        "append_type=append",
+        "uploadId=7&partNumber=1",
+        "archpath=x.txt",
+    ] {
+        let r = api
+            .http
+            .put(format!("{}&{param}", api.object_url("b", "src")))
+            .body("junk")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{param}");
+        assert_eq!(
+            api.get_bytes("b", "src").await.as_ref(),
+            &big[..],
+            "{param} left the source alone"
+        );
+    }
+    sb.shutdown().await;
+}

@@ -366,6 +366,26 @@ async fn put(
             cname(&bck, objname)
         )));
     }
+    // PUT variants with other meanings must never turn into an upload of their (empty) body.
+    if let Some(to) = query.get("object_to") {
+        let to = to.to_string();
+        crate::http::drain_body(req.into_body(), crate::http::ERROR_DRAIN_LIMIT).await;
+        return copy(target, &bck, objname, &to).await;
+    }
+    let unsupported = [
+        "append_type",
+        "uploadId",
+        "partNumber",
+        headers::QP_ARCHPATH,
+        "handle",
+    ];
+    if let Some(param) = unsupported.iter().find(|p| query.has(p)) {
+        crate::http::drain_body(req.into_body(), crate::http::ERROR_DRAIN_LIMIT).await;
+        return Err(ApiError::bad_request(format!(
+            "PUT {} with {param}=: appends, multipart uploads and archive appends are not supported",
+            cname(&bck, objname)
+        )));
+    }
     // A PUT that reached a non-owner (the proxy's map was older than ours) is still written here:
     // get-from-neighbor serves it and the rebalancer moves it to its owner.
     let only_if_absent = internal && query.str("rebalance") == "true";
@@ -408,6 +428,84 @@ async fn put(
             Err(ApiError::from_store(e, &cname(&bck, objname)))
         }
     }
+}
+
+/// `PUT …?object_to=<uname>`: copies this object to another name (possibly another bucket).
+async fn copy(
+    target: &Arc<Target>,
+    src: &Bck,
+    objname: &str,
+    to: &str,
+) -> Result<Response, ApiError> {
+    let (dst, dst_name) = parse_object_uname(to)?;
+    if target.shared.bmd.load().get(&dst).is_none() {
+        return Err(ApiError::no_bucket(&dst.cname()));
+    }
+    // The source streams through, checksum-verified; nothing is held whole in memory.
+    let reader = target.reader.clone();
+    let (b, name) = (src.clone(), objname.to_string());
+    let item = tokio::task::spawn_blocking(move || {
+        let spec = ItemSpec {
+            bck: &b,
+            objname: &name,
+            archpath: "",
+            archmime: "",
+            range: None,
+        };
+        reader.open(&spec)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("copy task failed: {e}")))?
+    .map_err(item_error)?;
+    let size = item.size;
+    let body = item_body(item).await?;
+    let smap = target.shared.smap.load_full();
+    let owner = moss_cluster::owner_of(&smap, &dst.object_uname(&dst_name))
+        .ok_or_else(|| ApiError::unavailable("no targets in the cluster"))?;
+    if owner.daemon_id == target.shared.id {
+        stream_put(
+            target.store.clone(),
+            dst.clone(),
+            dst_name.clone(),
+            body,
+            BTreeMap::new(),
+            false,
+        )
+        .await
+        .map_err(|e| ApiError::internal(format!("copy task failed: {e}")))?
+        .map_err(|e| ApiError::from_store(e, &cname(&dst, &dst_name)))?;
+    } else {
+        let response = forward_request(target, owner, reqwest::Method::PUT, &dst, &dst_name, "")
+            .header(header::CONTENT_LENGTH, size)
+            .body(reqwest::Body::wrap_stream(body.into_data_stream()))
+            .send()
+            .await
+            .map_err(|e| ApiError::unavailable(format!("copy to {}: {e}", owner.display())))?;
+        if !response.status().is_success() {
+            return Err(ApiError::new(
+                response.status(),
+                format!("copy to {} failed", cname(&dst, &dst_name)),
+            ));
+        }
+    }
+    inc(&target.metrics.put_count, 1);
+    Ok(StatusCode::OK.into_response())
+}
+
+/// Splits an object uname (`ais/@#/bucket/object`) into bucket and object name.
+fn parse_object_uname(uname: &str) -> Result<(Bck, String), ApiError> {
+    let mut parts = uname.splitn(4, '/');
+    let (Some(provider), Some(ns), Some(bucket), Some(objname)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(ApiError::bad_request(format!(
+            "invalid object_to {uname:?} (expecting provider/@ns/bucket/object)"
+        )));
+    };
+    let bck =
+        Bck::parse_uname(&format!("{provider}/{ns}/{bucket}/")).map_err(ApiError::bad_request)?;
+    names::validate_objname(objname).map_err(ApiError::bad_request)?;
+    Ok((bck, objname.to_string()))
 }
 
 /// Streams a large body into a write transaction on a blocking thread; the object is committed only

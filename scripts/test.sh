@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The whole moss test suite in one command, runnable on a fresh Debian machine with Rust and Python 3.
+#
+#   scripts/test.sh          everything: tool setup, cargo build + cargo test, pytest against a live cluster
+#   scripts/test.sh rust     only the Rust build and tests
+#   scripts/test.sh python   only the Python (SDK) tests; builds the moss binary unless $MOSS_BIN is set
+#
+# Environment:
+#   MOSS_BIN        moss binary the Python tests start (default: $CARGO_TARGET_DIR/debug/moss or target/debug/moss)
+#   MOSS_ENDPOINT   run the Python tests against this already running cluster instead of starting one
+#   PYTEST_ARGS     extra arguments for pytest (e.g. "-k batch -x")
+#   MOSS_VENV       virtualenv to create/use instead of .venv
+#   MOSS_RUST_TEST_TIMEOUT / MOSS_PYTHON_TEST_TIMEOUT   seconds the test runs may take (900 / 600)
+#
+# Exits non-zero if any step or any test fails.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+mode="${1:-all}"
+case "$mode" in
+all | rust | python) ;;
+-h | --help)
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+*)
+    echo "usage: scripts/test.sh [all|rust|python]" >&2
+    exit 2
+    ;;
+esac
+
+section() { printf '\n======== %s ========\n' "$*"; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then
+        "$@"
+    else
+        sudo "$@"
+    fi
+}
+
+ensure_lz4_cli() {
+    if command -v lz4 >/dev/null 2>&1; then
+        echo "lz4 CLI present: $(command -v lz4)"
+        return
+    fi
+    echo "installing the lz4 CLI via apt-get"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lz4
+    command -v lz4 >/dev/null
+}
+
+# Wall-clock limits for running the tests (not for compiling them).
+rust_test_limit="${MOSS_RUST_TEST_TIMEOUT:-900}"
+python_test_limit="${MOSS_PYTHON_TEST_TIMEOUT:-600}"
+
+started_at=$SECONDS
+elapsed() { echo "$((SECONDS - started_at))s"; }
+
+if [ "$mode" != all ]; then
+    section "setup: system tools"
+    ensure_lz4_cli
+fi
+
+run_rust() {
+    section "rust: cargo build --workspace"
+    cargo build --workspace
+    section "rust: cargo test --workspace (build)"
+    cargo test --workspace --no-run
+    section "rust: cargo test --workspace (run, limit ${rust_test_limit}s)"
+    # A hung test must fail the run, not eat the CI budget; timeout kills its whole process group.
+    timeout --kill-after=30 "$rust_test_limit" cargo test --workspace --no-fail-fast
+    echo "rust: done at $(elapsed)"
+}
+
+run_python() {
+    section "python: virtualenv"
+    "$root/scripts/setup-python.sh"
+
+    if [ -n "${MOSS_ENDPOINT:-}" ]; then
+        echo "using the running cluster at MOSS_ENDPOINT=$MOSS_ENDPOINT"
+    elif [ -n "${MOSS_BIN:-}" ]; then
+        echo "using MOSS_BIN=$MOSS_BIN"
+    else
+        section "python: build the moss binary"
+        # only the binary: the SDK suite should not depend on, say, the benchmark compiling
+        cargo build -p moss --bin moss
+        MOSS_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/moss"
+        export MOSS_BIN
+    fi
+    if [ -z "${MOSS_ENDPOINT:-}" ] && [ ! -x "$MOSS_BIN" ]; then
+        echo "error: moss binary not found at $MOSS_BIN" >&2
+        exit 1
+    fi
+
+    section "python: pytest python/tests (SDK against a live 3-target cluster, limit ${python_test_limit}s)"
+    # shellcheck disable=SC2086 # PYTEST_ARGS is split on purpose
+    timeout --kill-after=30 "$python_test_limit" \
+        "${MOSS_VENV:-$root/.venv}/bin/python" -m pytest "$root/python/tests" ${PYTEST_ARGS:-}
+    echo "python: done at $(elapsed)"
+}
+
+case "$mode" in
+rust) run_rust ;;
+python) run_python ;;
+all)
+    # Each suite runs as its own process (so `set -e` holds inside it), and a Rust failure
+    # does not hide what the Python suite would say.
+    failed=()
+    bash "$root/scripts/test.sh" rust || failed+=(rust)
+    bash "$root/scripts/test.sh" python || failed+=(python)
+    if [ "${#failed[@]}" -gt 0 ]; then
+        section "FAILED: ${failed[*]} (after $(elapsed))"
+        exit 1
+    fi
+    ;;
+esac
+
+section "passed: $mode (in $(elapsed))"
