@@ -1,7 +1,7 @@
-//! The designated target (DT): splits a batch by owner, opens one source per owner (its own disks,
-//! or a sender stream from another target), gathers every item's stat before the first byte, then
-//! writes the archive in request order, pulling each item from its owner's ordered source.
-use std::collections::{BTreeMap, HashSet};
+//! The assembly loop of a work item: the stat phase (the last point where the request can still
+//! fail with a status), then the ordered write of every entry, with get-from-neighbor when a
+//! source fails.
+use std::collections::HashSet;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,202 +9,19 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use futures::StreamExt;
 use moss_archive::Format;
-use moss_types::moss::{Entry, MISSING_PREFIX, MossOut, MossReq, MossResp, SendEntry, SendReq};
+use moss_types::moss::{Entry, MISSING_PREFIX, MossOut, MossResp};
 use moss_types::names::encode_path;
-use moss_types::smap::Snode;
 use tokio::runtime::Handle;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
+use super::BatchError;
+use super::source::{Event, SourceState};
 use crate::coalesce::{BodyItem, Coalescer};
-use crate::frame::{self, Decoded, Stat};
-use crate::item::{CHUNK, ItemError, ItemSpec};
+use crate::frame::Stat;
+use crate::item::{CHUNK, ItemError};
 use crate::output::{Multipart, Output, new_output};
 use crate::stats::{self, GaugeGuard};
 use crate::{Admission, Engine};
-
-/// Response body chunks buffered between the assembler and the socket.
-const BODY_AHEAD: usize = 4;
-/// Smallest read-ahead window of one source.
-const MIN_SOURCE_WINDOW: u64 = 1 << 20;
-
-/// A batch that passed the stat phase: the response can start.
-pub struct Started {
-    pub content_type: String,
-    pub body: mpsc::Receiver<BodyItem>,
-}
-
-/// A batch that failed before its first byte.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BatchError {
-    pub status: u16,
-    pub message: String,
-    pub retry_after: Option<u64>,
-}
-
-impl BatchError {
-    fn new(status: u16, message: impl Into<String>) -> BatchError {
-        BatchError {
-            status,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-
-    pub fn internal(message: impl Into<String>) -> BatchError {
-        BatchError::new(500, message)
-    }
-
-    pub fn too_many(message: impl Into<String>) -> BatchError {
-        BatchError {
-            retry_after: Some(1),
-            ..BatchError::new(429, message)
-        }
-    }
-
-    fn unavailable(message: impl Into<String>) -> BatchError {
-        BatchError {
-            retry_after: Some(1),
-            ..BatchError::new(503, message)
-        }
-    }
-}
-
-/// What a source delivers, in its own (ascending) index order.
-enum Event {
-    Stat {
-        index: u32,
-        stat: Stat,
-    },
-    Data {
-        index: u32,
-        chunk: Bytes,
-        last: bool,
-    },
-    Fail {
-        index: u32,
-        msg: String,
-    },
-    End,
-    /// The source failed; nothing more will come.
-    Broken(String),
-}
-
-/// Events travel in batches, so a stream of small items costs one wake-up per batch, not per
-/// item. The permit covers the batch's payload bytes in the source's window and is returned when
-/// the assembler has consumed the whole batch.
-struct Batch {
-    events: Vec<Event>,
-    permit: Option<OwnedSemaphorePermit>,
-}
-
-/// Payload bytes after which a source hands its batch over.
-const BATCH_BYTES: usize = 128 << 10;
-/// Events after which a source hands its batch over.
-const BATCH_EVENTS: usize = 32;
-
-/// Collects a source's events into batches and sends them once their window permits are granted.
-struct Batcher {
-    tx: mpsc::UnboundedSender<Batch>,
-    sem: Arc<Semaphore>,
-    capacity: usize,
-    events: Vec<Event>,
-    bytes: usize,
-}
-
-impl Batcher {
-    fn new(tx: mpsc::UnboundedSender<Batch>, sem: Arc<Semaphore>) -> Batcher {
-        let capacity = sem.available_permits();
-        Batcher {
-            tx,
-            sem,
-            capacity,
-            events: Vec::new(),
-            bytes: 0,
-        }
-    }
-
-    fn push(&mut self, event: Event) {
-        if let Event::Data { chunk, .. } = &event {
-            self.bytes += chunk.len().max(1);
-        }
-        self.events.push(event);
-    }
-
-    fn is_full(&self) -> bool {
-        self.bytes >= BATCH_BYTES || self.events.len() >= BATCH_EVENTS
-    }
-
-    fn permits_wanted(&self) -> u32 {
-        self.bytes.min(self.capacity) as u32
-    }
-
-    fn take(&mut self, permit: Option<OwnedSemaphorePermit>) -> Batch {
-        self.bytes = 0;
-        Batch {
-            events: std::mem::take(&mut self.events),
-            permit,
-        }
-    }
-
-    /// Waits for window space (blocking thread) and sends; false when the DT is gone.
-    fn flush_blocking(&mut self, handle: &Handle) -> bool {
-        if self.events.is_empty() {
-            return true;
-        }
-        let permit = match self.permits_wanted() {
-            0 => None,
-            n => match handle.block_on(self.sem.clone().acquire_many_owned(n)) {
-                Ok(p) => Some(p),
-                Err(_) => return false,
-            },
-        };
-        let batch = self.take(permit);
-        self.tx.send(batch).is_ok()
-    }
-
-    /// Waits for window space and sends; false when the DT is gone.
-    async fn flush(&mut self) -> bool {
-        if self.events.is_empty() {
-            return true;
-        }
-        let permit = match self.permits_wanted() {
-            0 => None,
-            n => match self.sem.clone().acquire_many_owned(n).await {
-                Ok(p) => Some(p),
-                Err(_) => return false,
-            },
-        };
-        let batch = self.take(permit);
-        self.tx.send(batch).is_ok()
-    }
-
-    /// Sends one final event right away (errors and ends need no window).
-    fn finish_with(mut self, event: Event, handle: Option<&Handle>) {
-        let sent = match handle {
-            Some(h) => self.flush_blocking(h),
-            None => true,
-        };
-        if sent {
-            let _ = self.tx.send(Batch {
-                events: vec![event],
-                permit: None,
-            });
-        }
-    }
-}
-
-/// One owner's share of the batch.
-struct SourceState {
-    /// The owner; `None` for this node's own disks.
-    target: Option<Snode>,
-    name: String,
-    indices: Vec<u32>,
-    rx: Option<mpsc::UnboundedReceiver<Batch>>,
-    /// Events of the batch being consumed, and its window permit.
-    pending: std::collections::VecDeque<Event>,
-    held: Option<OwnedSemaphorePermit>,
-    broken: Option<String>,
-}
 
 /// How an entry will appear in the output.
 #[derive(Debug, Clone)]
@@ -217,288 +34,6 @@ enum Plan {
     Placeholder {
         msg: String,
     },
-}
-
-impl Engine {
-    /// Starts a GetBatch as DT. Returns once every item's stat is known: either the response can
-    /// begin (`Started`), or the batch fails with a status and no archive bytes.
-    pub async fn getbatch(
-        self: &Arc<Self>,
-        req: MossReq,
-        entries: Vec<Entry>,
-        format: Format,
-    ) -> Result<Started, BatchError> {
-        let config = self.view.config();
-        let admission = self.admit(&config)?;
-        let wid = format!("gbt-{}", random_token());
-        let smap = self.view.smap();
-        let me = self.view.node_id().to_string();
-        let mut owner_of = Vec::with_capacity(entries.len());
-        let mut local = Vec::new();
-        let mut remote: BTreeMap<String, (Snode, Vec<u32>)> = BTreeMap::new();
-        for (i, entry) in entries.iter().enumerate() {
-            let owner = moss_cluster::owner_of(&smap, &entry.bck.object_uname(&entry.objname))
-                .ok_or_else(|| BatchError::unavailable("no targets in the cluster map"))?;
-            if owner.daemon_id == me {
-                local.push(i as u32);
-            } else {
-                remote
-                    .entry(owner.daemon_id.clone())
-                    .or_insert_with(|| (owner.clone(), Vec::new()))
-                    .1
-                    .push(i as u32);
-            }
-            owner_of.push(owner.daemon_id.clone());
-        }
-        let source_count = usize::from(!local.is_empty()) + remote.len();
-        let window =
-            (config.get_batch.window_bytes / source_count.max(1) as u64).max(MIN_SOURCE_WINDOW);
-        let mut sources = Vec::with_capacity(source_count);
-        if !local.is_empty() {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let engine = self.clone();
-            let indices = local.clone();
-            let picked: Vec<Entry> = local.iter().map(|&i| entries[i as usize].clone()).collect();
-            let sem = Arc::new(Semaphore::new(window as usize));
-            let warmup = config.get_batch.warmup_workers;
-            let handle = Handle::current();
-            tokio::task::spawn_blocking(move || {
-                engine.local_source(indices, picked, tx, sem, handle, warmup)
-            });
-            sources.push(SourceState {
-                target: None,
-                name: format!("t[{me}]"),
-                indices: local,
-                rx: Some(rx),
-                pending: Default::default(),
-                held: None,
-                broken: None,
-            });
-        }
-        for (_, (target, indices)) in remote {
-            let (tx, rx) = mpsc::unbounded_channel();
-            let send = SendReq {
-                wid: wid.clone(),
-                entries: indices
-                    .iter()
-                    .map(|&i| SendEntry {
-                        index: i,
-                        entry: entries[i as usize].clone(),
-                    })
-                    .collect(),
-            };
-            let sem = Arc::new(Semaphore::new(window as usize));
-            tokio::spawn(remote_source(
-                self.view.clone(),
-                target.clone(),
-                send,
-                tx,
-                sem,
-            ));
-            sources.push(SourceState {
-                name: target.display(),
-                target: Some(target),
-                indices,
-                rx: Some(rx),
-                pending: Default::default(),
-                held: None,
-                broken: None,
-            });
-        }
-        let source_of: Vec<usize> = owner_of
-            .iter()
-            .map(|id| {
-                sources
-                    .iter()
-                    .position(|s| s.target.as_ref().map_or(*id == me, |t| t.daemon_id == *id))
-                    .unwrap_or(0)
-            })
-            .collect();
-        let (verdict_tx, verdict_rx) = oneshot::channel();
-        let (body_tx, body_rx) = mpsc::channel(BODY_AHEAD);
-        let assembly = Assembly {
-            engine: self.clone(),
-            handle: Handle::current(),
-            max_wait: config.get_batch.max_wait.0,
-            max_soft: config.get_batch.max_soft_errs.max(0) as u64,
-            coer: req.coer,
-            onob: req.onob,
-            streaming: req.strm,
-            format,
-            wid,
-            entries,
-            sources,
-            source_of,
-            soft: 0,
-            unreachable: HashSet::new(),
-            _admission: admission,
-        };
-        tokio::task::spawn_blocking(move || assembly.run(verdict_tx, body_tx));
-        match verdict_rx.await {
-            Ok(Ok(content_type)) => Ok(Started {
-                content_type,
-                body: body_rx,
-            }),
-            Ok(Err(e)) => Err(e),
-            Err(_) => Err(BatchError::internal(
-                "get-batch assembly stopped unexpectedly",
-            )),
-        }
-    }
-
-    /// Reads this node's own entries on a blocking thread: stats first, then payloads, within the
-    /// source's byte window.
-    fn local_source(
-        &self,
-        indices: Vec<u32>,
-        entries: Vec<Entry>,
-        tx: mpsc::UnboundedSender<Batch>,
-        sem: Arc<Semaphore>,
-        handle: Handle,
-        warmup_workers: i64,
-    ) {
-        let specs: Vec<ItemSpec> = entries.iter().map(spec_of).collect();
-        let mut prepared = self.reader.prepare(&specs);
-        self.find_misses(&specs, &mut prepared, &handle);
-        let mut out = Batcher::new(tx, sem);
-        for (&index, p) in indices.iter().zip(&prepared) {
-            let stat = match p {
-                Ok(p) => Stat::Ok {
-                    size: p.size,
-                    mtime: p.mtime,
-                },
-                Err(e) => Stat::Err(e.clone()),
-            };
-            out.push(Event::Stat { index, stat });
-        }
-        if !out.flush_blocking(&handle) {
-            return;
-        }
-        let mut warm = crate::warmup::Warmup::new(warmup_workers, &self.stats);
-        for (k, ((&index, spec), p)) in indices.iter().zip(&specs).zip(&prepared).enumerate() {
-            let Ok(p) = p else { continue };
-            warm.ahead(&self.reader, &specs, &prepared, k);
-            let mut item = match self.open_item(spec, p, &handle) {
-                Ok(item) => item,
-                Err(e) => {
-                    out.push(Event::Fail {
-                        index,
-                        msg: e.to_string(),
-                    });
-                    continue;
-                }
-            };
-            let mut first = true;
-            loop {
-                let chunk = match item.read_chunk(CHUNK) {
-                    Ok(Some(chunk)) => chunk,
-                    Ok(None) if first => Bytes::new(),
-                    Ok(None) => break,
-                    Err(e) if first => {
-                        out.push(Event::Fail {
-                            index,
-                            msg: e.to_string(),
-                        });
-                        break;
-                    }
-                    Err(e) => return out.finish_with(Event::Broken(e.to_string()), Some(&handle)),
-                };
-                first = false;
-                let last = item.remaining() == 0;
-                out.push(Event::Data { index, chunk, last });
-                if out.is_full() && !out.flush_blocking(&handle) {
-                    return;
-                }
-                if last {
-                    break;
-                }
-            }
-        }
-        out.finish_with(Event::End, Some(&handle));
-    }
-}
-
-fn spec_of(entry: &Entry) -> ItemSpec<'_> {
-    ItemSpec {
-        bck: &entry.bck,
-        objname: &entry.objname,
-        archpath: &entry.archpath,
-        archmime: "",
-        range: entry.range,
-    }
-}
-
-fn random_token() -> String {
-    (0..10)
-        .map(|_| format!("{:x}", rand::random::<u8>() % 16))
-        .collect()
-}
-
-/// Pulls a sender's framed stream into events; stops (closing the connection) when the DT is gone.
-async fn remote_source(
-    view: Arc<dyn crate::ClusterView>,
-    target: Snode,
-    req: SendReq,
-    tx: mpsc::UnboundedSender<Batch>,
-    sem: Arc<Semaphore>,
-) {
-    let url = format!("{}/v1/internal/moss/send", target.url());
-    let response = match view.intra(view.client().post(url)).json(&req).send().await {
-        Ok(r) if r.status().is_success() => r,
-        Ok(r) => {
-            let status = r.status();
-            let text = r.text().await.unwrap_or_default();
-            let why = format!("{} refused the batch ({status}): {text}", target.display());
-            return Batcher::new(tx, sem).finish_with(Event::Broken(why), None);
-        }
-        Err(e) => {
-            let why = format!("{} unreachable: {e}", target.display());
-            return Batcher::new(tx, sem).finish_with(Event::Broken(why), None);
-        }
-    };
-    let mut out = Batcher::new(tx, sem);
-    let mut stream = response.bytes_stream();
-    let mut decoder = frame::Decoder::new();
-    let mut decoded = Vec::new();
-    loop {
-        let chunk = match stream.next().await {
-            Some(Ok(chunk)) => chunk,
-            Some(Err(e)) => {
-                return out.finish_with(
-                    Event::Broken(format!("stream from {} broke: {e}", target.display())),
-                    None,
-                );
-            }
-            None => {
-                return out.finish_with(
-                    Event::Broken(format!("stream from {} ended early", target.display())),
-                    None,
-                );
-            }
-        };
-        if let Err(e) = decoder.feed(chunk, &mut decoded) {
-            return out.finish_with(
-                Event::Broken(format!("bad stream from {}: {e}", target.display())),
-                None,
-            );
-        }
-        let mut ended = false;
-        for d in decoded.drain(..) {
-            out.push(match d {
-                Decoded::Stat { index, stat } => Event::Stat { index, stat },
-                Decoded::Fail { index, msg } => Event::Fail { index, msg },
-                Decoded::Data { index, chunk, last } => Event::Data { index, chunk, last },
-                Decoded::End => {
-                    ended = true;
-                    Event::End
-                }
-            });
-        }
-        // One network read becomes one batch: the wake-up cost is paid per read, not per item.
-        if !out.flush().await || ended {
-            return;
-        }
-    }
 }
 
 /// Why assembly stopped after the response began.
@@ -519,27 +54,27 @@ impl From<io::Error> for Stop {
     }
 }
 
-struct Assembly {
-    engine: Arc<Engine>,
-    handle: Handle,
-    max_wait: Duration,
-    max_soft: u64,
-    coer: bool,
-    onob: bool,
-    streaming: bool,
-    format: Format,
-    wid: String,
-    entries: Vec<Entry>,
-    sources: Vec<SourceState>,
-    source_of: Vec<usize>,
-    soft: u64,
+pub(super) struct Assembly {
+    pub(super) engine: Arc<Engine>,
+    pub(super) handle: Handle,
+    pub(super) max_wait: Duration,
+    pub(super) max_soft: u64,
+    pub(super) coer: bool,
+    pub(super) onob: bool,
+    pub(super) streaming: bool,
+    pub(super) format: Format,
+    pub(super) wid: String,
+    pub(super) entries: Vec<Entry>,
+    pub(super) sources: Vec<SourceState>,
+    pub(super) source_of: Vec<usize>,
+    pub(super) soft: u64,
     /// Owners a get-from-neighbor could not reach during this request.
-    unreachable: HashSet<String>,
-    _admission: Admission,
+    pub(super) unreachable: HashSet<String>,
+    pub(super) _admission: Admission,
 }
 
 impl Assembly {
-    fn run(
+    pub(super) fn run(
         mut self,
         verdict: oneshot::Sender<Result<String, BatchError>>,
         body: mpsc::Sender<BodyItem>,
