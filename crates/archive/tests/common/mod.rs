@@ -109,8 +109,18 @@ pub fn manifest(entries: &[Entry]) -> Vec<(String, u64, u32)> {
 
 /// Whether `cmd` runs; prints a note when it does not so skipped checks are visible.
 pub fn have(cmd: &str) -> bool {
+    have_with(cmd, "--version")
+}
+
+/// Whether Info-ZIP `unzip` runs (it knows `-v`, not `--version`).
+pub fn have_unzip() -> bool {
+    have_with("unzip", "-v")
+}
+
+/// Whether `cmd version_arg` succeeds; prints a note when it does not.
+pub fn have_with(cmd: &str, version_arg: &str) -> bool {
     let ok = Command::new(cmd)
-        .arg("--version")
+        .arg(version_arg)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -215,4 +225,37 @@ pub fn read_with_zip_index(zip: &[u8]) -> Vec<Entry> {
             }
         })
         .collect()
+}
+
+/// `unzip -t` over the archive at `path` (optionally only `members`): every member's data and
+/// CRC checked by Info-ZIP. Fails the test on any complaint.
+pub fn unzip_test(path: &Path, members: &[&str]) {
+    let out = run(Command::new("unzip").arg("-t").arg(path).args(members));
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("No errors detected"), "unzip -t: {text}");
+}
+
+/// All entries of a ZIP with the `zip` crate, in central directory order. `ZipArchive` keys its
+/// entries by name and so shows one entry per name; the iterable reader keeps every entry, and
+/// here also checks each local header against its central record.
+pub fn read_zip_crate(zip: &[u8]) -> Vec<Entry> {
+    let mut iterable =
+        zip::unstable::read::ZipIterable::try_new(Cursor::new(zip), zip::read::Config::default())
+            .unwrap()
+            .enforce_header_consistency(true);
+    let mut body = Cursor::new(zip);
+    let mut out = Vec::new();
+    for entry in iterable.files().unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.name().unwrap().into_owned();
+        let size = entry.size();
+        let mut file = entry
+            .with_reader(&mut body, zip::ZipReadOptions::default())
+            .unwrap();
+        let mut data = Vec::new();
+        file.read_to_end(&mut data).unwrap();
+        assert_eq!(data.len() as u64, size, "{name}");
+        out.push(Entry { name, data });
+    }
+    out
 }
