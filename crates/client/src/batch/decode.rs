@@ -244,21 +244,18 @@ impl Job<'_> {
         spill
             .rewind()
             .map_err(|e| Error::io("rewind temporary zip file", e))?;
-        let mut zip = zip::ZipArchive::new(spill)
+        // Our own directory reader keeps every entry, duplicate names included (GetBatch repeats a
+        // name whenever an object is requested twice); the zip crate keys entries by name.
+        let total = spill
+            .metadata()
+            .map_err(|e| Error::io("stat temporary zip file", e))?
+            .len();
+        let index = shard::ZipIndex::build(&mut spill, total, &unlimited())
             .map_err(|e| Error::Archive(format!("corrupt zip archive: {e}")))?;
-        for i in 0..zip.len() {
-            let mut file = zip
-                .by_index(i)
-                .map_err(|e| Error::Archive(format!("corrupt zip archive: {e}")))?;
-            if file.is_dir() {
-                continue;
-            }
-            let name = file
-                .name()
-                .map_err(|e| Error::Archive(format!("zip entry {i}: {e}")))?
-                .into_owned();
-            let size = file.size();
-            self.deliver(&name, size, &mut file, zip_read_error)?;
+        for entry in index.entries().iter().filter(|e| !e.is_dir) {
+            let mut member = shard::open_zip_member(&mut spill, entry)
+                .map_err(|e| Error::Archive(format!("corrupt zip entry {:?}: {e}", entry.name)))?;
+            self.deliver(&entry.name, entry.size, &mut member, zip_read_error)?;
         }
         Ok(())
     }

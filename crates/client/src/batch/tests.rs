@@ -413,3 +413,33 @@ async fn buffered_parts_must_be_named_right() {
     let err = reader.read_metadata().await.unwrap_err().to_string();
     assert!(err.contains("expected \"metadata\""), "{err}");
 }
+
+#[tokio::test]
+async fn repeated_objects_keep_their_own_entries_in_every_format() {
+    // The same object requested whole, ranged and again: three entries with one name.
+    let e = |start: i64, length: i64| MossIn {
+        objname: "obj".into(),
+        start,
+        length,
+        ..Default::default()
+    };
+    for format in [Format::Tar, Format::Tgz, Format::TarLz4, Format::Zip] {
+        let req = MossReq {
+            mime: format.ext().into(),
+            entries: vec![e(0, 0), e(1, 2), e(0, 0)],
+            strm: true,
+            ..Default::default()
+        };
+        let bytes = archive(
+            format,
+            &[("b/obj", b"abcd"), ("b/obj", b"bc"), ("b/obj", b"abcd")],
+        );
+        let items: Vec<BatchItem> = decode_all(&req, None, body(bytes, 64, false))
+            .await
+            .into_iter()
+            .collect::<Result<_>>()
+            .unwrap();
+        let data: Vec<&[u8]> = items.iter().map(|i| &i.data[..]).collect();
+        assert_eq!(data, [&b"abcd"[..], b"bc", b"abcd"], "{format:?}");
+    }
+}
