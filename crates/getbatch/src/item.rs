@@ -3,6 +3,7 @@
 //! is verified before its final chunk is handed out, so a corrupt object is never delivered whole.
 use std::io::Read;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use moss_storage::{ObjHandle, Store, StoreError, Verifier};
@@ -24,6 +25,13 @@ pub struct ItemSpec<'a> {
     /// Forces the shard format (`?archmime=`); empty to detect.
     pub archmime: &'a str,
     pub range: Option<ByteRange>,
+}
+
+impl ItemSpec<'_> {
+    /// `ais://bucket/object`, for messages (built only when needed).
+    pub fn describe_object(&self) -> String {
+        format!("{}/{}", self.bck.cname(), self.objname)
+    }
 }
 
 /// Why an item cannot be delivered. The kind decides placeholder vs. failure.
@@ -84,6 +92,8 @@ pub struct Item {
     source: Source,
     delivered: u64,
     verifier: Option<Verifier>,
+    /// Keeps a budgeted descriptor accounted for while the item is read.
+    ticket: Option<Arc<FdTicket>>,
 }
 
 impl Item {
@@ -101,6 +111,7 @@ impl Item {
             source,
             delivered: 0,
             verifier,
+            ticket: None,
         }
     }
 
@@ -126,13 +137,10 @@ impl Item {
         }
         let len = remaining.min(max as u64) as usize;
         let chunk = match &mut self.source {
-            Source::File { handle, offset } => {
-                let mut buf = BytesMut::zeroed(len);
-                handle
-                    .read_exact_at(&mut buf, *offset + self.delivered)
-                    .map_err(|e| ItemError::from_store(e, &handle.path.display().to_string()))?;
-                buf.freeze()
-            }
+            Source::File { handle, offset } => handle
+                .read_vec_at(len, *offset + self.delivered)
+                .map(Bytes::from)
+                .map_err(|e| ItemError::from_store(e, &handle.path.display().to_string()))?,
             Source::Memory(bytes) => {
                 bytes.slice(self.delivered as usize..self.delivered as usize + len)
             }
@@ -156,6 +164,46 @@ impl Item {
         Ok(Some(chunk))
     }
 
+    /// Appends all remaining bytes of the item to `buf` (for small items: no separate allocation,
+    /// no extra copy). On error `buf` is left as it was.
+    pub fn read_into(&mut self, buf: &mut BytesMut) -> Result<(), ItemError> {
+        let len = usize::try_from(self.remaining())
+            .map_err(|_| ItemError::Invalid("item too large".into()))?;
+        let start = buf.len();
+        match &mut self.source {
+            Source::File { handle, offset } => {
+                buf.resize(start + len, 0);
+                let at = *offset + self.delivered;
+                if let Err(e) = handle.read_exact_at(&mut buf[start..], at) {
+                    buf.truncate(start);
+                    return Err(ItemError::from_store(e, &handle.path.display().to_string()));
+                }
+            }
+            Source::Memory(bytes) => {
+                let from = self.delivered as usize;
+                buf.extend_from_slice(&bytes[from..from + len]);
+            }
+            Source::Stream(reader) => {
+                buf.resize(start + len, 0);
+                if let Err(e) = reader.read_exact(&mut buf[start..]) {
+                    buf.truncate(start);
+                    return Err(ItemError::Corrupt(format!(
+                        "archived file is truncated or damaged: {e}"
+                    )));
+                }
+            }
+        }
+        self.delivered += len as u64;
+        if let Some(verifier) = &mut self.verifier {
+            verifier.update(&buf[start..]);
+            if let Err(e) = verifier.finish() {
+                buf.truncate(start);
+                return Err(ItemError::Corrupt(format!("object is corrupted: {e}")));
+            }
+        }
+        Ok(())
+    }
+
     /// Reads the whole item into one buffer (for small items).
     pub fn read_all(&mut self) -> Result<Bytes, ItemError> {
         if let Source::Memory(bytes) = &self.source
@@ -174,9 +222,22 @@ impl Item {
     }
 }
 
+/// One file descriptor of the reader's budget; returned when the last holder drops it.
+#[derive(Debug)]
+pub struct FdTicket(Arc<AtomicI64>);
+
+impl Drop for FdTicket {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// What the stat phase learned about an item; the data phase reuses it.
 #[derive(Debug, Clone)]
 pub struct Prepared {
+    /// The object as opened by the stat phase (saves a second path lookup), within the reader's
+    /// descriptor budget. Callers drop it once the item is delivered.
+    pub opened: Option<(Arc<ObjHandle>, Arc<FdTicket>)>,
     pub size: u64,
     pub mtime: u64,
     pub archived: bool,
@@ -191,27 +252,43 @@ pub struct Prepared {
 pub struct LocalReader {
     pub store: Arc<Store>,
     pub shards: ShardCache,
+    /// File descriptors the stat phase may keep open for the data phase.
+    fd_budget: Arc<AtomicI64>,
 }
 
 impl LocalReader {
     pub fn new(store: Arc<Store>) -> LocalReader {
+        // Half of what is left above a reserve for sockets and everything else, at most 8192.
+        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(1024);
+        let budget = (limit.saturating_sub(512) / 2).min(8192) as i64;
         LocalReader {
             store,
             shards: ShardCache::new(),
+            fd_budget: Arc::new(AtomicI64::new(budget)),
         }
+    }
+
+    fn take_fd(&self) -> Option<FdTicket> {
+        let left = self.fd_budget.fetch_sub(1, Ordering::Relaxed);
+        if left > 0 {
+            return Some(FdTicket(self.fd_budget.clone()));
+        }
+        self.fd_budget.fetch_add(1, Ordering::Relaxed);
+        None
     }
 
     /// Opens an item: object, range, or archived file.
     pub fn open(&self, spec: &ItemSpec) -> Result<Item, ItemError> {
-        let what = format!("{}/{}", spec.bck.cname(), spec.objname);
         let handle = self
             .store
             .open_object(spec.bck, spec.objname)
-            .map_err(|e| ItemError::from_store(e, &what))?;
+            .map_err(|e| ItemError::from_store(e, &spec.describe_object()))?;
         if spec.archpath.is_empty() {
-            return open_object_item(handle, spec.range);
+            return open_object_item(Arc::new(handle), spec.range);
         }
-        crate::shard::open_member(self, Arc::new(handle), spec, &what)
+        crate::shard::open_member(self, Arc::new(handle), spec, &spec.describe_object())
     }
 }
 
@@ -239,13 +316,26 @@ impl LocalReader {
     }
 
     fn prepare_object(&self, spec: &ItemSpec) -> Result<Prepared, ItemError> {
-        let what = format!("{}/{}", spec.bck.cname(), spec.objname);
-        let (size, atime) = self
-            .store
-            .stat(spec.bck, spec.objname)
-            .map_err(|e| ItemError::from_store(e, &what))?;
+        let mut opened = None;
+        let (size, mtime) = match self.take_fd() {
+            Some(ticket) => {
+                let handle = self
+                    .store
+                    .open_object(spec.bck, spec.objname)
+                    .map_err(|e| ItemError::from_store(e, &spec.describe_object()))?;
+                let found = (handle.meta.size, handle.meta.mtime);
+                opened = Some((Arc::new(handle), Arc::new(ticket)));
+                found
+            }
+            None => self
+                .store
+                .stat(spec.bck, spec.objname)
+                .map_err(|e| ItemError::from_store(e, &spec.describe_object()))?,
+        };
+        let atime = mtime;
         match spec.range {
             None => Ok(Prepared {
+                opened,
                 size,
                 mtime: atime,
                 archived: false,
@@ -255,6 +345,7 @@ impl LocalReader {
             Some(range) => {
                 let (_, len) = range.resolve(size).map_err(ItemError::Range)?;
                 Ok(Prepared {
+                    opened,
                     size: len,
                     mtime: 0,
                     archived: false,
@@ -267,6 +358,12 @@ impl LocalReader {
 
     /// Opens a prepared item for reading; fails if it changed since it was prepared.
     pub fn open_prepared(&self, spec: &ItemSpec, prepared: &Prepared) -> Result<Item, ItemError> {
+        if let Some((handle, ticket)) = &prepared.opened {
+            let mut item = open_object_item(handle.clone(), spec.range)?;
+            item.mtime = prepared.mtime;
+            item.ticket = Some(ticket.clone());
+            return Ok(item);
+        }
         if let Some(bytes) = &prepared.memory {
             return Ok(Item::new(
                 prepared.size,
@@ -291,7 +388,7 @@ impl LocalReader {
     }
 }
 
-fn open_object_item(handle: ObjHandle, range: Option<ByteRange>) -> Result<Item, ItemError> {
+fn open_object_item(handle: Arc<ObjHandle>, range: Option<ByteRange>) -> Result<Item, ItemError> {
     let size = handle.meta.size;
     match range {
         None => {
@@ -301,10 +398,7 @@ fn open_object_item(handle: ObjHandle, range: Option<ByteRange>) -> Result<Item,
                 size,
                 mtime,
                 false,
-                Source::File {
-                    handle: Arc::new(handle),
-                    offset: 0,
-                },
+                Source::File { handle, offset: 0 },
                 verifier,
             ))
         }
@@ -314,10 +408,7 @@ fn open_object_item(handle: ObjHandle, range: Option<ByteRange>) -> Result<Item,
                 len,
                 0,
                 false,
-                Source::File {
-                    handle: Arc::new(handle),
-                    offset,
-                },
+                Source::File { handle, offset },
                 None,
             ))
         }

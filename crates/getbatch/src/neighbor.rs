@@ -132,6 +132,7 @@ impl Engine {
                 },
             };
             let prepared = Prepared {
+                opened: None,
                 size,
                 mtime: 0,
                 archived: !spec.archpath.is_empty(),

@@ -7,10 +7,13 @@ use moss_types::moss::SendReq;
 use tokio::sync::mpsc;
 
 use crate::Engine;
-use crate::coalesce::{BodyItem, Coalescer};
+use crate::coalesce::{BUF_SIZE, BodyItem, Coalescer};
 use crate::frame::{self, Stat};
 use crate::item::{CHUNK, ItemSpec};
 use crate::stats::GaugeGuard;
+
+/// Items up to this size are read directly into the outgoing buffer.
+const INLINE_ITEM: u64 = 64 << 10;
 
 /// Frames buffered ahead of the network per stream (× up to 256 KiB each).
 const SEND_AHEAD: usize = 8;
@@ -31,11 +34,11 @@ impl Engine {
             .entries
             .iter()
             .map(|e| ItemSpec {
-                bck: &e.entry.bck,
-                objname: &e.entry.objname,
-                archpath: &e.entry.archpath,
+                bck: &e.bck,
+                objname: &e.objname,
+                archpath: &e.archpath,
                 archmime: "",
-                range: e.entry.range,
+                range: e.range,
             })
             .collect();
         let mut prepared = self.reader.prepare(&specs);
@@ -53,15 +56,31 @@ impl Engine {
         if out.flush().is_err() {
             return;
         }
-        for ((e, spec), p) in req.entries.iter().zip(&specs).zip(&prepared) {
-            let Ok(p) = p else { continue };
-            let mut item = match self.open_item(spec, p, handle) {
+        for k in 0..prepared.len() {
+            let (e, spec) = (&req.entries[k], &specs[k]);
+            let Ok(p) = &prepared[k] else { continue };
+            let opened = self.open_item(spec, p, handle);
+            crate::dt::release_handle(&mut prepared[k]);
+            let mut item = match opened {
                 Ok(item) => item,
                 Err(err) => {
                     frame::put_fail(out.buffer(), e.index, &err.to_string());
                     continue;
                 }
             };
+            if item.size <= INLINE_ITEM {
+                // Small items are read straight into the outgoing buffer, after their header.
+                let mark = out.buffer().len();
+                frame::put_header(out.buffer(), frame::ITEM, e.index, item.size);
+                if let Err(err) = item.read_into(out.buffer()) {
+                    out.buffer().truncate(mark);
+                    frame::put_fail(out.buffer(), e.index, &err.to_string());
+                }
+                if out.buffer().len() >= BUF_SIZE && out.flush().is_err() {
+                    return;
+                }
+                continue;
+            }
             frame::put_header(out.buffer(), frame::ITEM, e.index, item.size);
             loop {
                 match item.read_chunk(CHUNK) {

@@ -497,6 +497,7 @@ fn prepare_shard(
     what: &str,
 ) -> Vec<(usize, Result<Prepared, ItemError>)> {
     let prepared = |size: u64, memory: Option<Bytes>| Prepared {
+        opened: None,
         neighbor: None,
         size,
         mtime: 0,

@@ -97,10 +97,29 @@ impl Store {
     }
 
     fn path_on(&self, mountpath: usize, bck: &Bck, objname: &str) -> PathBuf {
-        let mut path = self.bucket_dir(mountpath, bck);
-        path.push(OBJ_DIR);
-        path.push(objname);
-        path
+        // One allocation: this runs for every object access.
+        let root = &self.mountpaths[mountpath].path;
+        let provider = bck.provider.as_str();
+        let mut path = String::with_capacity(root.len() + bck.name.len() + objname.len() + 24);
+        path.push_str(root);
+        path.push_str("/@");
+        path.push_str(provider);
+        if !bck.namespace.is_global() {
+            path.push('/');
+            if bck.namespace.uuid.is_empty() {
+                path.push('#');
+                path.push_str(&bck.namespace.name);
+            } else {
+                path.push_str(&bck.namespace.uname());
+            }
+        }
+        path.push('/');
+        path.push_str(&bck.name);
+        path.push('/');
+        path.push_str(OBJ_DIR);
+        path.push('/');
+        path.push_str(objname);
+        PathBuf::from(path)
     }
 
     /// Candidate locations of an object: its HRW mountpath first, then the others (objects stay
@@ -153,12 +172,12 @@ impl Store {
         self.stat(bck, objname).map(|(size, _)| size)
     }
 
-    /// Size and access time (seconds) of an object from one `stat` of its file.
+    /// Size and last-write time (seconds) of an object from one `stat` of its file.
     pub fn stat(&self, bck: &Bck, objname: &str) -> Result<(u64, u64), StoreError> {
         use std::os::unix::fs::MetadataExt;
         for (_, path) in self.candidates(bck, objname) {
             match fs::metadata(&path) {
-                Ok(md) if md.is_file() => return Ok((md.len(), md.atime().max(0) as u64)),
+                Ok(md) if md.is_file() => return Ok((md.len(), md.mtime().max(0) as u64)),
                 Ok(_) => continue,
                 Err(e) => match StoreError::from_lookup(e) {
                     StoreError::NotFound => continue,
@@ -413,6 +432,10 @@ impl PutTxn {
             cksum_type: CKSUM_TYPE.to_string(),
             cksum: checksum_hex(self.hasher.digest()),
             version: previous.map_or(1, |p| p.version + 1),
+            mtime: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
             custom,
         };
         meta.store(&file)?;

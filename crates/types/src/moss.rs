@@ -381,13 +381,31 @@ pub struct SendReq {
     pub entries: Vec<SendEntry>,
 }
 
-/// One entry a sender must produce.
+/// One entry a sender must produce (plain fields: `#[serde(flatten)]` would route every entry
+/// through serde's slow buffered path).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SendEntry {
     /// Position in the original request.
     pub index: u32,
-    #[serde(flatten)]
-    pub entry: Entry,
+    pub bck: Bck,
+    pub objname: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub archpath: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<ByteRange>,
+}
+
+impl SendEntry {
+    /// The sender's view of request entry `index` (the opaque stays with the DT).
+    pub fn new(index: u32, entry: &Entry) -> SendEntry {
+        SendEntry {
+            index,
+            bck: entry.bck.clone(),
+            objname: entry.objname.clone(),
+            archpath: entry.archpath.clone(),
+            range: entry.range,
+        }
+    }
 }
 
 #[cfg(test)]

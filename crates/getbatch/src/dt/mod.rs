@@ -7,6 +7,8 @@
 mod assembly;
 mod source;
 
+pub(crate) use self::source::release_handle;
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
@@ -130,10 +132,7 @@ impl Engine {
                 wid: wid.clone(),
                 entries: indices
                     .iter()
-                    .map(|&i| SendEntry {
-                        index: i,
-                        entry: entries[i as usize].clone(),
-                    })
+                    .map(|&i| SendEntry::new(i, &entries[i as usize]))
                     .collect(),
             };
             let sem = Arc::new(Semaphore::new(window as usize));

@@ -181,10 +181,13 @@ impl Engine {
             return;
         }
         let mut warm = crate::warmup::Warmup::new(warmup_workers, &self.stats);
-        for (k, ((&index, spec), p)) in indices.iter().zip(&specs).zip(&prepared).enumerate() {
-            let Ok(p) = p else { continue };
+        for k in 0..prepared.len() {
+            let (index, spec) = (indices[k], &specs[k]);
+            let Ok(p) = &prepared[k] else { continue };
             warm.ahead(&self.reader, &specs, &prepared, k);
-            let mut item = match self.open_item(spec, p, &handle) {
+            let opened = self.open_item(spec, p, &handle);
+            release_handle(&mut prepared[k]);
+            let mut item = match opened {
                 Ok(item) => item,
                 Err(e) => {
                     out.push(Event::Fail {
@@ -194,6 +197,24 @@ impl Engine {
                     continue;
                 }
             };
+            if item.size <= CHUNK as u64 {
+                // One read of exactly the item's size; failures come before any byte is queued.
+                match item.read_all() {
+                    Ok(chunk) => out.push(Event::Data {
+                        index,
+                        chunk,
+                        last: true,
+                    }),
+                    Err(e) => out.push(Event::Fail {
+                        index,
+                        msg: e.to_string(),
+                    }),
+                }
+                if out.is_full() && !out.flush_blocking(&handle) {
+                    return;
+                }
+                continue;
+            }
             let mut first = true;
             loop {
                 let chunk = match item.read_chunk(CHUNK) {
@@ -221,6 +242,14 @@ impl Engine {
             }
         }
         out.finish_with(Event::End, Some(&handle));
+    }
+}
+
+/// Drops the stat phase's handle once the item holds its own (the descriptor goes back to the
+/// budget when the item is done).
+pub(crate) fn release_handle(prepared: &mut Result<crate::item::Prepared, crate::item::ItemError>) {
+    if let Ok(p) = prepared {
+        p.opened = None;
     }
 }
 

@@ -147,6 +147,12 @@ async fn get(
     }
     let archmime = query.str(headers::QP_ARCHMIME).to_string();
     let range_header = header_str(req_headers, header::RANGE.as_str()).map(str::to_string);
+    if archpath.is_empty()
+        && range_header.is_none()
+        && let Some(response) = get_cached(target, &bck, objname)
+    {
+        return Ok(response);
+    }
     let reader = target.reader.clone();
     let name = objname.to_string();
     let b = bck.clone();
@@ -164,7 +170,7 @@ async fn get(
             .object()
             .map(|h| ObjHandleAttrs::from_handle(h, &reader.store, &name));
         let Some(value) = range_header else {
-            return Ok((whole, None, attrs));
+            return Ok((prefetch(whole)?, None, attrs));
         };
         let total = whole.size;
         let range = parse_range_header(&value, total).map_err(|mut e| {
@@ -180,7 +186,7 @@ async fn get(
             .map_err(item_error)?;
         let start = range.start;
         let end = start + ranged.size - 1;
-        Ok((ranged, Some((start, end, total)), attrs))
+        Ok((prefetch(ranged)?, Some((start, end, total)), attrs))
     })
     .await
     .map_err(|e| ApiError::internal(format!("read task failed: {e}")))?;
@@ -202,9 +208,12 @@ async fn get(
         }
     };
     inc(&target.metrics.get_count, 1);
-    inc(&target.metrics.get_bytes, item.size);
-    let size = item.size;
-    let body = item_body(item).await?;
+    inc(&target.metrics.get_bytes, item.size());
+    let size = item.size();
+    let body = match item {
+        Fetched::Whole(bytes) => Body::from(bytes),
+        Fetched::Pending(item) => item_body(item).await?,
+    };
     let mut response = Response::new(body);
     let h = response.headers_mut();
     h.insert(
@@ -224,8 +233,65 @@ async fn get(
     Ok(response)
 }
 
+/// Objects up to this size are served straight from the page cache on the async thread.
+const INLINE_GET: u64 = 64 << 10;
+
+/// Serves a small, fully cached object without a blocking-pool hop (two context switches, the
+/// dominant cost of a small GET). `None` means "take the regular path": the object is missing,
+/// large, or not entirely in the page cache. Opening the file and reading its xattr stay on this
+/// thread; for hot objects their inode and dentries are cached as well.
+fn get_cached(target: &Target, bck: &Bck, objname: &str) -> Option<Response> {
+    let handle = target.store.open_object(bck, objname).ok()?;
+    if handle.meta.size > INLINE_GET {
+        return None;
+    }
+    let bytes = match handle.read_cached_verified()? {
+        Ok(bytes) => bytes,
+        // A mismatch is reported by the regular path (same check, proper error response).
+        Err(_) => return None,
+    };
+    inc(&target.metrics.get_count, 1);
+    inc(&target.metrics.get_bytes, bytes.len() as u64);
+    let attrs = ObjHandleAttrs::from_handle(&handle, &target.store, objname);
+    let size = bytes.len() as u64;
+    let mut response = Response::new(Body::from(bytes));
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    attrs.apply(response.headers_mut(), &target.shared.id);
+    Some(response)
+}
+
 /// An item ready to serve: the item, its `(first, last, total)` byte range, and object attributes.
-type Opened = (Item, Option<(u64, u64, u64)>, Option<ObjHandleAttrs>);
+type Opened = (Fetched, Option<(u64, u64, u64)>, Option<ObjHandleAttrs>);
+
+/// An item ready to serve: small ones already read (and verified) on the same blocking hop that
+/// opened them, large ones still to be streamed.
+enum Fetched {
+    Whole(Bytes),
+    Pending(Item),
+}
+
+impl Fetched {
+    fn size(&self) -> u64 {
+        match self {
+            Fetched::Whole(bytes) => bytes.len() as u64,
+            Fetched::Pending(item) => item.size,
+        }
+    }
+}
+
+/// Reads a small item right away (called on the blocking thread that opened it).
+fn prefetch(mut item: Item) -> Result<Fetched, ApiError> {
+    if item.size <= SMALL_OBJECT {
+        return item.read_all().map(Fetched::Whole).map_err(item_error);
+    }
+    Ok(Fetched::Pending(item))
+}
 
 /// Object attributes for response headers.
 struct ObjHandleAttrs {
