@@ -1,0 +1,248 @@
+//! The moss cluster under test: one proxy and N targets as separate processes (pinned to the
+//! server CPU), started and stopped by the bench.
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::http::{Peer, Req, read_json, read_text};
+use crate::sys::{self, Pinning};
+
+/// A server process the bench started.
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// The node's data directory.
+    pub dir: PathBuf,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// Running cluster.
+pub struct Cluster {
+    pub proxy: Proc,
+    pub targets: Vec<Proc>,
+}
+
+/// A free loopback port (bound and released; the race with other programs is accepted).
+pub fn free_addr() -> Result<SocketAddr> {
+    let l = TcpListener::bind("127.0.0.1:0").context("bind a free port")?;
+    Ok(l.local_addr()?)
+}
+
+fn spawn(
+    pin: &Pinning,
+    bin: &Path,
+    args: &[String],
+    log: &Path,
+    name: &str,
+    addr: SocketAddr,
+    dir: PathBuf,
+) -> Result<Proc> {
+    let out = File::create(log).with_context(|| format!("create {}", log.display()))?;
+    let err = out.try_clone()?;
+    let child = pin
+        .server_command(bin)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .with_context(|| format!("start {} ({name})", bin.display()))?;
+    Ok(Proc {
+        name: name.into(),
+        child,
+        addr,
+        dir,
+    })
+}
+
+impl Cluster {
+    /// Starts the proxy and `n` targets with data under `root` (logs in `logs`) and waits until every target joined.
+    pub async fn start(
+        pin: &Pinning,
+        bin: &Path,
+        root: &Path,
+        logs: &Path,
+        n: usize,
+    ) -> Result<Cluster> {
+        std::fs::create_dir_all(logs)?;
+        let paddr = free_addr()?;
+        let pdir = root.join("proxy");
+        let proxy = spawn(
+            pin,
+            bin,
+            &[
+                "proxy".into(),
+                "--listen".into(),
+                paddr.to_string(),
+                "--data".into(),
+                pdir.display().to_string(),
+            ],
+            &logs.join("proxy.log"),
+            "proxy",
+            paddr,
+            pdir,
+        )?;
+        let mut cluster = Cluster {
+            proxy,
+            targets: Vec::new(),
+        };
+        let mut peer = Peer::new();
+        cluster
+            .wait_http(&mut peer, paddr, Duration::from_secs(30))
+            .await?;
+        for t in 0..n {
+            let taddr = free_addr()?;
+            let tdir = root.join(format!("t{t}"));
+            let proc = spawn(
+                pin,
+                bin,
+                &[
+                    "target".into(),
+                    "--listen".into(),
+                    taddr.to_string(),
+                    "--proxy".into(),
+                    format!("http://{paddr}"),
+                    "--data".into(),
+                    tdir.display().to_string(),
+                ],
+                &logs.join(format!("target{t}.log")),
+                &format!("target{t}"),
+                taddr,
+                tdir,
+            )?;
+            cluster.targets.push(proc);
+        }
+        cluster.wait_joined(&mut peer, n).await?;
+        Ok(cluster)
+    }
+
+    /// Server pids (for CPU accounting).
+    pub fn pids(&self) -> Vec<u32> {
+        std::iter::once(&self.proxy)
+            .chain(&self.targets)
+            .map(Proc::pid)
+            .collect()
+    }
+
+    pub fn target_pids(&self) -> Vec<u32> {
+        self.targets.iter().map(Proc::pid).collect()
+    }
+
+    pub fn target_addrs(&self) -> Vec<SocketAddr> {
+        self.targets.iter().map(|t| t.addr).collect()
+    }
+
+    pub fn target_dirs(&self) -> Vec<PathBuf> {
+        self.targets.iter().map(|t| t.dir.clone()).collect()
+    }
+
+    /// Fails if a server process has exited.
+    pub fn check_alive(&mut self) -> Result<()> {
+        for p in std::iter::once(&mut self.proxy).chain(self.targets.iter_mut()) {
+            if let Some(status) = p.child.try_wait()? {
+                bail!("{} exited: {status} (see its log)", p.name);
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait_http(
+        &mut self,
+        peer: &mut Peer,
+        addr: SocketAddr,
+        limit: Duration,
+    ) -> Result<()> {
+        let start = Instant::now();
+        loop {
+            self.check_alive()?;
+            if let Ok(resp) = peer
+                .send(addr, &Req::get("/v1/health"), "/v1/health", None)
+                .await
+            {
+                let _ = read_text(resp).await;
+                return Ok(());
+            }
+            if start.elapsed() > limit {
+                bail!("{addr} did not answer within {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the proxy's and every target's cluster map lists `n` targets.
+    async fn wait_joined(&mut self, peer: &mut Peer, n: usize) -> Result<()> {
+        let start = Instant::now();
+        let mut nodes = vec![self.proxy.addr];
+        nodes.extend(self.targets.iter().map(|t| t.addr));
+        for addr in nodes {
+            loop {
+                self.check_alive()?;
+                let path = "/v1/daemon?what=smap";
+                let joined = match peer.send(addr, &Req::get(path), path, None).await {
+                    Ok(resp) => read_json(resp)
+                        .await
+                        .ok()
+                        .and_then(|v| v["tmap"].as_object().map(|m| m.len()))
+                        .unwrap_or(0),
+                    Err(_) => 0,
+                };
+                if joined >= n {
+                    break;
+                }
+                if start.elapsed() > Duration::from_secs(60) {
+                    bail!("cluster map of {addr} lists {joined} of {n} targets after 60 s");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every process: SIGTERM, then SIGKILL after a grace period.
+    pub fn stop(&mut self) {
+        let procs: Vec<&mut Proc> = self
+            .targets
+            .iter_mut()
+            .chain(std::iter::once(&mut self.proxy))
+            .collect();
+        stop_all(procs);
+    }
+}
+
+/// Stops processes: SIGTERM to all, wait up to 5 s, then SIGKILL.
+pub fn stop_all(procs: Vec<&mut Proc>) {
+    for p in &procs {
+        let _ = sys::terminate(p.pid());
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for p in procs {
+        loop {
+            match p.child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if Instant::now() > deadline => {
+                    let _ = p.child.kill();
+                    let _ = p.child.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
