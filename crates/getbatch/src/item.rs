@@ -238,6 +238,9 @@ pub struct Prepared {
     /// The object as opened by the stat phase (saves a second path lookup), within the reader's
     /// descriptor budget. Callers drop it once the item is delivered.
     pub opened: Option<(Arc<ObjHandle>, Arc<FdTicket>)>,
+    /// For a member of an uncompressed TAR shard held in `opened`: where its bytes (after the
+    /// range) start in the shard file.
+    pub member_offset: Option<u64>,
     pub size: u64,
     pub mtime: u64,
     pub archived: bool,
@@ -270,7 +273,7 @@ impl LocalReader {
         }
     }
 
-    fn take_fd(&self) -> Option<FdTicket> {
+    pub(crate) fn take_fd(&self) -> Option<FdTicket> {
         let left = self.fd_budget.fetch_sub(1, Ordering::Relaxed);
         if left > 0 {
             return Some(FdTicket(self.fd_budget.clone()));
@@ -317,6 +320,7 @@ impl LocalReader {
 
     fn prepare_object(&self, spec: &ItemSpec) -> Result<Prepared, ItemError> {
         let mut opened = None;
+        let member_offset = None;
         let (size, mtime) = match self.take_fd() {
             Some(ticket) => {
                 let handle = self
@@ -336,6 +340,7 @@ impl LocalReader {
         match spec.range {
             None => Ok(Prepared {
                 opened,
+                member_offset,
                 size,
                 mtime: atime,
                 archived: false,
@@ -346,6 +351,7 @@ impl LocalReader {
                 let (_, len) = range.resolve(size).map_err(ItemError::Range)?;
                 Ok(Prepared {
                     opened,
+                    member_offset,
                     size: len,
                     mtime: 0,
                     archived: false,
@@ -359,7 +365,19 @@ impl LocalReader {
     /// Opens a prepared item for reading; fails if it changed since it was prepared.
     pub fn open_prepared(&self, spec: &ItemSpec, prepared: &Prepared) -> Result<Item, ItemError> {
         if let Some((handle, ticket)) = &prepared.opened {
-            let mut item = open_object_item(handle.clone(), spec.range)?;
+            let mut item = match prepared.member_offset {
+                Some(offset) => Item::new(
+                    prepared.size,
+                    0,
+                    true,
+                    Source::File {
+                        handle: handle.clone(),
+                        offset,
+                    },
+                    None,
+                ),
+                None => open_object_item(handle.clone(), spec.range)?,
+            };
             item.mtime = prepared.mtime;
             item.ticket = Some(ticket.clone());
             return Ok(item);

@@ -133,6 +133,7 @@ impl Engine {
             };
             let prepared = Prepared {
                 opened: None,
+                member_offset: None,
                 size,
                 mtime: 0,
                 archived: !spec.archpath.is_empty(),

@@ -498,6 +498,7 @@ fn prepare_shard(
 ) -> Vec<(usize, Result<Prepared, ItemError>)> {
     let prepared = |size: u64, memory: Option<Bytes>| Prepared {
         opened: None,
+        member_offset: None,
         neighbor: None,
         size,
         mtime: 0,
@@ -514,18 +515,35 @@ fn prepare_shard(
                 Ok(index) => index,
                 Err(e) => return members.iter().map(|&i| (i, Err(e.clone()))).collect(),
             };
+            // TAR members are sections of the shard file: keep the shard open (one budgeted
+            // descriptor for all its members) so the data phase reads them directly.
+            let held = match &*index {
+                ShardIndex::Tar(_) => reader
+                    .take_fd()
+                    .map(|ticket| (handle.clone(), Arc::new(ticket))),
+                ShardIndex::Zip(_) => None,
+            };
             members
                 .iter()
                 .map(|&i| {
                     let spec = &specs[i];
-                    let size = match &*index {
-                        ShardIndex::Tar(t) => t.lookup(spec.archpath).map(|m| m.size),
-                        ShardIndex::Zip(z) => z.lookup(spec.archpath).map(|e| e.size),
+                    let found = match &*index {
+                        ShardIndex::Tar(t) => t
+                            .lookup(spec.archpath)
+                            .map(|m| (m.size, Some(m.data_offset))),
+                        ShardIndex::Zip(z) => z.lookup(spec.archpath).map(|e| (e.size, None)),
                     };
-                    let result = size
-                        .ok_or_else(|| missing(spec.archpath, what))
-                        .and_then(|size| resolve(spec, size))
-                        .map(|(_, len)| prepared(len, None));
+                    let result = found.ok_or_else(|| missing(spec.archpath, what)).and_then(
+                        |(size, data_offset)| {
+                            let (offset, len) = resolve(spec, size)?;
+                            let mut p = prepared(len, None);
+                            if let (Some(start), Some(held)) = (data_offset, &held) {
+                                p.opened = Some(held.clone());
+                                p.member_offset = Some(start + offset);
+                            }
+                            Ok(p)
+                        },
+                    );
                     (i, result)
                 })
                 .collect()

@@ -332,7 +332,8 @@ async fn one_scan_per_compressed_shard_and_a_cached_tar_index() {
         counter(&sb, "moss_target_shard_index_builds_count").await,
         1
     );
-    assert!(counter(&sb, "moss_target_shard_index_hits_count").await >= 5);
+    // The second request finds the index cached (the data phase reads members at their offsets).
+    assert!(counter(&sb, "moss_target_shard_index_hits_count").await >= 1);
     // Overwriting the shard invalidates its index: the new bytes are served.
     api.put("s", "one.tar", make_shard(dir.path(), "tar", 7))
         .await;
