@@ -52,10 +52,16 @@ impl<'a> Warmup<'a> {
             if !worth {
                 continue;
             }
-            let Some(file) = reader.store.open_file(specs[j].bck, specs[j].objname) else {
-                continue;
+            // Reuse the descriptor the stat phase kept, if any.
+            let advice = rustix::fs::Advice::WillNeed;
+            let advised = match prepared[j].as_ref().ok().and_then(|p| p.opened.as_ref()) {
+                Some((handle, _)) => rustix::fs::fadvise(&handle.file, 0, None, advice),
+                None => match reader.store.open_file(specs[j].bck, specs[j].objname) {
+                    Some(file) => rustix::fs::fadvise(&file, 0, None, advice),
+                    None => continue,
+                },
             };
-            if rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::WillNeed).is_ok() {
+            if advised.is_ok() {
                 stats::add(&self.stats.bewarm_done, 1);
             }
         }

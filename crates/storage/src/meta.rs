@@ -114,9 +114,19 @@ impl ObjMeta {
 
     /// Reads the metadata of an open object file.
     pub fn load(file: &File) -> Result<ObjMeta, StoreError> {
-        let mut buf = [0u8; 4096];
-        let len = match rustix::fs::fgetxattr(file, XATTR, &mut buf) {
-            Ok(len) => len,
+        // The binary record is ~33 bytes: try a small buffer before the 4 KiB maximum.
+        let mut small = [0u8; 256];
+        let large;
+        let bytes: &[u8] = match rustix::fs::fgetxattr(file, XATTR, &mut small) {
+            Ok(len) => &small[..len],
+            Err(rustix::io::Errno::RANGE) => {
+                let mut buf = vec![0u8; 4096];
+                let len = rustix::fs::fgetxattr(file, XATTR, &mut buf)
+                    .map_err(|e| StoreError::Io(io::Error::from(e)))?;
+                buf.truncate(len);
+                large = buf;
+                &large
+            }
             Err(rustix::io::Errno::NODATA) => {
                 return Err(StoreError::Corrupt(
                     "object metadata is missing".to_string(),
@@ -124,13 +134,12 @@ impl ObjMeta {
             }
             Err(e) => return Err(StoreError::Io(io::Error::from(e))),
         };
-        serde_json::from_slice(&buf[..len])
-            .map_err(|e| StoreError::Corrupt(format!("object metadata is unreadable: {e}")))
+        ObjMeta::decode(bytes)
     }
 
     /// Attaches the metadata to a file.
     pub fn store(&self, file: &File) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(self).map_err(io::Error::other)?;
+        let bytes = self.encode();
         rustix::fs::fsetxattr(file, XATTR, &bytes, rustix::fs::XattrFlags::empty())
             .map_err(io::Error::from)?;
         Ok(())

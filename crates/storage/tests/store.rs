@@ -161,3 +161,17 @@ fn listing_is_sorted_paged_and_prefixed() {
     store.destroy_bucket(&bck).unwrap();
     assert!(store.list(&bck, "", "", 10, false).unwrap().is_empty());
 }
+
+#[test]
+fn metadata_is_stored_compactly_enough_to_live_in_the_inode() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&[dir.path().to_path_buf()]).unwrap();
+    put(&store, &Bck::ais("b"), "o", b"payload");
+    let h = store.open_object(&Bck::ais("b"), "o").unwrap();
+    let mut raw = [0u8; 512];
+    let len = rustix::fs::fgetxattr(&h.file, "user.moss.lom", &mut raw).unwrap();
+    assert_eq!(raw[0], 1, "binary record, not JSON");
+    assert!(len <= 40, "{len} bytes");
+    assert_eq!(h.meta.size, 7);
+    assert_eq!(h.read_all_verified().unwrap(), b"payload");
+}
