@@ -1,13 +1,16 @@
 //! Turns many small writes into few large buffers on a bounded channel (the HTTP body), while large
 //! payload chunks pass through without a copy. Writing blocks when the consumer is behind — that
-//! is the backpressure that bounds memory.
+//! is the backpressure that bounds memory. Buffers are pooled blocks (see `pool`).
 use std::io;
+use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use crate::pool::{BLOCK, Block, BufPool};
+
 /// Target size of coalesced buffers.
-pub const BUF_SIZE: usize = 256 << 10;
+pub const BUF_SIZE: usize = BLOCK;
 /// Payload chunks at least this large are sent as they are.
 const PASS_THROUGH: usize = 64 << 10;
 
@@ -16,15 +19,17 @@ pub type BodyItem = Result<Bytes, io::Error>;
 
 /// A blocking writer into a body channel.
 pub struct Coalescer {
-    buf: BytesMut,
+    block: Block,
+    pool: Arc<BufPool>,
     tx: mpsc::Sender<BodyItem>,
     sent: u64,
 }
 
 impl Coalescer {
-    pub fn new(tx: mpsc::Sender<BodyItem>) -> Coalescer {
+    pub fn new(tx: mpsc::Sender<BodyItem>, pool: Arc<BufPool>) -> Coalescer {
         Coalescer {
-            buf: BytesMut::with_capacity(BUF_SIZE),
+            block: pool.take(),
+            pool,
             tx,
             sent: 0,
         }
@@ -35,11 +40,24 @@ impl Coalescer {
         self.sent
     }
 
-    /// Appends bytes (copied).
-    pub fn put(&mut self, data: &[u8]) -> io::Result<()> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= BUF_SIZE {
-            self.flush()?;
+    /// Bytes buffered and not yet sent.
+    pub fn len(&self) -> usize {
+        self.block.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.block.is_empty()
+    }
+
+    /// Appends bytes (copied), sending full blocks as they fill.
+    pub fn put(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() {
+            if self.block.remaining() == 0 {
+                self.flush()?;
+            }
+            let n = self.block.remaining().min(data.len());
+            self.block.put(&data[..n]);
+            data = &data[n..];
         }
         Ok(())
     }
@@ -53,19 +71,41 @@ impl Coalescer {
         self.send(data)
     }
 
-    /// Direct access to the pending buffer (for building headers in place).
-    pub fn buffer(&mut self) -> &mut BytesMut {
-        &mut self.buf
+    /// Makes sure `n` contiguous bytes (at most a block) fit in the current buffer.
+    pub fn make_room(&mut self, n: usize) -> io::Result<()> {
+        if n > BLOCK {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "reservation larger than a block",
+            ));
+        }
+        if self.block.remaining() < n {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The next `n` bytes of the buffer to fill in place (after `make_room(n)`); `commit` them.
+    pub fn tail(&mut self, n: usize) -> &mut [u8] {
+        self.block.tail(n)
+    }
+
+    pub fn commit(&mut self, n: usize) {
+        self.block.commit(n);
+    }
+
+    /// Forgets buffered bytes after `len` (undo of a partly written frame).
+    pub fn truncate(&mut self, len: usize) {
+        self.block.truncate(len);
     }
 
     /// Sends whatever is pending.
     pub fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
+        if self.block.is_empty() {
             return Ok(());
         }
-        let full = self.buf.split().freeze();
-        self.buf.reserve(BUF_SIZE);
-        self.send(full)
+        let full = std::mem::replace(&mut self.block, self.pool.take());
+        self.send(full.freeze())
     }
 
     fn send(&mut self, data: Bytes) -> io::Result<()> {
@@ -75,8 +115,9 @@ impl Coalescer {
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
     }
 
-    /// Aborts the response: the consumer sees an error instead of an end.
-    pub fn abort(self, why: &str) {
+    /// Aborts the response: the consumer sees an error instead of an end. Nothing may be written
+    /// afterwards.
+    pub fn abort(&mut self, why: &str) {
         let _ = self
             .tx
             .blocking_send(Err(io::Error::other(why.to_string())));

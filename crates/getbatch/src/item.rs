@@ -164,6 +164,38 @@ impl Item {
         Ok(Some(chunk))
     }
 
+    /// Reads all remaining bytes of the item into `out` (exactly that long), verifying a whole
+    /// object's checksum before returning.
+    pub fn read_exact_into(&mut self, out: &mut [u8]) -> Result<(), ItemError> {
+        if out.len() as u64 != self.remaining() {
+            return Err(ItemError::Io(format!(
+                "read of {} bytes for an item with {} left",
+                out.len(),
+                self.remaining()
+            )));
+        }
+        match &mut self.source {
+            Source::File { handle, offset } => handle
+                .read_exact_at(out, *offset + self.delivered)
+                .map_err(|e| ItemError::from_store(e, &handle.path.display().to_string()))?,
+            Source::Memory(bytes) => {
+                let from = self.delivered as usize;
+                out.copy_from_slice(&bytes[from..from + out.len()]);
+            }
+            Source::Stream(reader) => reader.read_exact(out).map_err(|e| {
+                ItemError::Corrupt(format!("archived file is truncated or damaged: {e}"))
+            })?,
+        }
+        self.delivered += out.len() as u64;
+        if let Some(verifier) = &mut self.verifier {
+            verifier.update(out);
+            verifier
+                .finish()
+                .map_err(|e| ItemError::Corrupt(format!("object is corrupted: {e}")))?;
+        }
+        Ok(())
+    }
+
     /// Appends all remaining bytes of the item to `buf` (for small items: no separate allocation,
     /// no extra copy). On error `buf` is left as it was.
     pub fn read_into(&mut self, buf: &mut BytesMut) -> Result<(), ItemError> {

@@ -7,6 +7,7 @@ pub mod frame;
 pub mod item;
 mod neighbor;
 pub mod output;
+pub mod pool;
 mod sender;
 pub mod shard;
 pub mod stats;
@@ -21,6 +22,9 @@ pub use dt::{BatchError, Started};
 
 use crate::item::LocalReader;
 use crate::stats::Stats;
+
+/// Idle blocks kept for reuse (64 × 256 KiB = 16 MiB at most).
+const POOLED_BLOCKS: usize = 64;
 
 /// What the engine needs to know about the node it runs on.
 pub trait ClusterView: Send + Sync + 'static {
@@ -40,6 +44,8 @@ pub struct Engine {
     view: Arc<dyn ClusterView>,
     pub reader: Arc<LocalReader>,
     pub stats: Arc<Stats>,
+    /// Reusable I/O blocks for output buffers and small items.
+    pub pool: Arc<pool::BufPool>,
     admitted: Mutex<Admitted>,
 }
 
@@ -71,6 +77,7 @@ impl Engine {
             view,
             reader,
             stats: Arc::new(Stats::default()),
+            pool: pool::BufPool::new(POOLED_BLOCKS),
             admitted: Mutex::new(Admitted::default()),
         })
     }

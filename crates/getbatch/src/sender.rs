@@ -2,12 +2,13 @@
 //! then payloads in request order), reading ahead on a blocking thread.
 use std::sync::Arc;
 
+use bytes::BytesMut;
 use futures::Stream;
 use moss_types::moss::SendReq;
 use tokio::sync::mpsc;
 
 use crate::Engine;
-use crate::coalesce::{BUF_SIZE, BodyItem, Coalescer};
+use crate::coalesce::{BodyItem, Coalescer};
 use crate::frame::{self, Stat};
 use crate::item::{CHUNK, ItemSpec};
 use crate::stats::GaugeGuard;
@@ -24,11 +25,28 @@ impl Engine {
         let (tx, mut rx) = mpsc::channel::<BodyItem>(SEND_AHEAD);
         let engine = self.clone();
         let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || engine.produce(req, Coalescer::new(tx), &handle));
+        let out = Coalescer::new(tx, engine.pool.clone());
+        tokio::task::spawn_blocking(move || engine.produce(req, out, &handle));
         futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
     }
 
-    fn produce(&self, req: SendReq, mut out: Coalescer, handle: &tokio::runtime::Handle) {
+    fn produce(&self, req: SendReq, out: Coalescer, handle: &tokio::runtime::Handle) {
+        let mut out = Frames {
+            out,
+            scratch: BytesMut::new(),
+        };
+        if self.stream_items(&req, &mut out, handle).is_err() {
+            tracing::debug!(wid = %req.wid, "designated target went away; stopping");
+        }
+    }
+
+    /// Writes the stat and item frames; `Err` when the DT is gone (or the stream was aborted).
+    fn stream_items(
+        &self,
+        req: &SendReq,
+        out: &mut Frames,
+        handle: &tokio::runtime::Handle,
+    ) -> std::io::Result<()> {
         let _active = GaugeGuard::new(&self.stats.active_send_streams);
         let specs: Vec<ItemSpec> = req
             .entries
@@ -51,11 +69,9 @@ impl Engine {
                 },
                 Err(err) => Stat::Err(err.clone()),
             };
-            frame::put_stat(out.buffer(), e.index, &stat);
+            out.frame(|b| frame::put_stat(b, e.index, &stat))?;
         }
-        if out.flush().is_err() {
-            return;
-        }
+        out.out.flush()?;
         for k in 0..prepared.len() {
             let (e, spec) = (&req.entries[k], &specs[k]);
             let Ok(p) = &prepared[k] else { continue };
@@ -64,42 +80,54 @@ impl Engine {
             let mut item = match opened {
                 Ok(item) => item,
                 Err(err) => {
-                    frame::put_fail(out.buffer(), e.index, &err.to_string());
+                    out.frame(|b| frame::put_fail(b, e.index, &err.to_string()))?;
                     continue;
                 }
             };
             if item.size <= INLINE_ITEM {
-                // Small items are read straight into the outgoing buffer, after their header.
-                let mark = out.buffer().len();
-                frame::put_header(out.buffer(), frame::ITEM, e.index, item.size);
-                if let Err(err) = item.read_into(out.buffer()) {
-                    out.buffer().truncate(mark);
-                    frame::put_fail(out.buffer(), e.index, &err.to_string());
-                }
-                if out.buffer().len() >= BUF_SIZE && out.flush().is_err() {
-                    return;
+                // Small items are read straight into the outgoing block, after their header.
+                let size = item.size as usize;
+                out.out.make_room(frame::HEADER_LEN + size)?;
+                let mark = out.out.len();
+                out.frame(|b| frame::put_header(b, frame::ITEM, e.index, item.size))?;
+                match item.read_exact_into(out.out.tail(size)) {
+                    Ok(()) => out.out.commit(size),
+                    Err(err) => {
+                        out.out.truncate(mark);
+                        out.frame(|b| frame::put_fail(b, e.index, &err.to_string()))?;
+                    }
                 }
                 continue;
             }
-            frame::put_header(out.buffer(), frame::ITEM, e.index, item.size);
+            out.frame(|b| frame::put_header(b, frame::ITEM, e.index, item.size))?;
             loop {
                 match item.read_chunk(CHUNK) {
-                    Ok(Some(chunk)) => {
-                        if out.put_bytes(chunk).is_err() {
-                            tracing::debug!(wid = %req.wid, "designated target went away; stopping");
-                            return;
-                        }
-                    }
+                    Ok(Some(chunk)) => out.out.put_bytes(chunk)?,
                     Ok(None) => break,
                     Err(err) => {
                         tracing::warn!(wid = %req.wid, "aborting send stream: {err}");
-                        out.abort(&err.to_string());
-                        return;
+                        out.out.abort(&err.to_string());
+                        return Err(std::io::Error::other(err.to_string()));
                     }
                 }
             }
         }
-        frame::put_header(out.buffer(), frame::END, 0, 0);
-        let _ = out.flush();
+        out.frame(|b| frame::put_header(b, frame::END, 0, 0))?;
+        out.out.flush()
+    }
+}
+
+/// The coalescer plus a scratch buffer for encoding frame headers.
+struct Frames {
+    out: Coalescer,
+    scratch: BytesMut,
+}
+
+impl Frames {
+    /// Encodes one frame header (or small frame) and appends it.
+    fn frame(&mut self, encode: impl FnOnce(&mut BytesMut)) -> std::io::Result<()> {
+        self.scratch.clear();
+        encode(&mut self.scratch);
+        self.out.put(&self.scratch)
     }
 }

@@ -302,7 +302,7 @@ impl Assembly {
         multipart: Option<&Multipart>,
         body: mpsc::Sender<BodyItem>,
     ) -> Result<(), Stop> {
-        let mut out = Coalescer::new(body.clone());
+        let mut out = Coalescer::new(body.clone(), self.engine.pool.clone());
         if let Some(m) = multipart {
             let resp = MossResp {
                 uuid: self.wid.clone(),

@@ -13,6 +13,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use crate::Engine;
 use crate::frame::{self, Decoded, Stat};
 use crate::item::{CHUNK, ItemSpec};
+use crate::pool::{Block, BufPool};
 
 /// What a source delivers, in its own (ascending) index order.
 pub(super) enum Event {
@@ -181,6 +182,10 @@ impl Engine {
             return;
         }
         let mut warm = crate::warmup::Warmup::new(warmup_workers, &self.stats);
+        let mut run = Run {
+            block: self.pool.take(),
+            placed: Vec::new(),
+        };
         for k in 0..prepared.len() {
             let (index, spec) = (indices[k], &specs[k]);
             let Ok(p) = &prepared[k] else { continue };
@@ -197,24 +202,31 @@ impl Engine {
                     continue;
                 }
             };
-            if item.size <= CHUNK as u64 {
-                // One read of exactly the item's size; failures come before any byte is queued.
-                match item.read_all() {
-                    Ok(chunk) => out.push(Event::Data {
-                        index,
-                        chunk,
-                        last: true,
-                    }),
-                    Err(e) => out.push(Event::Fail {
-                        index,
-                        msg: e.to_string(),
-                    }),
+            if item.size <= SLICED_ITEM {
+                // Small items are read into a shared pooled block and handed out as slices of it.
+                let size = item.size as usize;
+                if run.block.remaining() < size || run.placed.len() >= RUN_ITEMS {
+                    run.seal(&mut out, &self.pool);
+                }
+                match item.read_exact_into(run.block.tail(size)) {
+                    Ok(()) => {
+                        run.placed.push((index, run.block.len(), size));
+                        run.block.commit(size);
+                    }
+                    Err(e) => {
+                        run.seal(&mut out, &self.pool);
+                        out.push(Event::Fail {
+                            index,
+                            msg: e.to_string(),
+                        });
+                    }
                 }
                 if out.is_full() && !out.flush_blocking(&handle) {
                     return;
                 }
                 continue;
             }
+            run.seal(&mut out, &self.pool);
             let mut first = true;
             loop {
                 let chunk = match item.read_chunk(CHUNK) {
@@ -241,7 +253,36 @@ impl Engine {
                 }
             }
         }
+        run.seal(&mut out, &self.pool);
         out.finish_with(Event::End, Some(&handle));
+    }
+}
+
+/// Items up to this size are read into shared blocks.
+const SLICED_ITEM: u64 = 64 << 10;
+/// Small items per block before it is handed over (bounds the wait for the first bytes).
+const RUN_ITEMS: usize = 64;
+
+/// Small items read back to back into one block: (request index, offset, length) of each.
+struct Run {
+    block: Block,
+    placed: Vec<(u32, usize, usize)>,
+}
+
+impl Run {
+    /// Hands the items read so far to the batcher as slices of one frozen block.
+    fn seal(&mut self, out: &mut Batcher, pool: &Arc<BufPool>) {
+        if self.placed.is_empty() {
+            return;
+        }
+        let frozen = std::mem::replace(&mut self.block, pool.take()).freeze();
+        for (index, start, len) in self.placed.drain(..) {
+            out.push(Event::Data {
+                index,
+                chunk: frozen.slice(start..start + len),
+                last: true,
+            });
+        }
     }
 }
 
