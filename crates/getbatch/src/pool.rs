@@ -41,10 +41,10 @@ impl BufPool {
     }
 
     fn give_back(&self, buf: Vec<u8>) {
-        if let Ok(mut free) = self.free.lock() {
-            if free.len() < self.max_free {
-                free.push(buf);
-            }
+        if let Ok(mut free) = self.free.lock()
+            && free.len() < self.max_free
+        {
+            free.push(buf);
         }
     }
 }
