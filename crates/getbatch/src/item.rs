@@ -164,16 +164,27 @@ impl Item {
         Ok(Some(chunk))
     }
 
-    /// Reads all remaining bytes of the item into `out` (exactly that long), verifying a whole
-    /// object's checksum before returning.
-    pub fn read_exact_into(&mut self, out: &mut [u8]) -> Result<(), ItemError> {
-        if out.len() as u64 != self.remaining() {
-            return Err(ItemError::Io(format!(
-                "read of {} bytes for an item with {} left",
-                out.len(),
-                self.remaining()
-            )));
+    /// Reads the next chunk of at most `max` bytes into a pooled block; `None` once everything
+    /// was delivered. Like [`Item::read_chunk`], the chunk completing a whole object is returned
+    /// only after its checksum matched.
+    pub fn read_chunk_pooled(
+        &mut self,
+        max: usize,
+        pool: &Arc<crate::pool::BufPool>,
+    ) -> Result<Option<Bytes>, ItemError> {
+        let len = self.remaining().min(max.min(crate::pool::BLOCK) as u64) as usize;
+        if len == 0 {
+            return Ok(None);
         }
+        let mut block = pool.take();
+        self.read_part_into(block.tail(len))?;
+        block.commit(len);
+        Ok(Some(block.freeze()))
+    }
+
+    /// Reads the next `out.len()` bytes (at most what remains), verifying a whole object's
+    /// checksum when its last byte is read.
+    fn read_part_into(&mut self, out: &mut [u8]) -> Result<(), ItemError> {
         match &mut self.source {
             Source::File { handle, offset } => handle
                 .read_exact_at(out, *offset + self.delivered)
@@ -189,51 +200,26 @@ impl Item {
         self.delivered += out.len() as u64;
         if let Some(verifier) = &mut self.verifier {
             verifier.update(out);
-            verifier
-                .finish()
-                .map_err(|e| ItemError::Corrupt(format!("object is corrupted: {e}")))?;
+            if self.delivered == self.size {
+                verifier
+                    .finish()
+                    .map_err(|e| ItemError::Corrupt(format!("object is corrupted: {e}")))?;
+            }
         }
         Ok(())
     }
 
-    /// Appends all remaining bytes of the item to `buf` (for small items: no separate allocation,
-    /// no extra copy). On error `buf` is left as it was.
-    pub fn read_into(&mut self, buf: &mut BytesMut) -> Result<(), ItemError> {
-        let len = usize::try_from(self.remaining())
-            .map_err(|_| ItemError::Invalid("item too large".into()))?;
-        let start = buf.len();
-        match &mut self.source {
-            Source::File { handle, offset } => {
-                buf.resize(start + len, 0);
-                let at = *offset + self.delivered;
-                if let Err(e) = handle.read_exact_at(&mut buf[start..], at) {
-                    buf.truncate(start);
-                    return Err(ItemError::from_store(e, &handle.path.display().to_string()));
-                }
-            }
-            Source::Memory(bytes) => {
-                let from = self.delivered as usize;
-                buf.extend_from_slice(&bytes[from..from + len]);
-            }
-            Source::Stream(reader) => {
-                buf.resize(start + len, 0);
-                if let Err(e) = reader.read_exact(&mut buf[start..]) {
-                    buf.truncate(start);
-                    return Err(ItemError::Corrupt(format!(
-                        "archived file is truncated or damaged: {e}"
-                    )));
-                }
-            }
+    /// Reads all remaining bytes of the item into `out` (exactly that long), verifying a whole
+    /// object's checksum before returning.
+    pub fn read_exact_into(&mut self, out: &mut [u8]) -> Result<(), ItemError> {
+        if out.len() as u64 != self.remaining() {
+            return Err(ItemError::Io(format!(
+                "read of {} bytes for an item with {} left",
+                out.len(),
+                self.remaining()
+            )));
         }
-        self.delivered += len as u64;
-        if let Some(verifier) = &mut self.verifier {
-            verifier.update(&buf[start..]);
-            if let Err(e) = verifier.finish() {
-                buf.truncate(start);
-                return Err(ItemError::Corrupt(format!("object is corrupted: {e}")));
-            }
-        }
-        Ok(())
+        self.read_part_into(out)
     }
 
     /// Reads the whole item into one buffer (for small items).

@@ -101,7 +101,7 @@ impl Engine {
             }
             out.frame(|b| frame::put_header(b, frame::ITEM, e.index, item.size))?;
             loop {
-                match item.read_chunk(CHUNK) {
+                match item.read_chunk_pooled(CHUNK, &self.pool) {
                     Ok(Some(chunk)) => out.out.put_bytes(chunk)?,
                     Ok(None) => break,
                     Err(err) => {

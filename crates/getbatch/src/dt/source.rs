@@ -229,7 +229,7 @@ impl Engine {
             run.seal(&mut out, &self.pool);
             let mut first = true;
             loop {
-                let chunk = match item.read_chunk(CHUNK) {
+                let chunk = match item.read_chunk_pooled(CHUNK, &self.pool) {
                     Ok(Some(chunk)) => chunk,
                     Ok(None) if first => Bytes::new(),
                     Ok(None) => break,

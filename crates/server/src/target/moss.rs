@@ -35,7 +35,11 @@ pub async fn getbatch(
     };
     let body = read_body(req.into_body(), MOSS_BODY_LIMIT).await?;
     let (request, entries) = validate(&body, default_bck.as_ref())?;
-    for bck in default_bck.iter().chain(entries.iter().map(|e| &e.bck)) {
+    let referenced: std::collections::HashSet<&moss_types::Bck> = default_bck
+        .iter()
+        .chain(entries.iter().map(|e| &e.bck))
+        .collect();
+    for bck in referenced {
         if bmd.get(bck).is_none() {
             return Err(ApiError::no_bucket(&bck.cname()));
         }
