@@ -4,36 +4,12 @@ use std::collections::BTreeMap;
 use moss_types::config::ClusterConfig;
 use moss_types::smap::Smap;
 use reqwest::Method;
-use serde::{Deserialize, Serialize};
 
 use crate::Client;
 use crate::error::{Error, Result};
 use crate::http::Call;
 
-/// One target's GetBatch counters (node lifetime) and gauges (now).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct GetBatchStats {
-    /// Requests completed as designated target.
-    pub reqs: u64,
-    pub obj_count: u64,
-    pub obj_bytes: u64,
-    pub file_count: u64,
-    pub file_bytes: u64,
-    pub gfn_count: u64,
-    pub err_gfn_count: u64,
-    /// Total time spent waiting for senders, nanoseconds.
-    pub rxwait_ns: u64,
-    pub throttle_ns: u64,
-    pub err_count: u64,
-    pub err_soft_count: u64,
-    /// Requests being assembled right now.
-    pub active_work_items: i64,
-    /// Streams being sent to other targets right now.
-    pub active_send_streams: i64,
-    pub bewarm_workers: i64,
-    pub bewarm_done: u64,
-}
+pub use moss_types::moss::GetBatchStats;
 
 impl Client {
     /// The cluster map (`GET /v1/daemon?what=smap`).

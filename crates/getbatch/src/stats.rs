@@ -48,25 +48,8 @@ impl Drop for GaugeGuard<'_> {
     }
 }
 
-/// A snapshot for `moss show job` and `/metrics`.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
-pub struct Snapshot {
-    pub reqs: u64,
-    pub obj_count: u64,
-    pub obj_bytes: u64,
-    pub file_count: u64,
-    pub file_bytes: u64,
-    pub gfn_count: u64,
-    pub err_gfn_count: u64,
-    pub rxwait_ns: u64,
-    pub throttle_ns: u64,
-    pub err_count: u64,
-    pub err_soft_count: u64,
-    pub active_work_items: i64,
-    pub active_send_streams: i64,
-    pub bewarm_workers: i64,
-    pub bewarm_done: u64,
-}
+/// A snapshot for `moss show job` and `/metrics` (the wire type).
+pub use moss_types::moss::GetBatchStats as Snapshot;
 
 impl Stats {
     pub fn snapshot(&self, bewarm_workers: i64) -> Snapshot {

@@ -102,6 +102,21 @@ pub struct ReqCtx {
     pub node: String,
 }
 
+impl ReqCtx {
+    /// The context of `req` from `remote`, answered by node `node`.
+    pub fn of(req: &axum::extract::Request, remote: SocketAddr, node: &str) -> ReqCtx {
+        ReqCtx {
+            method: req.method().clone(),
+            path: req.uri().path().to_string(),
+            remote,
+            caller: header_str(req.headers(), moss_types::headers::CALLER_NAME)
+                .unwrap_or("")
+                .to_string(),
+            node: node.to_string(),
+        }
+    }
+}
+
 /// Renders an error as AIStore does: JSON body (or, for HEAD, the JSON in `Hdr-Error`).
 pub fn error_response(err: &ApiError, ctx: &ReqCtx) -> Response {
     if err.status.is_server_error() {

@@ -373,6 +373,32 @@ fn parse_range(input: &MossIn) -> Result<Option<ByteRange>, InvalidRequest> {
     }))
 }
 
+/// One target's GetBatch statistics (`GET /v1/internal/getbatch`, and per target in
+/// `GET /v1/cluster?what=getbatch`): node-lifetime counters and current gauges.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GetBatchStats {
+    /// Requests completed as designated target.
+    pub reqs: u64,
+    pub obj_count: u64,
+    pub obj_bytes: u64,
+    pub file_count: u64,
+    pub file_bytes: u64,
+    pub gfn_count: u64,
+    pub err_gfn_count: u64,
+    /// Total time spent waiting for senders, nanoseconds.
+    pub rxwait_ns: u64,
+    pub throttle_ns: u64,
+    pub err_count: u64,
+    pub err_soft_count: u64,
+    /// Requests being assembled right now.
+    pub active_work_items: i64,
+    /// Streams being sent to other targets right now.
+    pub active_send_streams: i64,
+    pub bewarm_workers: i64,
+    pub bewarm_done: u64,
+}
+
 /// The DT's request to a sender: the sender's share of the entries, in request order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SendReq {

@@ -180,18 +180,6 @@ impl Proxy {
         membership::metasync(self, &after).await;
         Ok(out)
     }
-
-    fn ctx(&self, req: &Request, remote: SocketAddr) -> ReqCtx {
-        ReqCtx {
-            method: req.method().clone(),
-            path: req.uri().path().to_string(),
-            remote,
-            caller: header_str(req.headers(), headers::CALLER_NAME)
-                .unwrap_or("")
-                .to_string(),
-            node: self.shared.name.clone(),
-        }
-    }
 }
 
 async fn dispatch(
@@ -202,7 +190,7 @@ async fn dispatch(
     proxy
         .requests
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let ctx = proxy.ctx(&req, remote);
+    let ctx = ReqCtx::of(&req, remote, &proxy.shared.name);
     let result = match ProxyEndpoint::parse(req.method(), req.uri().path()) {
         Ok(endpoint) => handle(&proxy, endpoint, req).await,
         Err(e) => Err(e),

@@ -152,18 +152,6 @@ impl Target {
         }
     }
 
-    fn ctx(&self, req: &Request, remote: SocketAddr) -> ReqCtx {
-        ReqCtx {
-            method: req.method().clone(),
-            path: req.uri().path().to_string(),
-            remote,
-            caller: header_str(req.headers(), headers::CALLER_NAME)
-                .unwrap_or("")
-                .to_string(),
-            node: self.shared.name.clone(),
-        }
-    }
-
     /// Requires the intra-cluster caller headers of a known node.
     fn check_intra(&self, req: &Request) -> Result<(), ApiError> {
         let caller = header_str(req.headers(), headers::CALLER_ID).unwrap_or("");
@@ -185,7 +173,7 @@ async fn dispatch(
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response {
-    let ctx = target.ctx(&req, remote);
+    let ctx = ReqCtx::of(&req, remote, &target.shared.name);
     let result = match TargetEndpoint::parse(req.method(), req.uri().path()) {
         Ok(endpoint) => handle(&target, endpoint, req).await,
         Err(e) => Err(e),
