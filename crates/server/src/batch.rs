@@ -5,8 +5,10 @@ use moss_types::moss::{self, Entry};
 
 use crate::http::ApiError;
 
-/// Largest GetBatch request body (100k entries are ~10 MB of JSON).
-pub const MOSS_BODY_LIMIT: usize = 256 << 20;
+/// Largest GetBatch request body: 100k entries are ~10 MB of JSON, so this admits ~600k entries
+/// while bounding what one request can make a node parse and hold (a parsed entry costs a few
+/// times its JSON).
+pub const MOSS_BODY_LIMIT: usize = 64 << 20;
 
 /// Parses and validates a GetBatch body: JSON shape, every entry, `mime`.
 pub fn validate(

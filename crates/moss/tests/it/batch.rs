@@ -583,6 +583,19 @@ async fn bad_requests_are_rejected_before_any_work() {
         .batch(Some("nob"), &json!({"in":[{"objname":"o"}]}))
         .await;
     assert_eq!(r.status(), 404);
+    // A body beyond the 64 MiB limit is refused, and the node keeps serving.
+    let r = api
+        .http
+        .get(format!("{}/v1/ml/moss/b", api.endpoint))
+        .body(vec![b' '; 65 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let r = api
+        .batch(Some("b"), &json!({"in":[{"objname":"o"}], "coer": true}))
+        .await;
+    assert_eq!(r.status(), 200);
     sb.shutdown().await;
 }
 
