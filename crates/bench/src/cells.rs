@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio::time::timeout;
 use xxhash_rust::xxh64::Xxh64;
 
-use crate::data::{Catalog, Rng, ShardSet, SizeSet};
+use crate::data::{Catalog, Item, Rng, ShardSet, SizeSet};
 use crate::delay::Delay;
 use crate::http::{OP_TIMEOUT, Peer, Req, expect_status, for_each_chunk};
 use crate::local;
@@ -296,16 +296,18 @@ async fn read_verified(body: hyper::body::Incoming, cat: &Catalog, id: u32) -> R
         item.tar_name,
         item.size
     );
-    let mut checksums = 0;
-    if let Some(h) = hasher {
-        ensure!(
-            h.digest() == item.hash,
-            "{}: checksum mismatch",
-            item.tar_name
-        );
-        checksums = 1;
-    }
-    Ok((n, checksums))
+    Ok((n, verify_digest(hasher, item)?))
+}
+
+/// Checks a sampled item's checksum; returns how many checksums were verified (0 or 1).
+fn verify_digest(hasher: Option<Xxh64>, item: &Item) -> Result<u64> {
+    let Some(h) = hasher else { return Ok(0) };
+    ensure!(
+        h.digest() == item.hash,
+        "{}: checksum mismatch",
+        item.tar_name
+    );
+    Ok(1)
 }
 
 /// One GET of a plain object.
@@ -403,16 +405,7 @@ async fn fetch_shard_whole(peer: &mut Peer, ctx: &Ctx<'_>, id: u32) -> Result<(u
         "{} not found in its shard",
         item.tar_name
     );
-    let mut checksums = 0;
-    if let Some(h) = hasher {
-        ensure!(
-            h.digest() == item.hash,
-            "{}: checksum mismatch",
-            item.tar_name
-        );
-        checksums = 1;
-    }
-    Ok((item.size, checksums))
+    Ok((item.size, verify_digest(hasher, item)?))
 }
 
 /// Range GET of member `id` at its known offset.
