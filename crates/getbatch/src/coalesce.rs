@@ -1,7 +1,8 @@
 //! Turns many small writes into few large buffers on a bounded channel (the HTTP body), while large
 //! payload chunks pass through without a copy. Writing blocks when the consumer is behind — that
 //! is the backpressure that bounds memory. Buffers are pooled blocks (see `pool`).
-use std::io;
+use std::fs::File;
+use std::io::{self, Write};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -22,6 +23,9 @@ pub struct Coalescer {
     block: Block,
     pool: Arc<BufPool>,
     tx: mpsc::Sender<BodyItem>,
+    /// When set, bytes go to this (spool) file instead; `tx` is only watched for a client that
+    /// went away.
+    spool: Option<File>,
     sent: u64,
 }
 
@@ -31,7 +35,16 @@ impl Coalescer {
             block: pool.take(),
             pool,
             tx,
+            spool: None,
             sent: 0,
+        }
+    }
+
+    /// A writer into `spool` that stops with `BrokenPipe` once the body's consumer is gone.
+    pub fn spooling(spool: File, body: mpsc::Sender<BodyItem>, pool: Arc<BufPool>) -> Coalescer {
+        Coalescer {
+            spool: Some(spool),
+            ..Coalescer::new(body, pool)
         }
     }
 
@@ -110,6 +123,12 @@ impl Coalescer {
 
     fn send(&mut self, data: Bytes) -> io::Result<()> {
         self.sent += data.len() as u64;
+        if let Some(file) = &mut self.spool {
+            if self.tx.is_closed() {
+                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "client went away"));
+            }
+            return file.write_all(&data);
+        }
         self.tx
             .blocking_send(Ok(data))
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))

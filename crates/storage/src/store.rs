@@ -188,6 +188,22 @@ impl Store {
         Err(StoreError::NotFound)
     }
 
+    /// An anonymous scratch file on a random mountpath (unlinked at once, so it never outlives
+    /// its handle).
+    pub fn scratch_file(&self) -> Result<File, StoreError> {
+        let k = rand::random::<u64>() as usize % self.mountpaths.len();
+        let path = PathBuf::from(&self.mountpaths[k].path)
+            .join(WORK_DIR)
+            .join(format!("scratch.{:016x}", rand::random::<u64>()));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        fs::remove_file(&path)?;
+        Ok(file)
+    }
+
     /// Starts an atomic write of an object; nothing is visible until [`PutTxn::commit`].
     pub fn begin_put(&self, bck: &Bck, objname: &str) -> Result<PutTxn, StoreError> {
         let mountpath = self.hrw_mountpath(bck, objname);

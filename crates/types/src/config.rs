@@ -21,7 +21,8 @@ pub struct ClusterConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GetBatchConfig {
-    /// Soft errors (missing items) tolerated per request before it fails.
+    /// Soft errors (missing items) tolerated per request before it fails; 0 means the default
+    /// (as in AIStore).
     pub max_soft_errs: i64,
     /// Page-cache look-ahead workers per DT request; -1 disables.
     pub warmup_workers: i64,
@@ -44,6 +45,16 @@ impl Default for GetBatchConfig {
             window_bytes: 8 << 20,
             max_active: 64,
             max_window_total: 512 << 20,
+        }
+    }
+}
+
+impl GetBatchConfig {
+    /// The soft-error limit in effect (`max_soft_errs`, with 0 meaning the default).
+    pub fn soft_errs_limit(&self) -> u64 {
+        match self.max_soft_errs {
+            0 => GetBatchConfig::default().max_soft_errs as u64,
+            n => n.max(0) as u64,
         }
     }
 }
@@ -301,6 +312,9 @@ mod tests {
         let mut c = ClusterConfig::default();
         c.set("get_batch.max_soft_errs", "10").unwrap();
         assert_eq!(c.get_batch.max_soft_errs, 10);
+        assert_eq!(c.get_batch.soft_errs_limit(), 10);
+        c.set("get_batch.max_soft_errs", "0").unwrap();
+        assert_eq!(c.get_batch.soft_errs_limit(), 6, "0 means the default, as in AIStore");
         c.set("get_batch.max_wait", "1m").unwrap();
         assert_eq!(c.get_batch.max_wait.0, Duration::from_secs(60));
         assert!(

@@ -234,6 +234,8 @@ impl ByteRange {
         };
         match end {
             Some(end) if self.start < size && end <= size => Ok((self.start, end - self.start)),
+            // "From 0 to the end" of an empty object is the (empty) object itself.
+            _ if size == 0 && self.start == 0 && self.length.is_none() => Ok((0, 0)),
             _ => Err(format!("size={size}: not satisfiable range {}", describe())),
         }
     }
@@ -548,14 +550,13 @@ mod tests {
         };
         assert_eq!(open.resolve(10).unwrap(), (2, 8));
         assert!(open.resolve(2).is_err());
-        assert!(
-            ByteRange {
-                start: 0,
-                length: None
-            }
-            .resolve(0)
-            .is_err()
-        );
+        // SPEC §4: `length: -1` is "to the end", which for an empty object is the empty object.
+        let whole = ByteRange {
+            start: 0,
+            length: None,
+        };
+        assert_eq!(whole.resolve(0).unwrap(), (0, 0));
+        assert!(ByteRange { start: 1, ..whole }.resolve(0).is_err());
     }
 
     #[test]

@@ -15,13 +15,16 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
 use super::BatchError;
-use super::source::{Event, SourceState};
-use crate::coalesce::{BodyItem, Coalescer};
+use super::source::{Batch, Event, SourceState};
+use crate::coalesce::{BUF_SIZE, BodyItem, Coalescer};
 use crate::frame::Stat;
 use crate::item::{CHUNK, ItemError};
 use crate::output::{Multipart, Output, new_output};
 use crate::stats::{self, GaugeGuard};
 use crate::{Admission, Engine};
+
+/// How often a wait for a remote source checks that its target is still in the cluster map.
+const MEMBERSHIP_CHECK: Duration = Duration::from_secs(1);
 
 /// How an entry will appear in the output.
 #[derive(Debug, Clone)]
@@ -68,6 +71,8 @@ pub(super) struct Assembly {
     pub(super) sources: Vec<SourceState>,
     pub(super) source_of: Vec<usize>,
     pub(super) soft: u64,
+    /// Entries that became placeholders while the archive was written (index, error).
+    pub(super) late: Vec<(usize, String)>,
     /// Owners a get-from-neighbor could not reach during this request.
     pub(super) unreachable: HashSet<String>,
     pub(super) _admission: Admission,
@@ -263,36 +268,66 @@ impl Assembly {
             let Some(rx) = source.rx.as_mut() else {
                 return Err("source closed".into());
             };
-            let batch = match rx.try_recv() {
+            let polled = rx.try_recv();
+            let batch = match polled {
                 Ok(batch) => Some(batch),
                 Err(mpsc::error::TryRecvError::Disconnected) => None,
                 Err(mpsc::error::TryRecvError::Empty) => {
-                    let remote = source.target.is_some();
                     let waiting = Instant::now();
-                    let wait = deadline.saturating_duration_since(waiting);
-                    let received = self.handle.block_on(tokio::time::timeout(wait, rx.recv()));
-                    if remote {
+                    let received = self.wait_for(s, deadline);
+                    if self.sources[s].target.is_some() {
                         stats::add(
                             &self.engine.stats.rxwait_ns,
                             waiting.elapsed().as_nanos() as u64,
                         );
                     }
                     match received {
-                        Err(_) => {
-                            return Err(format!(
-                                "timed out after {:?} waiting for {}",
-                                self.max_wait, source.name
-                            ));
+                        Err(why) => {
+                            // A sender that stalls or left the cluster is not asked again (by
+                            // get-from-neighbor) in this request: its items become placeholders
+                            // (or the request fails) without a second wait.
+                            if let Some(t) = &self.sources[s].target {
+                                self.unreachable.insert(t.url().to_string());
+                            }
+                            return Err(why);
                         }
                         Ok(batch) => batch,
                     }
                 }
             };
+            let source = &mut self.sources[s];
             let Some(batch) = batch else {
                 return Err(format!("{} closed its stream", source.name));
             };
             source.held = batch.permit;
             source.pending.extend(batch.events);
+        }
+    }
+
+    /// Waits for source `s`'s next batch until `deadline`, giving up early if the source's target
+    /// leaves the cluster map (the proxy dropped it for missed keepalives).
+    fn wait_for(&mut self, s: usize, deadline: Instant) -> Result<Option<Batch>, String> {
+        let source = &mut self.sources[s];
+        let Some(rx) = source.rx.as_mut() else {
+            return Ok(None);
+        };
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(format!(
+                    "timed out after {:?} waiting for {}",
+                    self.max_wait, source.name
+                ));
+            }
+            let slice = deadline.saturating_duration_since(now).min(MEMBERSHIP_CHECK);
+            if let Ok(batch) = self.handle.block_on(tokio::time::timeout(slice, rx.recv())) {
+                return Ok(batch);
+            }
+            if let Some(t) = &source.target
+                && !self.engine.view.smap().tmap.contains_key(&t.daemon_id)
+            {
+                return Err(format!("{} left the cluster map", source.name));
+            }
         }
     }
 
@@ -302,15 +337,68 @@ impl Assembly {
         multipart: Option<&Multipart>,
         body: mpsc::Sender<BodyItem>,
     ) -> Result<(), Stop> {
+        if let Some(m) = multipart.filter(|_| self.spools()) {
+            return self.write_spooled(plans, m, body);
+        }
         let mut out = Coalescer::new(body.clone(), self.engine.pool.clone());
         if let Some(m) = multipart {
-            let resp = MossResp {
-                uuid: self.wid.clone(),
-                out: self.moss_outs(plans),
-            };
-            let json = serde_json::to_vec(&resp).map_err(|e| Stop::Abort(e.to_string()))?;
-            out.put(&m.preamble(&json, &format!("get-batch[{}]", self.wid)))?;
+            out.put(&self.preamble(plans, m)?)?;
         }
+        self.write_entries(plans, out)?;
+        if let Some(m) = multipart {
+            body.blocking_send(Ok(Bytes::from(m.epilogue())))
+                .map_err(|_| Stop::ClientGone)?;
+        }
+        Ok(())
+    }
+
+    /// Buffered mode with `coer` writes the archive part to a scratch file first, so an item whose
+    /// source fails while the archive is written still becomes a placeholder that the metadata
+    /// part (sent first) reports. Memory stays bounded; the disk holds the archive meanwhile.
+    fn spools(&self) -> bool {
+        !self.streaming && self.coer
+    }
+
+    fn write_spooled(
+        &mut self,
+        plans: &[Plan],
+        m: &Multipart,
+        body: mpsc::Sender<BodyItem>,
+    ) -> Result<(), Stop> {
+        use std::os::unix::fs::FileExt;
+        let pool = self.engine.pool.clone();
+        let spool = self.engine.reader.store.scratch_file();
+        let spool = spool.map_err(|e| Stop::Abort(format!("cannot create a spool file: {e}")))?;
+        let reader = spool.try_clone()?;
+        self.write_entries(plans, Coalescer::spooling(spool, body.clone(), pool.clone()))?;
+        let mut out = Coalescer::new(body, pool);
+        out.put(&self.preamble(plans, m)?)?;
+        let mut offset = 0;
+        loop {
+            out.make_room(BUF_SIZE)?;
+            let n = reader.read_at(out.tail(BUF_SIZE), offset)?;
+            if n == 0 {
+                break;
+            }
+            out.commit(n);
+            offset += n as u64;
+        }
+        out.put(&m.epilogue())?;
+        Ok(out.flush()?)
+    }
+
+    /// The metadata part and the archive part's headers.
+    fn preamble(&self, plans: &[Plan], m: &Multipart) -> Result<Vec<u8>, Stop> {
+        let resp = MossResp {
+            uuid: self.wid.clone(),
+            out: self.moss_outs(plans),
+        };
+        let json = serde_json::to_vec(&resp).map_err(|e| Stop::Abort(e.to_string()))?;
+        Ok(m.preamble(&json, &format!("get-batch[{}]", self.wid)))
+    }
+
+    /// The archive itself, entry by entry in request order.
+    fn write_entries(&mut self, plans: &[Plan], out: Coalescer) -> Result<(), Stop> {
         let mut archive = new_output(self.format, out);
         for (i, plan) in plans.iter().enumerate() {
             match plan {
@@ -323,15 +411,11 @@ impl Assembly {
             }
         }
         archive.finish()?;
-        if let Some(m) = multipart {
-            body.blocking_send(Ok(Bytes::from(m.epilogue())))
-                .map_err(|_| Stop::ClientGone)?;
-        }
         Ok(())
     }
 
     fn moss_outs(&self, plans: &[Plan]) -> Vec<MossOut> {
-        plans
+        let mut outs: Vec<MossOut> = plans
             .iter()
             .zip(&self.entries)
             .map(|(plan, entry)| {
@@ -342,7 +426,12 @@ impl Assembly {
                 }
                 out
             })
-            .collect()
+            .collect();
+        for (i, msg) in &self.late {
+            outs[*i].size = 0;
+            outs[*i].err_msg = Some(msg.clone());
+        }
+        outs
     }
 
     fn placeholder(&self, archive: &mut dyn Output, i: usize) -> Result<(), Stop> {
@@ -462,9 +551,9 @@ impl Assembly {
         i: usize,
         msg: String,
     ) -> Result<(), Stop> {
-        // Only a streamed response can still turn this into a placeholder: buffered mode already
-        // promised the size in its metadata, and strict mode promised every item.
-        if !(self.streaming && self.coer) {
+        // Strict mode promised every item; buffered mode can still report a placeholder only when
+        // its archive part is spooled (the metadata part then comes after the archive is done).
+        if !self.coer || !(self.streaming || self.spools()) {
             return Err(Stop::Abort(msg));
         }
         self.soft += 1;
@@ -475,6 +564,7 @@ impl Assembly {
                 self.max_soft
             )));
         }
+        self.late.push((i, msg));
         self.placeholder(archive, i)
     }
 
@@ -511,7 +601,7 @@ impl Assembly {
             archive.begin(name, size, mtime)?;
         }
         let mut total = written;
-        let wait = self.max_wait * 2;
+        let wait = self.max_wait;
         loop {
             let next = self
                 .handle
@@ -581,7 +671,7 @@ impl Assembly {
         let base = entry.range.map_or(0, |r| r.start);
         let mut request = view
             .intra(view.client().get(url))
-            .timeout(self.max_wait * 2);
+            .timeout(self.max_wait);
         if size > 0 && (entry.range.is_some() || from > 0) {
             request = request.header(
                 "range",

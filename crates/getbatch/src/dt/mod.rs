@@ -168,7 +168,7 @@ impl Engine {
             engine: self.clone(),
             handle: Handle::current(),
             max_wait: config.get_batch.max_wait.0,
-            max_soft: config.get_batch.max_soft_errs.max(0) as u64,
+            max_soft: config.get_batch.soft_errs_limit(),
             coer: req.coer,
             onob: req.onob,
             streaming: req.strm,
@@ -178,6 +178,7 @@ impl Engine {
             sources,
             source_of,
             soft: 0,
+            late: Vec::new(),
             unreachable: HashSet::new(),
             _admission: admission,
         };

@@ -129,7 +129,7 @@ async fn drain(mut r: reqwest::Response, into: &mut Vec<u8>) -> Result<(), Strin
 
 async fn sender_cluster(object_size: usize) -> (ProcCluster, Vec<(String, Vec<u8>)>) {
     let c = ProcCluster::start(3).await;
-    c.api.set_config("get_batch.max_wait", "2s").await;
+    c.api.set_config("get_batch.max_wait", "3s").await;
     c.api.set_config("get_batch.max_soft_errs", "100000").await;
     c.api.create_bucket("b").await;
     let objects: Vec<(String, Vec<u8>)> = (0..90)
@@ -167,16 +167,25 @@ async fn a_sender_killed_mid_stream_aborts_a_strict_response() {
     );
 }
 
+/// With `coer`, a sender that dies (connection reset) or hangs (SIGSTOP) mid-stream costs at most
+/// `get_batch.max_wait` (3 s here): its remaining entries become placeholders, in streaming mode and
+/// in buffered mode (whose metadata part then reports them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sender_killed_or_hung_mid_stream_yields_placeholders_with_coer() {
-    for hang in [false, true] {
+    for (streaming, hang) in [(true, false), (true, true), (false, false), (false, true)] {
+        let what = format!("streaming={streaming} hang={hang}");
         let (mut c, objects) = sender_cluster(64 << 10).await;
         let n = 1500;
         let entries: Vec<Value> = (0..n)
             .map(|k| json!({"objname": objects[k % objects.len()].0}))
             .collect();
-        let (dt, mut r) = open_batch(&c, &json!({"in": entries, "strm": true, "coer": true})).await;
-        let mut got = r.chunk().await.unwrap().unwrap().to_vec();
+        let body = json!({"in": entries, "strm": streaming, "coer": true});
+        let (dt, mut r) = open_batch(&c, &body).await;
+        let content_type = r.headers()["content-type"].to_str().unwrap().to_string();
+        let mut got = Vec::new();
+        if streaming {
+            got = r.chunk().await.unwrap().unwrap().to_vec();
+        }
         let victim = victim_index(&c, &dt);
         if hang {
             c.targets[victim].signal("STOP");
@@ -190,29 +199,42 @@ async fn a_sender_killed_or_hung_mid_stream_yields_placeholders_with_coer() {
             c.targets[victim].signal("CONT");
         }
         assert!(
-            elapsed < Duration::from_secs(20),
-            "hang={hang}: took {elapsed:?}"
+            elapsed < Duration::from_secs(6),
+            "{what}: took {elapsed:?}, more than get_batch.max_wait allows"
         );
-        let archive = moss_testkit::read_tar(&got);
-        assert_eq!(archive.len(), n, "hang={hang}: every entry is present");
+        let (meta, archive) = if streaming {
+            (None, moss_testkit::read_tar(&got))
+        } else {
+            let (meta, tar) = moss_testkit::split_multipart(&content_type, &got);
+            (Some(meta), moss_testkit::read_tar(&tar))
+        };
+        assert_eq!(archive.len(), n, "{what}: every entry is present");
         let mut placeholders = 0;
         for (k, (name, bytes)) in archive.iter().enumerate() {
             let (obj, expect) = &objects[k % objects.len()];
+            let out = meta.as_ref().map(|m| &m.out[k]);
             if name.starts_with("__404__/") {
                 assert_eq!(name, &format!("__404__/b/{obj}"));
                 assert!(bytes.is_empty());
+                if let Some(out) = out {
+                    assert_eq!(out.size, 0, "{what} entry {k}");
+                    assert!(out.err_msg.is_some(), "{what} entry {k}: metadata says why");
+                }
                 placeholders += 1;
             } else {
                 assert_eq!(
                     (name, bytes),
                     (&format!("b/{obj}"), expect),
-                    "hang={hang} entry {k}"
+                    "{what} entry {k}"
                 );
+                if let Some(out) = out {
+                    assert_eq!((out.size, &out.err_msg), (bytes.len() as u64, &None));
+                }
             }
         }
         assert!(
             placeholders > 0,
-            "hang={hang}: the lost sender's entries are placeholders"
+            "{what}: the lost sender's entries are placeholders"
         );
     }
 }
