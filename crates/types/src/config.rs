@@ -313,8 +313,9 @@ mod tests {
         c.set("get_batch.max_soft_errs", "10").unwrap();
         assert_eq!(c.get_batch.max_soft_errs, 10);
         assert_eq!(c.get_batch.soft_errs_limit(), 10);
-        c.set("get_batch.max_soft_errs", "0").unwrap();
-        assert_eq!(c.get_batch.soft_errs_limit(), 6, "0 means the default, as in AIStore");
+        let mut zero = c.clone();
+        zero.set("get_batch.max_soft_errs", "0").unwrap();
+        assert_eq!(zero.get_batch.soft_errs_limit(), 6, "0 means the default, as in AIStore");
         c.set("get_batch.max_wait", "1m").unwrap();
         assert_eq!(c.get_batch.max_wait.0, Duration::from_secs(60));
         assert!(
