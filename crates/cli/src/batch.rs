@@ -180,6 +180,7 @@ async fn extract(
     dir: &Path,
 ) -> Result<()> {
     let started = Instant::now();
+    let created = !dir.exists();
     tokio::fs::create_dir_all(dir)
         .await
         .with_context(|| format!("create {}", dir.display()))?;
@@ -213,6 +214,10 @@ async fn extract(
     }
     .await;
     bar.finish_and_clear();
+    if outcome.is_err() && created && written == 0 {
+        // A batch that failed before its first entry leaves nothing behind, not an empty directory.
+        let _ = tokio::fs::remove_dir_all(dir).await;
+    }
     outcome?;
     println!(
         "extracted {written} entries ({}) to {} in {:.1}s",

@@ -572,6 +572,15 @@ fn cli_end_to_end() {
     ]);
     assert!(err.contains("does not exist (status 404)"), "{err}");
     assert!(!strict.exists() && !cluster.path(".strict.tar.part").exists());
+    let strict_dir = cluster.path("strict-extract");
+    let err = cluster.fails(&[
+        "batch",
+        "b/pre/missing.bin",
+        "--extract",
+        strict_dir.to_str().unwrap(),
+    ]);
+    assert!(err.contains("does not exist (status 404)"), "{err}");
+    assert!(!strict_dir.exists(), "a failed extraction leaves no directory");
     let err = cluster.fails(&[
         "batch",
         "b/a",
