@@ -46,6 +46,9 @@ pub struct Member {
     pub size: u64,
     /// Byte offset of the payload inside the (uncompressed) TAR stream.
     pub data_offset: u64,
+    /// A GNU sparse member (typeflag `S`, or PAX `GNU.sparse.*` records): its payload is a
+    /// packed form of the file, not the file's bytes, so it must not be served as is.
+    pub sparse: bool,
 }
 
 /// Canonical form of a name for matching: without one leading `/`.
@@ -165,6 +168,13 @@ pub fn decoder<'a, R: Read + Send + 'a>(
     stream::decoder(format, r, limits.max_output_bytes)
 }
 
+/// Reads the rest of a [`decoder`] stream and discards it, so that the checks at the end of the
+/// compressed data (gzip CRC-32 and length, LZ4 content checksum) run: call it after
+/// [`scan_tar`] found what it wanted. Output stays capped by the decoder's limit.
+pub fn drain(r: &mut dyn Read) -> Result<u64, ArchiveError> {
+    stream::drain(r)
+}
+
 /// Maps an `io::Error` produced by a decoder or member reader back to the archive error it
 /// stands for (limit exceeded, corrupt stream, or plain I/O).
 pub fn into_archive_error(err: std::io::Error) -> ArchiveError {
@@ -195,6 +205,16 @@ pub struct ZipEntry {
     pub header_offset: u64,
     /// The entry is a directory (its name ends with `/`).
     pub is_dir: bool,
+    /// The central directory flags the entry as encrypted.
+    pub encrypted: bool,
+}
+
+impl ZipEntry {
+    /// Whether the member can be read at all, as far as the central directory tells: method
+    /// stored or deflate, not encrypted, consistent sizes. [`open_zip_member`] checks the same.
+    pub fn check_supported(&self) -> Result<(), ArchiveError> {
+        zipdir::check_supported(self)
+    }
 }
 
 impl ZipIndex {

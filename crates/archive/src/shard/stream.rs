@@ -3,9 +3,9 @@
 //!
 //! Errors of the underlying reader are wrapped as [`StreamError::Source`] before a codec sees
 //! them, so any untagged error a codec produces is its own verdict on the data: corrupt.
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read};
 
-use flate2::read::MultiGzDecoder;
+use flate2::bufread::GzDecoder;
 use lz4_flex::frame::FrameDecoder;
 
 use crate::{ArchiveError, Format};
@@ -86,8 +86,9 @@ pub(super) fn decoder<'a, R: Read + Send + 'a>(
             max_output,
         )),
         Format::Tgz => {
+            let members = GzMembers::new(BufReader::with_capacity(INPUT_BUFFER, src));
             let codec = CodecTag {
-                inner: MultiGzDecoder::new(src),
+                inner: members,
                 codec: "gzip",
             };
             Box::new(Bounded::new(codec, max_output))
@@ -177,47 +178,206 @@ impl<R> Bounded<R> {
     }
 }
 
-/// Counts the bytes read through it.
-struct Counted<R> {
-    inner: R,
-    count: u64,
+/// Reads a stream to its end, so that the checks at the end of the compressed data (gzip CRC
+/// and length, LZ4 content checksum) run even when the caller found what it wanted earlier.
+/// Output is still capped by the decoder's limit. Returns the number of bytes read.
+pub(super) fn drain(r: &mut dyn Read) -> Result<u64, ArchiveError> {
+    io::copy(r, &mut io::sink()).map_err(into_archive_error)
 }
 
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
+/// Gzip members one after another (as `gzip -d` reads them), each verified against its CRC-32
+/// and length trailer. Zero bytes after the last member are padding and ignored (GNU gzip and
+/// Python do the same); anything else there is corrupt data.
+struct GzMembers<R: BufRead> {
+    /// `None` once the input ended.
+    dec: Option<GzDecoder<R>>,
 }
 
-/// LZ4 frame decoder over concatenated frames. `FrameDecoder` returns `Ok(0)` at the end of
-/// each frame (and for empty blocks); this keeps reading while such a zero-length read still
-/// consumed input, so only a read that consumes nothing is the end of the stream.
-struct Lz4Frames<R: Read> {
-    dec: FrameDecoder<Counted<R>>,
-}
-
-impl<R: Read> Lz4Frames<R> {
+impl<R: BufRead> GzMembers<R> {
     fn new(r: R) -> Self {
-        Lz4Frames {
-            dec: FrameDecoder::new(Counted { inner: r, count: 0 }),
+        GzMembers {
+            dec: Some(GzDecoder::new(r)),
         }
     }
 }
 
-impl<R: Read> Read for Lz4Frames<R> {
+/// What follows a complete gzip member.
+enum AfterMember {
+    End,
+    Member,
+}
+
+/// Looks at what follows a member without consuming a next header; consumes trailing zeros.
+fn after_member(r: &mut impl BufRead) -> io::Result<AfterMember> {
+    let mut first = true;
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(AfterMember::End);
+        }
+        if first && buf[0] == 0x1f {
+            return Ok(AfterMember::Member);
+        }
+        first = false;
+        if buf.iter().any(|&b| b != 0) {
+            return Err(corrupt_io(
+                "trailing garbage after the last member".to_string(),
+            ));
+        }
+        let n = buf.len();
+        r.consume(n);
+    }
+}
+
+impl<R: BufRead> Read for GzMembers<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
         loop {
-            let before = self.dec.get_ref().count;
-            let n = self.dec.read(buf)?;
-            // Every retry consumed input, so this terminates with the input.
-            if n > 0 || self.dec.get_ref().count == before {
+            let Some(dec) = self.dec.as_mut() else {
+                return Ok(0);
+            };
+            let n = dec.read(buf)?;
+            if n > 0 {
                 return Ok(n);
             }
+            // A member ended with a matching trailer.
+            let Some(dec) = self.dec.take() else {
+                return Ok(0);
+            };
+            let mut input = dec.into_inner();
+            match after_member(&mut input)? {
+                AfterMember::End => return Ok(0),
+                AfterMember::Member => self.dec = Some(GzDecoder::new(input)),
+            }
+        }
+    }
+}
+
+/// First magic number of the LZ4 skippable frames (`0x184D2A50..=0x184D2A5F`).
+const LZ4_SKIPPABLE: u32 = 0x184D_2A50;
+/// Magic number of the legacy LZ4 format, whose frames end with the input.
+const LZ4_LEGACY: u32 = 0x184C_2102;
+
+/// LZ4 frame decoder over concatenated frames, as the `lz4` tool reads them: skippable frames
+/// are skipped, and input that ends inside a frame is corrupt (the decoder alone would take an
+/// end between two blocks for the end of the frame, never checking the content checksum).
+///
+/// `FrameDecoder` returns `Ok(0)` at the end of each frame (and for empty blocks); after such a
+/// read that consumed input, the next bytes are looked at before decoding goes on.
+struct Lz4Frames<R: BufRead> {
+    dec: FrameDecoder<FrameInput<R>>,
+    /// At the start, or after `dec` reported the end of a frame.
+    boundary: bool,
+}
+
+/// The input of the frame decoder: counts bytes and turns an end of input inside a frame into
+/// a corrupt-data error.
+struct FrameInput<R> {
+    inner: R,
+    count: u64,
+    /// The input may end here: a legacy frame, which has no end mark.
+    may_end: bool,
+    /// A magic number read ahead while looking for skippable frames, served first.
+    pushed_back: Vec<u8>,
+}
+
+impl<R: Read> Read for FrameInput<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.pushed_back.is_empty() {
+            let n = buf.len().min(self.pushed_back.len());
+            buf[..n].copy_from_slice(&self.pushed_back[..n]);
+            self.pushed_back.drain(..n);
+            return Ok(n);
+        }
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        if n == 0 && !buf.is_empty() && !self.may_end {
+            return Err(corrupt_io("lz4 frame truncated".to_string()));
+        }
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> Lz4Frames<R> {
+    fn new(r: R) -> Self {
+        Lz4Frames {
+            dec: FrameDecoder::new(FrameInput {
+                inner: r,
+                count: 0,
+                may_end: false,
+                pushed_back: Vec::new(),
+            }),
+            boundary: true,
+        }
+    }
+
+    /// Between frames: skips skippable frames. `Ok(false)` at the end of the input.
+    fn next_frame(&mut self) -> io::Result<bool> {
+        loop {
+            let frame_input = self.dec.get_mut();
+            let input = &mut frame_input.inner;
+            let head = input.fill_buf()?;
+            if head.is_empty() {
+                return Ok(false);
+            }
+            let mut magic = [0u8; 4];
+            if head.len() >= 4 {
+                magic.copy_from_slice(&head[..4]);
+                input.consume(4);
+            } else {
+                // The magic number straddles two buffer fills: read it whole.
+                read_exact_or_corrupt(input, &mut magic, "lz4 frame header")?;
+            }
+            let magic_number = u32::from_le_bytes(magic);
+            if magic_number & 0xffff_fff0 != LZ4_SKIPPABLE {
+                // A frame: the decoder reads its magic number again.
+                frame_input.pushed_back.extend_from_slice(&magic);
+                frame_input.may_end = magic_number == LZ4_LEGACY;
+                return Ok(true);
+            }
+            let mut len = [0u8; 4];
+            read_exact_or_corrupt(input, &mut len, "lz4 skippable frame")?;
+            let len = u64::from(u32::from_le_bytes(len));
+            let skipped = io::copy(&mut input.take(len), &mut io::sink())?;
+            if skipped != len {
+                return Err(corrupt_io("lz4 skippable frame truncated".to_string()));
+            }
+            frame_input.count += 8 + len;
+        }
+    }
+}
+
+fn read_exact_or_corrupt(r: &mut impl Read, buf: &mut [u8], what: &str) -> io::Result<()> {
+    r.read_exact(buf).map_err(|err| match err.kind() {
+        io::ErrorKind::UnexpectedEof => corrupt_io(format!("{what} truncated")),
+        _ => err,
+    })
+}
+
+impl<R: BufRead> Read for Lz4Frames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if self.boundary {
+                if !self.next_frame()? {
+                    return Ok(0);
+                }
+                self.boundary = false;
+            }
+            let before = self.dec.get_ref().count;
+            let n = self.dec.read(buf)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            if self.dec.get_ref().count == before {
+                // Only a legacy frame can end without consuming input.
+                return Ok(0);
+            }
+            self.boundary = true;
         }
     }
 }

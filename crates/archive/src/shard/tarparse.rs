@@ -20,17 +20,25 @@ const NAME: std::ops::Range<usize> = 0..100;
 const SIZE: std::ops::Range<usize> = 124..136;
 const CHKSUM: std::ops::Range<usize> = 148..156;
 const TYPEFLAG: usize = 156;
+/// Old GNU sparse headers: "more sparse map blocks follow" flag in the member header, and in
+/// each of those extension blocks.
+const GNU_SPARSE_EXTENDED: usize = 482;
+const GNU_SPARSE_EXT_EXTENDED: usize = 504;
 const MAGIC: std::ops::Range<usize> = 257..263;
 const PREFIX: std::ops::Range<usize> = 345..500;
 
-/// Longest PAX key we need to recognize (`path`, `size`); longer keys are skipped unread.
+/// Longest PAX key we need to recognize (`path`, `size`, `GNU.sparse.name`); longer keys are
+/// only matched by their first `MAX_KEY` bytes.
 const MAX_KEY: usize = 16;
+/// Prefix of the PAX keys of GNU sparse members (formats 0.0, 0.1 and 1.0).
+const GNU_SPARSE_KEY: &[u8] = b"GNU.sparse.";
 
 /// A member header with its extensions applied; the source sits at the payload start.
 pub(super) struct Header {
     name: String,
     pub(super) size: u64,
     data_offset: u64,
+    sparse: bool,
 }
 
 impl Header {
@@ -39,6 +47,7 @@ impl Header {
             name: self.name,
             size: self.size,
             data_offset: self.data_offset,
+            sparse: self.sparse,
         }
     }
 }
@@ -269,6 +278,10 @@ struct Extensions {
     long_name: Option<String>,
     pax_path: Option<String>,
     pax_size: Option<u64>,
+    /// `GNU.sparse.name`: the real name of a PAX sparse member (its header name is made up).
+    sparse_name: Option<String>,
+    /// Some `GNU.sparse.*` record was seen.
+    sparse: bool,
 }
 
 /// Reads headers up to the next member, applying GNU long-name and PAX headers on the way.
@@ -324,17 +337,37 @@ fn member_header(
     } else {
         size
     };
+    // Old GNU sparse members: the sparse map may continue in extension blocks that precede
+    // the payload and are not counted in its size.
+    let gnu_sparse = typeflag == b'S';
+    if gnu_sparse && block[GNU_SPARSE_EXTENDED] != 0 {
+        skip_sparse_extensions(src)?;
+    }
     check_present(src, size, at)?;
-    let name = match (ext.pax_path, ext.long_name) {
-        (Some(path), _) => path,
-        (None, Some(long)) => long,
-        (None, None) => ustar_name(block),
+    let name = match (ext.sparse_name, ext.pax_path, ext.long_name) {
+        (Some(real), _, _) => real,
+        (None, Some(path), _) => path,
+        (None, None, Some(long)) => long,
+        (None, None, None) => ustar_name(block),
     };
     Ok(Header {
         name,
         size,
         data_offset: src.pos(),
+        sparse: gnu_sparse || ext.sparse,
     })
+}
+
+/// Skips the sparse map extension blocks of an old GNU sparse header (each names whether
+/// another follows); every block read consumes input, so this ends with the input.
+fn skip_sparse_extensions(src: &mut impl Source) -> Result<(), ArchiveError> {
+    let mut block = [0u8; BLOCK];
+    loop {
+        read_exact(src, &mut block)?;
+        if block[GNU_SPARSE_EXT_EXTENDED] == 0 {
+            return Ok(());
+        }
+    }
 }
 
 /// Fails when the padded payload of the header at `at` overflows or runs past the known end
@@ -594,10 +627,15 @@ fn read_pax_record<S: Source>(
         }
     }
     let value_len = rest.checked_sub(1).ok_or_else(|| bad_pax("bad length"))?;
+    let stored = key.get(..key_len.min(MAX_KEY)).unwrap_or_default();
+    if stored.starts_with(GNU_SPARSE_KEY) {
+        ext.sparse = true;
+    }
     let key = key.get(..key_len).unwrap_or_default();
     match key {
         b"path" => ext.pax_path = read_pax_path(rd, value_len, limits)?,
         b"size" => ext.pax_size = read_pax_size(rd, value_len)?,
+        b"GNU.sparse.name" => ext.sparse_name = read_pax_path(rd, value_len, limits)?,
         _ => rd.skip(value_len)?,
     }
     if rd.byte()? != b'\n' {

@@ -72,6 +72,9 @@ struct Directory {
     entries: u64,
     /// The directory must end at or before this offset (the start of the end records).
     end: u64,
+    /// Bytes in front of the archive proper (a self-extractor stub): every offset the archive
+    /// states is this much too small.
+    prefix: u64,
 }
 
 /// See [`super::ZipIndex::build`].
@@ -99,7 +102,7 @@ pub(super) fn read_central_directory<R: Read + Seek>(
     let mut cd = BufReader::with_capacity(CD_BUFFER, r.take(dir.size));
     let mut entries = Vec::with_capacity(usize::try_from(dir.entries.min(1 << 16)).unwrap_or(0));
     for _ in 0..dir.entries {
-        entries.push(read_entry(&mut cd, dir.offset, limits)?);
+        entries.push(read_entry(&mut cd, &dir, limits)?);
     }
     Ok(entries)
 }
@@ -131,9 +134,11 @@ fn locate_directory<R: Read + Seek>(r: &mut R, total_len: u64) -> Result<Directo
                 size: u64::from(le32(eocd, 12)),
                 offset: u64::from(le32(eocd, 16)),
                 end: eocd_pos,
+                prefix: 0,
             }
         }
     };
+    let dir = with_prefix(r, dir)?;
     let inside = dir
         .offset
         .checked_add(dir.size)
@@ -145,6 +150,33 @@ fn locate_directory<R: Read + Seek>(r: &mut R, total_len: u64) -> Result<Directo
         )));
     }
     Ok(dir)
+}
+
+/// Detects bytes prepended to the archive (self-extracting stubs, `cat stub a.zip`): when the
+/// directory, which normally ends where the end records start, does not begin with an entry
+/// signature at its stated offset but does at `end - size`, the difference is the prefix that
+/// every stated offset misses (Python's zipfile and Info-ZIP unzip correct for it the same way).
+fn with_prefix<R: Read + Seek>(r: &mut R, dir: Directory) -> Result<Directory, ArchiveError> {
+    let Some(actual) = dir.end.checked_sub(dir.size) else {
+        return Ok(dir);
+    };
+    if dir.entries == 0 || actual <= dir.offset {
+        return Ok(dir);
+    }
+    let mut sig = [0u8; 4];
+    read_at(r, dir.offset, &mut sig, "central directory")?;
+    if le32(&sig, 0) == CENTRAL_SIG {
+        return Ok(dir);
+    }
+    read_at(r, actual, &mut sig, "central directory")?;
+    if le32(&sig, 0) != CENTRAL_SIG {
+        return Ok(dir);
+    }
+    Ok(Directory {
+        prefix: actual - dir.offset,
+        offset: actual,
+        ..dir
+    })
 }
 
 /// Offset of the EOCD record in `tail`: preferably one whose comment ends exactly at the end
@@ -182,7 +214,13 @@ fn read_zip64<R: Read + Seek>(r: &mut R, eocd_pos: u64) -> Result<Option<Directo
             "multi-disk zip archives are not supported".to_string(),
         ));
     }
-    let record_pos = le64(&locator, 8);
+    let stated_pos = le64(&locator, 8);
+    // With bytes prepended to the archive the stated position is off; the record (without
+    // extensible data) then sits right before the locator.
+    let record_pos = match locator_pos.checked_sub(EOCD64_LEN as u64) {
+        Some(adjacent) if adjacent > stated_pos && zip64_sig_at(r, adjacent)? => adjacent,
+        _ => stated_pos,
+    };
     let fits = record_pos
         .checked_add(EOCD64_LEN as u64)
         .is_some_and(|end| end <= locator_pos);
@@ -206,13 +244,21 @@ fn read_zip64<R: Read + Seek>(r: &mut R, eocd_pos: u64) -> Result<Option<Directo
         size: le64(&record, 40),
         offset: le64(&record, 48),
         end: record_pos,
+        prefix: 0,
     }))
+}
+
+/// True when a zip64 end record signature sits at `pos`.
+fn zip64_sig_at<R: Read + Seek>(r: &mut R, pos: u64) -> Result<bool, ArchiveError> {
+    let mut sig = [0u8; 4];
+    read_at(r, pos, &mut sig, "zip64 end record")?;
+    Ok(le32(&sig, 0) == EOCD64_SIG)
 }
 
 /// One central directory entry.
 fn read_entry(
     cd: &mut impl Read,
-    cd_offset: u64,
+    dir: &Directory,
     limits: &ScanLimits,
 ) -> Result<ZipEntry, ArchiveError> {
     let mut fixed = [0u8; CENTRAL_LEN];
@@ -244,14 +290,18 @@ fn read_entry(
         u64::from(le32(&fixed, 42)),
     ];
     apply_zip64_extra(&extra, &mut sizes)?;
-    let [size, compressed_size, header_offset] = sizes;
+    let [size, compressed_size, stated_offset] = sizes;
     let name = decode_name(name, flags);
 
     // The local header and data precede the central directory.
+    let header_offset = stated_offset.checked_add(dir.prefix);
     let data_end = header_offset
-        .checked_add(LOCAL_LEN as u64)
+        .and_then(|o| o.checked_add(LOCAL_LEN as u64))
         .and_then(|e| e.checked_add(compressed_size));
-    if data_end.is_none_or(|end| end > cd_offset) {
+    let (Some(header_offset), Some(data_end)) = (header_offset, data_end) else {
+        return Err(corrupt(format!("entry {name:?} lies outside the archive")));
+    };
+    if data_end > dir.offset {
         return Err(corrupt(format!("entry {name:?} lies outside the archive")));
     }
     Ok(ZipEntry {
@@ -262,6 +312,7 @@ fn read_entry(
         method: le16(&fixed, 10),
         crc32: le32(&fixed, 16),
         header_offset,
+        encrypted: flags & FLAG_ENCRYPTED != 0,
     })
 }
 
@@ -317,18 +368,7 @@ pub(super) fn open_member<'a, R: Read + Seek + Send + 'a>(
     mut r: R,
     entry: &ZipEntry,
 ) -> Result<Box<dyn Read + Send + 'a>, ArchiveError> {
-    if entry.method != 0 && entry.method != 8 {
-        return Err(corrupt(format!(
-            "unsupported compression method {}",
-            entry.method
-        )));
-    }
-    if entry.method == 0 && entry.compressed_size != entry.size {
-        return Err(corrupt(format!(
-            "stored entry {:?} has mismatched sizes",
-            entry.name
-        )));
-    }
+    check_supported(entry)?;
     let mut local = [0u8; LOCAL_LEN];
     read_at(&mut r, entry.header_offset, &mut local, "local header")?;
     if le32(&local, 0) != LOCAL_SIG {
@@ -360,6 +400,29 @@ pub(super) fn open_member<'a, R: Read + Seek + Send + 'a>(
         want_crc: entry.crc32,
         verified: false,
     }))
+}
+
+/// See [`super::ZipEntry::check_supported`].
+pub(super) fn check_supported(entry: &ZipEntry) -> Result<(), ArchiveError> {
+    if entry.method != 0 && entry.method != 8 {
+        return Err(corrupt(format!(
+            "unsupported compression method {}",
+            entry.method
+        )));
+    }
+    if entry.encrypted {
+        return Err(corrupt(format!(
+            "entry {:?} is encrypted, which is not supported",
+            entry.name
+        )));
+    }
+    if entry.method == 0 && entry.compressed_size != entry.size {
+        return Err(corrupt(format!(
+            "stored entry {:?} has mismatched sizes",
+            entry.name
+        )));
+    }
+    Ok(())
 }
 
 /// Yields exactly the declared number of bytes, then checks that no more follow and that the
