@@ -2,10 +2,17 @@
 //!
 //! - `.tar`: a member index (name → payload offset) is built on first use and cached per file
 //!   version; a member is then one positioned read, no scan.
-//! - `.zip`: the central directory is cached the same way; members are inflated on the fly.
+//! - `.zip`: the central directory is cached the same way. Members up to [`VERIFY_ZIP_MEMBER`]
+//!   are inflated and checked against their CRC when the item is stat'ed/opened, so a damaged
+//!   member is a per-item error known before the first byte; larger ones are inflated on the fly
+//!   (and a CRC mismatch then aborts the response).
 //! - `.tgz` / `.tar.lz4`: no random access exists, so a request's members of one shard are found in
 //!   a single decompressing pass; small members are kept from that pass, large ones are streamed
-//!   by a second pass when their turn comes.
+//!   by a second pass when their turn comes. The pass always runs to the end of the compressed
+//!   data, so the gzip CRC / LZ4 content checksum is verified before any member is delivered.
+//!
+//! Indexes are cached per (file version, format), so forcing another format with `archmime`
+//! never reuses an index built for the other one.
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek};
@@ -15,8 +22,8 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use moss_archive::shard::{
-    ScanLimits, Select, TarIndex, ZipIndex, decoder, into_archive_error, match_key,
-    open_zip_member, scan_tar,
+    ScanLimits, Select, TarIndex, ZipEntry, ZipIndex, decoder, drain, into_archive_error,
+    match_key, open_zip_member, scan_tar,
 };
 use moss_archive::{ArchiveError, Format};
 use moss_storage::ObjHandle;
@@ -27,6 +34,10 @@ use crate::item::{Item, ItemError, ItemSpec, LocalReader, Prepared, Source};
 const KEEP_MEMBER: u64 = 4 << 20;
 /// Total bytes of members one prepare call may keep in memory.
 const KEEP_TOTAL: u64 = 64 << 20;
+/// ZIP members up to this size are inflated and CRC-checked in the stat phase.
+pub const VERIFY_ZIP_MEMBER: u64 = 8 << 20;
+/// Total bytes of ZIP members one prepare call may verify and keep in memory.
+const VERIFY_ZIP_TOTAL: u64 = 64 << 20;
 /// Approximate memory the index cache may hold.
 const CACHE_BUDGET: usize = 64 << 20;
 /// Decompressed bytes per compressed byte before a scan is treated as a decompression bomb.
@@ -66,7 +77,7 @@ pub struct ShardCache {
 
 #[derive(Default)]
 struct CacheInner {
-    map: HashMap<FileKey, Cached>,
+    map: HashMap<(FileKey, Format), Cached>,
     total: usize,
     clock: u64,
 }
@@ -85,7 +96,7 @@ impl ShardCache {
         self.len() == 0
     }
 
-    fn get(&self, key: &FileKey) -> Option<Arc<ShardIndex>> {
+    fn get(&self, key: &(FileKey, Format)) -> Option<Arc<ShardIndex>> {
         let mut inner = self.inner.lock().ok()?;
         inner.clock += 1;
         let now = inner.clock;
@@ -94,7 +105,7 @@ impl ShardCache {
         Some(cached.index.clone())
     }
 
-    fn put(&self, key: FileKey, index: Arc<ShardIndex>) {
+    fn put(&self, key: (FileKey, Format), index: Arc<ShardIndex>) {
         let cost = match &*index {
             ShardIndex::Tar(t) => t.members().iter().map(|m| m.name.len() + 64).sum::<usize>(),
             ShardIndex::Zip(z) => z.entries().iter().map(|e| e.name.len() + 96).sum::<usize>(),
@@ -183,6 +194,36 @@ fn missing(archpath: &str, what: &str) -> ItemError {
     ItemError::NotFound(format!("{archpath} in {what} does not exist"))
 }
 
+fn sparse_member(archpath: &str, what: &str) -> ItemError {
+    ItemError::Invalid(format!(
+        "{archpath} in {what}: sparse tar members are not supported"
+    ))
+}
+
+/// A zero-byte object is no archive of any format (gzip and zip need headers; a TAR needs at
+/// least its end blocks), so every format reports it the same way.
+fn check_not_empty(handle: &ObjHandle, archpath: &str, what: &str) -> Result<(), ItemError> {
+    if handle.meta.size > 0 {
+        return Ok(());
+    }
+    Err(empty_shard(archpath, what))
+}
+
+fn empty_shard(archpath: &str, what: &str) -> ItemError {
+    ItemError::Invalid(format!(
+        "{archpath} in {what}: corrupt archive: an empty object is not a valid shard"
+    ))
+}
+
+/// The archpath made relative to the object (`shard.tar/a.jpg` → `a.jpg`), as AIStore does for
+/// `GET ?archpath=`; used only when the archpath as given names no member.
+fn relative_to_object<'a>(archpath: &'a str, objname: &str) -> Option<&'a str> {
+    match_key(archpath)
+        .strip_prefix(match_key(objname))?
+        .strip_prefix('/')
+        .filter(|rest| !rest.is_empty())
+}
+
 /// The cached index of a TAR or ZIP shard, building it on a miss.
 fn index_of(
     reader: &LocalReader,
@@ -190,24 +231,25 @@ fn index_of(
     format: Format,
     what: &str,
 ) -> Result<Arc<ShardIndex>, ItemError> {
-    let key = file_key(&handle.file).map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
+    let file = file_key(&handle.file).map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
+    let key = (file, format);
     if let Some(index) = reader.shards.get(&key) {
         reader.shards.index_hits.fetch_add(1, Ordering::Relaxed);
         return Ok(index);
     }
     reader.shards.index_builds.fetch_add(1, Ordering::Relaxed);
-    let limits = limits_for(key.size);
-    let mut file = handle
+    let limits = limits_for(file.size);
+    let mut reader_file = handle
         .file
         .try_clone()
         .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
-    file.rewind()
+    reader_file
+        .rewind()
         .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
     let built = match format {
-        Format::Tar => {
-            TarIndex::build(io::BufReader::new(file), key.size, &limits).map(ShardIndex::Tar)
-        }
-        Format::Zip => ZipIndex::build(file, key.size, &limits).map(ShardIndex::Zip),
+        Format::Tar => TarIndex::build(io::BufReader::new(reader_file), file.size, &limits)
+            .map(ShardIndex::Tar),
+        Format::Zip => ZipIndex::build(reader_file, file.size, &limits).map(ShardIndex::Zip),
         Format::Tgz | Format::TarLz4 => {
             return Err(ItemError::Io("compressed shards have no index".into()));
         }
@@ -226,27 +268,66 @@ pub fn open_member(
 ) -> Result<Item, ItemError> {
     let format = detect(&handle, spec, what)?;
     let archpath = spec.archpath;
+    check_not_empty(&handle, archpath, what)?;
     match format {
         Format::Tar | Format::Zip => {
             let index = index_of(reader, &handle, format, what)?;
             open_indexed(&index, handle, spec, what)
         }
         Format::Tgz | Format::TarLz4 => {
-            let mut found = scan_compressed(
-                reader,
-                &handle,
-                format,
-                &[match_key(archpath)],
-                u64::MAX,
-                what,
-            )?;
-            let member = found
-                .pop()
-                .flatten()
-                .ok_or_else(|| missing(archpath, what))?;
+            let mut wanted = vec![match_key(archpath)];
+            wanted.extend(relative_to_object(archpath, spec.objname));
+            let mut found = scan_compressed(reader, &handle, format, &wanted, u64::MAX, what)?;
+            let exact = found.first_mut().and_then(Option::take);
+            let relative = found.get_mut(1).and_then(Option::take);
+            let member = exact.or(relative).ok_or_else(|| missing(archpath, what))?;
             member.into_item(&handle, format, spec, what)
         }
     }
+}
+
+/// The TAR member an archpath names (see [`relative_to_object`]).
+fn tar_lookup<'i>(tar: &'i TarIndex, spec: &ItemSpec) -> Option<&'i moss_archive::shard::Member> {
+    tar.lookup(spec.archpath)
+        .or_else(|| relative_to_object(spec.archpath, spec.objname).and_then(|rel| tar.lookup(rel)))
+}
+
+/// The ZIP entry an archpath names (see [`relative_to_object`]).
+fn zip_lookup<'i>(zip: &'i ZipIndex, spec: &ItemSpec) -> Option<&'i ZipEntry> {
+    zip.lookup(spec.archpath)
+        .or_else(|| relative_to_object(spec.archpath, spec.objname).and_then(|rel| zip.lookup(rel)))
+}
+
+/// Inflates a whole ZIP member (at most [`VERIFY_ZIP_MEMBER`] bytes) and checks its size and
+/// CRC. A damaged member is `Corrupt` (410), as when the damage shows while streaming.
+fn read_zip_member(
+    handle: &ObjHandle,
+    entry: &ZipEntry,
+    archpath: &str,
+    what: &str,
+) -> Result<Bytes, ItemError> {
+    let file = handle
+        .file
+        .try_clone()
+        .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
+    let member = open_zip_member(file, entry).map_err(|e| archive_error(e, archpath, what))?;
+    let capacity = usize::try_from(entry.size.min(VERIFY_ZIP_MEMBER)).unwrap_or(0);
+    let mut buf = Vec::with_capacity(capacity);
+    member
+        .take(VERIFY_ZIP_MEMBER + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| match into_archive_error(e) {
+            ArchiveError::Io(io) => ItemError::Io(format!("{archpath} in {what}: {io}")),
+            other => ItemError::Corrupt(format!(
+                "{archpath} in {what}: archived file is truncated or damaged: {other}"
+            )),
+        })?;
+    if buf.len() as u64 != entry.size {
+        return Err(ItemError::Corrupt(format!(
+            "{archpath} in {what}: archived file is truncated or damaged"
+        )));
+    }
+    Ok(Bytes::from(buf))
 }
 
 fn open_indexed(
@@ -258,9 +339,10 @@ fn open_indexed(
     let archpath = spec.archpath;
     match index {
         ShardIndex::Tar(tar) => {
-            let member = tar
-                .lookup(archpath)
-                .ok_or_else(|| missing(archpath, what))?;
+            let member = tar_lookup(tar, spec).ok_or_else(|| missing(archpath, what))?;
+            if member.sparse {
+                return Err(sparse_member(archpath, what));
+            }
             let (offset, len) = resolve(spec, member.size)?;
             Ok(Item::new(
                 len,
@@ -274,11 +356,18 @@ fn open_indexed(
             ))
         }
         ShardIndex::Zip(zip) => {
-            let entry = zip
-                .lookup(archpath)
+            let entry = zip_lookup(zip, spec)
                 .ok_or_else(|| missing(archpath, what))?
                 .clone();
+            entry
+                .check_supported()
+                .map_err(|e| archive_error(e, archpath, what))?;
             let (offset, len) = resolve(spec, entry.size)?;
+            if entry.size <= VERIFY_ZIP_MEMBER {
+                let bytes = read_zip_member(&handle, &entry, archpath, what)?;
+                let section = bytes.slice(offset as usize..(offset + len) as usize);
+                return Ok(Item::new(len, 0, true, Source::Memory(section), None));
+            }
             let file = handle
                 .file
                 .try_clone()
@@ -321,6 +410,7 @@ struct Found {
     size: u64,
     data_offset: u64,
     bytes: Option<Bytes>,
+    sparse: bool,
 }
 
 impl Found {
@@ -331,6 +421,9 @@ impl Found {
         spec: &ItemSpec,
         what: &str,
     ) -> Result<Item, ItemError> {
+        if self.sparse {
+            return Err(sparse_member(spec.archpath, what));
+        }
         let (offset, len) = resolve(spec, self.size)?;
         if let Some(bytes) = self.bytes {
             let start = offset as usize;
@@ -398,10 +491,10 @@ fn scan_compressed(
     file.rewind()
         .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
     let limits = limits_for(size);
-    let stream = decoder(format, file, &limits);
+    let mut stream = decoder(format, file, &limits);
     let mut kept: u64 = 0;
     let result = scan_tar(
-        stream,
+        &mut stream,
         &limits,
         |name| {
             if remaining.get() == 0 {
@@ -416,8 +509,8 @@ fn scan_compressed(
             if slots[slot].is_some() {
                 return Ok(());
             }
-            let bytes = if member.size <= keep.min(KEEP_MEMBER) && kept + member.size <= KEEP_TOTAL
-            {
+            let fits = member.size <= keep.min(KEEP_MEMBER) && kept + member.size <= KEEP_TOTAL;
+            let bytes = if fits && !member.sparse {
                 let mut buf = Vec::with_capacity(member.size as usize);
                 payload.read_to_end(&mut buf).map_err(into_archive_error)?;
                 if buf.len() as u64 != member.size {
@@ -435,11 +528,15 @@ fn scan_compressed(
                 size: member.size,
                 data_offset: member.data_offset,
                 bytes,
+                sparse: member.sparse,
             });
             remaining.set(remaining.get() - 1);
             Ok(())
         },
     );
+    // Verify the end of the compressed data too (gzip CRC, LZ4 content checksum): a member
+    // found early must not be delivered from a shard that turns out to be damaged.
+    let result = result.and_then(|()| drain(&mut stream).map(drop));
     result.map_err(|e| archive_error(e, wanted.first().copied().unwrap_or(""), what))?;
     // Duplicate requests of one name share the first slot's result.
     for (i, name) in wanted.iter().enumerate() {
@@ -451,6 +548,7 @@ fn scan_compressed(
                 size: f.size,
                 data_offset: f.data_offset,
                 bytes: f.bytes.clone(),
+                sparse: f.sparse,
             });
         }
     }
@@ -474,6 +572,7 @@ pub fn prepare_members(
         by_shard[slot].1.push(i);
     }
     let mut out = Vec::with_capacity(indices.len());
+    let mut zip_budget = VERIFY_ZIP_TOTAL;
     for ((bck, objname), members) in by_shard {
         let what = format!("{}/{}", bck.cname(), objname);
         let handle = match reader.store.open_object(bck, objname) {
@@ -484,7 +583,14 @@ pub fn prepare_members(
                 continue;
             }
         };
-        out.extend(prepare_shard(reader, &handle, specs, &members, &what));
+        out.extend(prepare_shard(
+            reader,
+            &handle,
+            specs,
+            &members,
+            &what,
+            &mut zip_budget,
+        ));
     }
     out
 }
@@ -495,20 +601,18 @@ fn prepare_shard(
     specs: &[ItemSpec],
     members: &[usize],
     what: &str,
+    zip_budget: &mut u64,
 ) -> Vec<(usize, Result<Prepared, ItemError>)> {
-    let prepared = |size: u64, memory: Option<Bytes>| Prepared {
-        opened: None,
-        member_offset: None,
-        neighbor: None,
-        size,
-        mtime: 0,
-        archived: true,
-        memory,
-    };
     let format = match detect(handle, &specs[members[0]], what) {
         Ok(f) => f,
         Err(e) => return members.iter().map(|&i| (i, Err(e.clone()))).collect(),
     };
+    if handle.meta.size == 0 {
+        return members
+            .iter()
+            .map(|&i| (i, Err(empty_shard(specs[i].archpath, what))))
+            .collect();
+    }
     match format {
         Format::Tar | Format::Zip => {
             let index = match index_of(reader, handle, format, what) {
@@ -527,53 +631,117 @@ fn prepare_shard(
                 .iter()
                 .map(|&i| {
                     let spec = &specs[i];
-                    let found = match &*index {
-                        ShardIndex::Tar(t) => t
-                            .lookup(spec.archpath)
-                            .map(|m| (m.size, Some(m.data_offset))),
-                        ShardIndex::Zip(z) => z.lookup(spec.archpath).map(|e| (e.size, None)),
+                    let result = match &*index {
+                        ShardIndex::Tar(tar) => prepare_tar_member(tar, spec, held.as_ref(), what),
+                        ShardIndex::Zip(zip) => {
+                            prepare_zip_member(zip, handle, spec, zip_budget, what)
+                        }
                     };
-                    let result = found.ok_or_else(|| missing(spec.archpath, what)).and_then(
-                        |(size, data_offset)| {
-                            let (offset, len) = resolve(spec, size)?;
-                            let mut p = prepared(len, None);
-                            if let (Some(start), Some(held)) = (data_offset, &held) {
-                                p.opened = Some(held.clone());
-                                p.member_offset = Some(start + offset);
-                            }
-                            Ok(p)
-                        },
-                    );
                     (i, result)
                 })
                 .collect()
         }
         Format::Tgz | Format::TarLz4 => {
-            let wanted: Vec<&str> = members
+            // Each member's archpath as given, then (when it has one) its object-relative form.
+            let mut wanted: Vec<&str> = members
                 .iter()
                 .map(|&i| match_key(specs[i].archpath))
                 .collect();
-            let found = match scan_compressed(reader, handle, format, &wanted, KEEP_MEMBER, what) {
-                Ok(found) => found,
-                Err(e) => return members.iter().map(|&i| (i, Err(e.clone()))).collect(),
-            };
+            let relative_at: Vec<Option<usize>> = members
+                .iter()
+                .map(|&i| {
+                    let rel = relative_to_object(specs[i].archpath, specs[i].objname)?;
+                    wanted.push(rel);
+                    Some(wanted.len() - 1)
+                })
+                .collect();
+            let mut found =
+                match scan_compressed(reader, handle, format, &wanted, KEEP_MEMBER, what) {
+                    Ok(found) => found,
+                    Err(e) => return members.iter().map(|&i| (i, Err(e.clone()))).collect(),
+                };
+            let relative: Vec<Option<Found>> = relative_at
+                .iter()
+                .map(|at| at.and_then(|k| found.get_mut(k).and_then(Option::take)))
+                .collect();
+            found.truncate(members.len());
             members
                 .iter()
-                .zip(found)
-                .map(|(&i, found)| {
+                .zip(found.into_iter().zip(relative))
+                .map(|(&i, (exact, relative))| {
                     let spec = &specs[i];
-                    let result = found
+                    let result = exact
+                        .or(relative)
                         .ok_or_else(|| missing(spec.archpath, what))
                         .and_then(|f| {
+                            if f.sparse {
+                                return Err(sparse_member(spec.archpath, what));
+                            }
                             let (offset, len) = resolve(spec, f.size)?;
                             let memory = f
                                 .bytes
                                 .map(|b| b.slice(offset as usize..(offset + len) as usize));
-                            Ok(prepared(len, memory))
+                            Ok(archived_prepared(len, memory))
                         });
                     (i, result)
                 })
                 .collect()
         }
+    }
+}
+
+/// Stats one member of an indexed TAR shard; `held` is the shard kept open for the data phase.
+fn prepare_tar_member(
+    tar: &TarIndex,
+    spec: &ItemSpec,
+    held: Option<&(Arc<ObjHandle>, Arc<crate::item::FdTicket>)>,
+    what: &str,
+) -> Result<Prepared, ItemError> {
+    let member = tar_lookup(tar, spec).ok_or_else(|| missing(spec.archpath, what))?;
+    if member.sparse {
+        return Err(sparse_member(spec.archpath, what));
+    }
+    let (offset, len) = resolve(spec, member.size)?;
+    let mut p = archived_prepared(len, None);
+    if let Some(held) = held {
+        p.opened = Some(held.clone());
+        p.member_offset = Some(member.data_offset + offset);
+    }
+    Ok(p)
+}
+
+/// Stats one member of a ZIP shard. What the central directory rules out (method, encryption)
+/// fails here; members within the budget are inflated and CRC-checked now, so their damage is a
+/// per-item error before the first byte and the data phase sends the verified bytes.
+fn prepare_zip_member(
+    zip: &ZipIndex,
+    handle: &ObjHandle,
+    spec: &ItemSpec,
+    budget: &mut u64,
+    what: &str,
+) -> Result<Prepared, ItemError> {
+    let entry = zip_lookup(zip, spec).ok_or_else(|| missing(spec.archpath, what))?;
+    entry
+        .check_supported()
+        .map_err(|e| archive_error(e, spec.archpath, what))?;
+    let (offset, len) = resolve(spec, entry.size)?;
+    if entry.size > VERIFY_ZIP_MEMBER || entry.size > *budget {
+        return Ok(archived_prepared(len, None));
+    }
+    let bytes = read_zip_member(handle, entry, spec.archpath, what)?;
+    *budget -= entry.size;
+    let section = bytes.slice(offset as usize..(offset + len) as usize);
+    Ok(archived_prepared(len, Some(section)))
+}
+
+fn archived_prepared(size: u64, memory: Option<Bytes>) -> Prepared {
+    Prepared {
+        opened: None,
+        member_offset: None,
+        neighbor: None,
+        size,
+        mtime: 0,
+        archived: true,
+        memory,
     }
 }
