@@ -8,12 +8,13 @@ mod common;
 use std::collections::HashMap;
 use std::fs;
 use std::io::{Cursor, Read};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::*;
-use moss_archive::Format;
 use moss_archive::shard::{self, ScanLimits, Select, TarIndex, ZipIndex};
+use moss_archive::{ArchiveError, Format};
 
 /// Writes the Python-made shards into argv[1].
 const PY_MAKE: &str = r#"
@@ -371,5 +372,187 @@ fn foreign_zip_shards() {
                 .all(|e| e.method == method),
             "{name}"
         );
+    }
+}
+
+/// Reads a whole decoder stream, as a shard scan that drains to the end does.
+fn decode_all(format: Format, raw: &[u8]) -> Result<Vec<u8>, ArchiveError> {
+    let mut out = Vec::new();
+    shard::decoder(format, raw, &ScanLimits::default())
+        .read_to_end(&mut out)
+        .map_err(shard::into_archive_error)?;
+    Ok(out)
+}
+
+/// Python's gzip and the lz4 tool agree on what a damaged or padded stream is; so do we.
+#[test]
+fn compressed_stream_trailers_are_checked() {
+    if !(have("python3") && have("lz4")) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    let tar = write_archive(Format::Tar, &sample_entries());
+    fs::write(out.join("s.tar"), &tar).unwrap();
+    python(
+        "import gzip, sys\nd = open(sys.argv[1] + '/s.tar', 'rb').read()\nopen(sys.argv[1] + '/s.tgz', 'wb').write(gzip.compress(d))\n",
+        &[out],
+    );
+    let tgz = fs::read(out.join("s.tgz")).unwrap();
+    assert_eq!(decode_all(Format::Tgz, &tgz).unwrap(), tar);
+    // Zero padding after the last member is ignored, as gzip(1) and Python do.
+    let mut padded = tgz.clone();
+    padded.extend_from_slice(&[0u8; 700]);
+    assert_eq!(decode_all(Format::Tgz, &padded).unwrap(), tar);
+    // Garbage there, a flipped CRC or length in the trailer: corrupt.
+    let mut garbage = tgz.clone();
+    garbage.extend_from_slice(b"trailing junk");
+    let n = tgz.len();
+    let mut bad_crc = tgz.clone();
+    bad_crc[n - 8] ^= 0xff;
+    let mut bad_len = tgz.clone();
+    bad_len[n - 2] ^= 0x01;
+    for (label, raw) in [
+        ("garbage", &garbage),
+        ("crc", &bad_crc),
+        ("length", &bad_len),
+    ] {
+        match decode_all(Format::Tgz, raw) {
+            Err(ArchiveError::Corrupt(m)) => assert!(m.contains("gzip"), "{label}: {m}"),
+            other => panic!("{label}: {other:?}"),
+        }
+    }
+    // The members are all found before the trailer: only reading on to the end notices it.
+    let limits = ScanLimits::default();
+    let mut stream = shard::decoder(Format::Tgz, bad_crc.as_slice(), &limits);
+    shard::scan_tar(&mut stream, &limits, |_| Select::Done, |_, _, _| Ok(())).unwrap();
+    assert!(matches!(
+        shard::drain(&mut stream),
+        Err(ArchiveError::Corrupt(_))
+    ));
+
+    // LZ4 made by the tool: a flipped content checksum; a frame cut between two blocks (the
+    // tool says "truncated"); skippable frames in front of and between frames (the tool skips them).
+    run(Command::new("lz4")
+        .args(["-q", "-f", "-B4"])
+        .arg(out.join("s.tar"))
+        .arg(out.join("s.tar.lz4")));
+    let lz = fs::read(out.join("s.tar.lz4")).unwrap();
+    assert_eq!(decode_all(Format::TarLz4, &lz).unwrap(), tar);
+    let mut bad_sum = lz.clone();
+    let n = lz.len();
+    bad_sum[n - 1] ^= 0xff;
+    assert!(matches!(
+        decode_all(Format::TarLz4, &bad_sum),
+        Err(ArchiveError::Corrupt(_))
+    ));
+    let cut = lz4_block_boundary(&lz);
+    assert!(matches!(
+        decode_all(Format::TarLz4, &lz[..cut]),
+        Err(ArchiveError::Corrupt(_))
+    ));
+    let skippable = |magic: u32, payload: &[u8]| {
+        let mut f = magic.to_le_bytes().to_vec();
+        f.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        f.extend_from_slice(payload);
+        f
+    };
+    let mut with_skips = skippable(0x184D_2A50, b"metadata in front");
+    with_skips.extend_from_slice(&lz);
+    with_skips.extend(skippable(0x184D_2A5F, &[7u8; 100]));
+    with_skips.extend(skippable(0x184D_2A53, b""));
+    fs::write(out.join("skips.lz4"), &with_skips).unwrap();
+    let tool = run(Command::new("lz4").arg("-dc").arg(out.join("skips.lz4")));
+    assert_eq!(tool, tar, "the lz4 tool reads it");
+    assert_eq!(decode_all(Format::TarLz4, &with_skips).unwrap(), tar);
+    let mut cut_skip = skippable(0x184D_2A50, &[1u8; 100]);
+    cut_skip.truncate(50);
+    assert!(matches!(
+        decode_all(Format::TarLz4, &cut_skip),
+        Err(ArchiveError::Corrupt(_))
+    ));
+}
+
+/// Offset just past the first data block of an LZ4 frame (header without content size or
+/// dictionary; block checksums off), so a cut there ends the input between two blocks.
+fn lz4_block_boundary(lz: &[u8]) -> usize {
+    assert_eq!(lz[4] & 0x09, 0, "no content size or dictionary id");
+    let first_block = 7;
+    let len = u32::from_le_bytes(lz[first_block..first_block + 4].try_into().unwrap());
+    first_block + 4 + (len & 0x7fff_ffff) as usize
+}
+
+/// A ZIP written by Python with bytes in front (a self-extractor stub): unzip and Python read
+/// it, and so do we.
+#[test]
+fn zip_with_a_prepended_stub() {
+    if !have("python3") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    python(
+        r##"
+import io, sys, zipfile
+for label, z64 in [("plain", False), ("zip64", True)]:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for i in range(3):
+            with z.open(f"m{i}.txt", "w", force_zip64=z64) as f:
+                f.write(bytes([65 + i]) * (1000 * (i + 1)))
+    raw = b"#!/bin/sh\necho self-extractor stub\n" * 10 + buf.getvalue()
+    open(f"{sys.argv[1]}/{label}.zip", "wb").write(raw)
+    assert zipfile.ZipFile(f"{sys.argv[1]}/{label}.zip").read("m2.txt") == b"C" * 3000
+"##,
+        &[dir.path()],
+    );
+    for label in ["plain", "zip64"] {
+        let zip = fs::read(dir.path().join(format!("{label}.zip"))).unwrap();
+        let got = read_with_zip_index(&zip);
+        let names: Vec<&str> = got.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["m0.txt", "m1.txt", "m2.txt"], "{label}");
+        assert_eq!(got[2].data, vec![b'C'; 3000], "{label}");
+    }
+}
+
+/// GNU tar's sparse members (old GNU `S` headers and the PAX formats 0.1 and 1.0) are found
+/// under their real name and flagged, never passed off as the file's bytes.
+#[test]
+fn gnu_sparse_members_are_flagged() {
+    if !have("tar") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    // 4 MiB with data only at both ends and a real hole between (GNU tar looks for holes).
+    let file = fs::File::create(src.join("sparse.bin")).unwrap();
+    file.write_all_at(&[b'H'; 4096], 0).unwrap();
+    file.write_all_at(&[b'T'; 1024], (4 << 20) - 1024).unwrap();
+    drop(file);
+    fs::write(src.join("plain.txt"), b"plain\n").unwrap();
+    for (label, args) in [
+        ("gnu", vec!["--format=gnu"]),
+        ("pax01", vec!["--format=pax", "--sparse-version=0.1"]),
+        ("pax10", vec!["--format=pax", "--sparse-version=1.0"]),
+    ] {
+        let tar_path = dir.path().join(format!("{label}.tar"));
+        run(Command::new("tar")
+            .arg("--sparse")
+            .args(&args)
+            .arg("-cf")
+            .arg(&tar_path)
+            .arg("-C")
+            .arg(&src)
+            .args(["sparse.bin", "plain.txt"]));
+        let tar = fs::read(&tar_path).unwrap();
+        let idx = TarIndex::build(Cursor::new(&tar), tar.len() as u64, &ScanLimits::default())
+            .unwrap_or_else(|e| panic!("{label}: {e}"));
+        let m = idx
+            .lookup("sparse.bin")
+            .unwrap_or_else(|| panic!("{label}: sparse.bin not found"));
+        assert!(m.sparse, "{label}");
+        let plain = idx.lookup("plain.txt").unwrap();
+        assert!(!plain.sparse, "{label}");
+        assert_eq!(slice(&tar, plain), b"plain\n", "{label}");
     }
 }

@@ -221,7 +221,7 @@ fn after_member(r: &mut impl BufRead) -> io::Result<AfterMember> {
         first = false;
         if buf.iter().any(|&b| b != 0) {
             return Err(corrupt_io(
-                "trailing garbage after the last member".to_string(),
+                "trailing garbage after the last gzip member".to_string(),
             ));
         }
         let n = buf.len();
