@@ -489,3 +489,220 @@ fn moss_archive_header(out: &mut Vec<u8>, name: &str, size: u64) {
     header.set_cksum();
     out.extend_from_slice(header.as_bytes());
 }
+
+/// Writes hostile and odd shards made with Python, GNU tar and the lz4 tool into `dir`.
+const PY_DAMAGED: &str = r##"
+import gzip, io, struct, subprocess, sys, tarfile, zipfile
+out = sys.argv[1]
+def data(n, seed):
+    return bytes(((i * 31 + seed * 7) % 251) for i in range(n))
+files = [("a.txt", data(1500, 1)), ("b.bin", data(20000, 2))]
+def tar_bytes():
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, d in files:
+            ti = tarfile.TarInfo(name); ti.size = len(d); t.addfile(ti, io.BytesIO(d))
+    return buf.getvalue()
+def zip_bytes(method):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=method) as z:
+        for name, d in files:
+            z.writestr(name, d)
+    return bytearray(buf.getvalue())
+def w(name, b):
+    open(f"{out}/{name}", "wb").write(bytes(b))
+# A flipped byte inside a.txt's stored data: its CRC no longer matches.
+z = zip_bytes(zipfile.ZIP_STORED)
+at = z.find(files[0][1][:64]); z[at + 10] ^= 0xff; w("badcrc.zip", z)
+# a.txt's deflate data damaged.
+z = zip_bytes(zipfile.ZIP_DEFLATED)
+info = zipfile.ZipFile(io.BytesIO(bytes(z))).getinfo("a.txt")
+start = info.header_offset + 30 + len("a.txt")
+for k in range(start + 5, start + 25): z[k] ^= 0x5a
+w("baddeflate.zip", z)
+# a.txt's compression method set to 99 in the central directory.
+z = zip_bytes(zipfile.ZIP_DEFLATED)
+cd = z.find(b"PK\x01\x02"); z[cd + 10:cd + 12] = struct.pack("<H", 99); w("method99.zip", z)
+# A self-extractor style stub in front of a valid zip.
+w("stub.zip", b"#!/bin/sh\nexit 0\n" * 20 + zip_bytes(zipfile.ZIP_DEFLATED))
+# gzip CRC trailer flipped: every member reads fine, the end does not.
+g = bytearray(gzip.compress(tar_bytes())); g[-8] ^= 0xff; w("badcrc.tgz", g)
+# lz4 tool frames with skippable frames in front and between.
+lz = subprocess.run(["lz4", "-c"], input=tar_bytes(), capture_output=True, check=True).stdout
+skip = lambda m, p: struct.pack("<II", m, len(p)) + p
+w("skippable.tar.lz4", skip(0x184D2A50, b"index data") + lz + skip(0x184D2A5A, b"x" * 99))
+lzc = bytearray(lz); lzc[-1] ^= 0xff; w("badsum.tar.lz4", lzc)
+w("empty.tar.lz4", b"")
+w("plain.tar", tar_bytes())
+"##;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_members_fail_per_item_before_the_first_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path();
+    let status = Command::new("python3")
+        .arg("-c")
+        .arg(PY_DAMAGED)
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // GNU tar: a sparse member (a real hole on disk).
+    let src = out.join("sparse-src");
+    std::fs::create_dir_all(&src).unwrap();
+    let f = std::fs::File::create(src.join("sparse.bin")).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[b'H'; 4096], 0).unwrap();
+    f.set_len(4 << 20).unwrap();
+    drop(f);
+    let ok = Command::new("tar")
+        .args(["--sparse", "--format=gnu", "-cf"])
+        .arg(out.join("sparse.tar"))
+        .arg("-C")
+        .arg(&src)
+        .arg("sparse.bin")
+        .status()
+        .unwrap();
+    assert!(ok.success());
+
+    let sb = ClusterSandbox::builder()
+        .config("get_batch.max_soft_errs", "100")
+        .start()
+        .await;
+    let api = &sb.api;
+    api.create_bucket("s").await;
+    for name in [
+        "badcrc.zip",
+        "baddeflate.zip",
+        "method99.zip",
+        "stub.zip",
+        "badcrc.tgz",
+        "skippable.tar.lz4",
+        "badsum.tar.lz4",
+        "empty.tar.lz4",
+        "plain.tar",
+        "sparse.tar",
+    ] {
+        api.put("s", name, std::fs::read(out.join(name)).unwrap())
+            .await;
+    }
+    let a = data_of(1, 1500);
+    // (shard, member, status, error text) of every damaged item.
+    let damaged = [
+        ("badcrc.zip", "a.txt", 410, "crc32 mismatch"),
+        (
+            "baddeflate.zip",
+            "a.txt",
+            410,
+            "archived file is truncated or damaged",
+        ),
+        (
+            "method99.zip",
+            "a.txt",
+            400,
+            "unsupported compression method 99",
+        ),
+        ("badcrc.tgz", "a.txt", 400, "corrupt gzip stream"),
+        ("badsum.tar.lz4", "a.txt", 400, "corrupt lz4 stream"),
+        (
+            "empty.tar.lz4",
+            "a.txt",
+            400,
+            "an empty object is not a valid shard",
+        ),
+        (
+            "sparse.tar",
+            "sparse.bin",
+            400,
+            "sparse tar members are not supported",
+        ),
+    ];
+    for (shard, member, want_status, text) in damaged {
+        // Strict: a 4xx JSON error and no archive bytes, streaming or buffered.
+        for strm in [true, false] {
+            let body = json!({"in": [{"objname": "plain.tar", "archpath": "a.txt"},
+                                     {"objname": shard, "archpath": member}], "strm": strm});
+            let r = api.batch(Some("s"), &body).await;
+            assert_eq!(r.status(), want_status, "{shard} strm={strm}");
+            let msg = r.text().await.unwrap();
+            assert!(msg.contains(text), "{shard} strm={strm}: {msg}");
+        }
+        // coer: a placeholder in its place, the neighbours intact.
+        for strm in [true, false] {
+            let body = json!({"in": [{"objname": "plain.tar", "archpath": "a.txt"},
+                                     {"objname": shard, "archpath": member},
+                                     {"objname": "plain.tar", "archpath": "a.txt"}],
+                              "strm": strm, "coer": true});
+            let got = fetch(api, body).await;
+            let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+            let placeholder = format!("__404__/s/{shard}/{member}");
+            assert_eq!(
+                names,
+                [
+                    "s/plain.tar/a.txt",
+                    placeholder.as_str(),
+                    "s/plain.tar/a.txt"
+                ],
+                "strm={strm}"
+            );
+            assert_eq!(got[2].1, a);
+        }
+        let url = format!("{}&archpath={member}", api.object_url("s", shard));
+        let r = api.http.get(url).send().await.unwrap();
+        assert_eq!(r.status(), want_status, "GET {shard}");
+        assert!(r.text().await.unwrap().contains(text), "GET {shard}");
+    }
+    // Undamaged members of the same shards still come back.
+    for (shard, member) in [("badcrc.zip", "b.bin"), ("method99.zip", "b.bin")] {
+        let got = fetch(
+            api,
+            json!({"in": [{"objname": shard, "archpath": member}], "strm": true}),
+        )
+        .await;
+        assert_eq!(got[0].1, data_of(2, 20000), "{shard}");
+    }
+    // Foreign-made oddities that are valid: a stubbed zip, skippable lz4 frames, and an
+    // archpath that repeats the object name (AIStore makes it relative to the object).
+    for (shard, member) in [
+        ("stub.zip", "a.txt"),
+        ("skippable.tar.lz4", "a.txt"),
+        ("plain.tar", "plain.tar/a.txt"),
+        ("skippable.tar.lz4", "skippable.tar.lz4/a.txt"),
+    ] {
+        let got = fetch(
+            api,
+            json!({"in": [{"objname": shard, "archpath": member}], "strm": true}),
+        )
+        .await;
+        assert_eq!(got[0].1, a, "{shard} {member}");
+        let url = format!(
+            "{}&archpath={}",
+            api.object_url("s", shard),
+            member.replace('/', "%2F")
+        );
+        let r = api.http.get(url).send().await.unwrap();
+        assert_eq!(r.status(), 200, "GET {shard} {member}");
+        assert_eq!(r.bytes().await.unwrap().as_ref(), &a[..]);
+    }
+    // The format rule applies to every request, whatever a cached index was built as: a TAR
+    // named .zip reads with archmime=tar, and fails as a zip without it.
+    api.put(
+        "s",
+        "tar-named.zip",
+        std::fs::read(out.join("plain.tar")).unwrap(),
+    )
+    .await;
+    for (archmime, want) in [("&archmime=tar", 200), ("", 400), ("&archmime=tar", 200)] {
+        let url = format!(
+            "{}&archpath=a.txt{archmime}",
+            api.object_url("s", "tar-named.zip")
+        );
+        let r = api.http.get(url).send().await.unwrap();
+        assert_eq!(r.status(), want, "archmime={archmime:?}");
+    }
+    sb.shutdown().await;
+}
+
+/// The bytes `data(n, seed)` of the Python script above.
+fn data_of(seed: usize, n: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i * 31 + seed * 7) % 251) as u8).collect()
+}
