@@ -325,3 +325,69 @@ def test_batch_many_members_same_shard_repeated(client, shards):
     results = collect(batch)
     assert len(results) == 200
     assert [c for _, c in results] == [members[m] for m in order]
+
+
+# ------------------------------------------------------------------------------------------
+# damaged and foreign-made shards
+
+
+def _flip_member_byte(zip_bytes: bytes, content: bytes) -> bytes:
+    """A stored ZIP with one byte of `content` flipped: its CRC-32 no longer matches."""
+    at = zip_bytes.find(content[:32])
+    assert at > 0
+    damaged = bytearray(zip_bytes)
+    damaged[at + 5] ^= 0xFF
+    return bytes(damaged)
+
+
+@pytest.fixture(scope="module")
+def damaged(module_buckets):
+    """A ZIP whose a.txt fails its CRC, a .tgz whose gzip trailer fails, a healthy TAR."""
+    bucket = module_buckets("damaged")
+    members = {"a.txt": rand_bytes("d-a", 3000), "b.bin": rand_bytes("d-b", 5000)}
+    zip_bytes = make_zip(list(members.items()), zipfile.ZIP_STORED)
+    bucket.object("bad.zip").get_writer().put_content(_flip_member_byte(zip_bytes, members["a.txt"]))
+    tgz = bytearray(make_tar(list(members.items()), compression="gz"))
+    tgz[-8] ^= 0xFF
+    bucket.object("badcrc.tgz").get_writer().put_content(bytes(tgz))
+    bucket.object("good.tar").get_writer().put_content(make_tar(list(members.items())))
+    return bucket, members
+
+
+@MODES
+def test_batch_damaged_zip_member_is_a_placeholder(client, damaged, streaming):
+    """A ZIP member failing its CRC becomes a placeholder; its neighbours (same shard too) arrive."""
+    bucket, members = damaged
+    batch = client.batch(bucket=bucket, streaming_get=streaming, cont_on_err=True)
+    batch.add("good.tar", archpath="a.txt").add("bad.zip", archpath="a.txt").add("bad.zip", archpath="b.bin")
+    results = collect(batch)
+    assert [c for _, c in results] == [members["a.txt"], b"", members["b.bin"]]
+    if not streaming:
+        assert "crc32 mismatch" in results[1][0].err_msg
+        assert results[0][0].err_msg is None and results[2][0].err_msg is None
+
+
+@MODES
+@pytest.mark.parametrize(
+    "shard,status,text",
+    [("bad.zip", 410, "crc32 mismatch"), ("badcrc.tgz", 400, "corrupt gzip stream")],
+)
+def test_batch_damaged_member_strict_fails_before_any_entry(client, damaged, streaming, shard, status, text):
+    """Without cont_on_err a damaged member fails the batch with a 4xx before any entry."""
+    bucket, _ = damaged
+    batch = client.batch(bucket=bucket, streaming_get=streaming, cont_on_err=False)
+    batch.add("good.tar", archpath="b.bin").add(shard, archpath="a.txt")
+    received = []
+    with pytest.raises(AISError) as err:
+        for entry in batch.get():
+            received.append(entry)
+    assert received == []
+    assert err.value.status_code == status
+    assert text in err.value.message
+
+
+def test_get_archpath_relative_to_the_object(damaged):
+    """archpath 'good.tar/a.txt' on object good.tar reads a.txt, as AIStore does."""
+    bucket, members = damaged
+    reader = bucket.object("good.tar").get_reader(archive_config=ArchiveConfig(archpath="good.tar/a.txt"))
+    assert reader.read_all() == members["a.txt"]
