@@ -745,3 +745,21 @@ fn archived_prepared(size: u64, memory: Option<Bytes>) -> Prepared {
         memory,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archpath_relative_to_the_object() {
+        assert_eq!(
+            relative_to_object("s.tar/a/b.jpg", "s.tar"),
+            Some("a/b.jpg")
+        );
+        assert_eq!(relative_to_object("/s.tar/a", "s.tar"), Some("a"));
+        assert_eq!(relative_to_object("d/s.tar/a", "d/s.tar"), Some("a"));
+        assert_eq!(relative_to_object("s.tar/", "s.tar"), None);
+        assert_eq!(relative_to_object("s.tarx/a", "s.tar"), None);
+        assert_eq!(relative_to_object("a/s.tar/b", "s.tar"), None);
+    }
+}
