@@ -580,7 +580,10 @@ fn cli_end_to_end() {
         strict_dir.to_str().unwrap(),
     ]);
     assert!(err.contains("does not exist (status 404)"), "{err}");
-    assert!(!strict_dir.exists(), "a failed extraction leaves no directory");
+    assert!(
+        !strict_dir.exists(),
+        "a failed extraction leaves no directory"
+    );
     let err = cluster.fails(&[
         "batch",
         "b/a",

@@ -125,7 +125,10 @@ impl Coalescer {
         self.sent += data.len() as u64;
         if let Some(file) = &mut self.spool {
             if self.tx.is_closed() {
-                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "client went away"));
+                return Err(io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "client went away",
+                ));
             }
             return file.write_all(&data);
         }

@@ -315,7 +315,11 @@ mod tests {
         assert_eq!(c.get_batch.soft_errs_limit(), 10);
         let mut zero = c.clone();
         zero.set("get_batch.max_soft_errs", "0").unwrap();
-        assert_eq!(zero.get_batch.soft_errs_limit(), 6, "0 means the default, as in AIStore");
+        assert_eq!(
+            zero.get_batch.soft_errs_limit(),
+            6,
+            "0 means the default, as in AIStore"
+        );
         c.set("get_batch.max_wait", "1m").unwrap();
         assert_eq!(c.get_batch.max_wait.0, Duration::from_secs(60));
         assert!(

@@ -319,7 +319,9 @@ impl Assembly {
                     self.max_wait, source.name
                 ));
             }
-            let slice = deadline.saturating_duration_since(now).min(MEMBERSHIP_CHECK);
+            let slice = deadline
+                .saturating_duration_since(now)
+                .min(MEMBERSHIP_CHECK);
             if let Ok(batch) = self.handle.block_on(tokio::time::timeout(slice, rx.recv())) {
                 return Ok(batch);
             }
@@ -370,7 +372,10 @@ impl Assembly {
         let spool = self.engine.reader.store.scratch_file();
         let spool = spool.map_err(|e| Stop::Abort(format!("cannot create a spool file: {e}")))?;
         let reader = spool.try_clone()?;
-        self.write_entries(plans, Coalescer::spooling(spool, body.clone(), pool.clone()))?;
+        self.write_entries(
+            plans,
+            Coalescer::spooling(spool, body.clone(), pool.clone()),
+        )?;
         let mut out = Coalescer::new(body, pool);
         out.put(&self.preamble(plans, m)?)?;
         let mut offset = 0;
@@ -669,9 +674,7 @@ impl Assembly {
             url.push_str(&moss_types::names::encode_query_value(&entry.archpath));
         }
         let base = entry.range.map_or(0, |r| r.start);
-        let mut request = view
-            .intra(view.client().get(url))
-            .timeout(self.max_wait);
+        let mut request = view.intra(view.client().get(url)).timeout(self.max_wait);
         if size > 0 && (entry.range.is_some() || from > 0) {
             request = request.header(
                 "range",
