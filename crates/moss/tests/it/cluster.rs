@@ -263,3 +263,67 @@ fn read_tar_checked(data: &[u8]) -> Option<usize> {
     }
     Some(n)
 }
+
+fn list_body() -> String {
+    json!({"action": "list", "value": {"props": "name,size"}}).to_string()
+}
+
+/// A hung target (SIGSTOP: its socket still accepts connections) must not hang listing: the proxy
+/// stops waiting once it drops the target from the map, and answers 503 so the client retries
+/// against the new map. Control-plane calls that push to every target stay bounded too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_does_not_hang_on_a_stopped_target() {
+    let c = ProcCluster::start(3).await;
+    // Slow enough that the listing starts well before the proxy gives the target up.
+    c.api.set_config("keepalive.timeout", "3s").await;
+    c.api.create_bucket("b").await;
+    let objects: Vec<(String, Vec<u8>)> = (0..30)
+        .map(|i| (format!("o-{i:02}"), data(i, 100)))
+        .collect();
+    c.api.put_many("b", objects).await;
+    let list_url = format!("{}/v1/buckets/b?provider=ais", c.api.endpoint);
+
+    c.targets[1].signal("STOP");
+    let started = Instant::now();
+    let r = c
+        .api
+        .http
+        .get(&list_url)
+        .body(list_body())
+        .send()
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    assert!(waited < Duration::from_secs(15), "listing took {waited:?}");
+    assert_eq!(status, 503, "{text}");
+    assert!(
+        text.contains("removed from the cluster map"),
+        "message should say why: {text}"
+    );
+
+    // Once the map has changed, listing answers from the remaining targets. (Not `wait_targets`:
+    // it asks every process, and the stopped one would never answer.)
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.api.smap().await.tmap.len() != 2 {
+        assert!(Instant::now() < deadline, "stopped target never dropped");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let r = c
+        .api
+        .http
+        .get(&list_url)
+        .body(list_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // Creating a bucket (a push to every target in the map) stays quick.
+    let started = Instant::now();
+    c.api.create_bucket("c").await;
+    assert!(started.elapsed() < Duration::from_secs(10));
+    c.targets[1].signal("CONT");
+    c.wait_targets(3).await;
+}

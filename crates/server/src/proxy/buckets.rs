@@ -1,7 +1,7 @@
 //! Bucket calls on the proxy: create, destroy, head, list buckets, and list objects (merged from
 //! every target, JSON or msgpack).
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -11,6 +11,7 @@ use moss_types::lso::{ActMsg, LsoEntry, LsoMsg, LsoRes, MAX_PAGE_SIZE};
 use moss_types::smap::BucketProps;
 use moss_types::{Bck, Provider, headers};
 
+use super::membership::{FANOUT_TIMEOUT, while_member};
 use super::{CONTROL_BODY_LIMIT, Proxy, require_bucket, url_bucket};
 use crate::http::{ApiError, Query, encode_path, header_str, json_response, read_body};
 
@@ -225,23 +226,32 @@ async fn list_objects(proxy: &Proxy, bck: &Bck, lso: &LsoMsg) -> Result<LsoRes, 
         let request = proxy
             .shared
             .intra(proxy.shared.client.get(url))
-            .timeout(Duration::from_secs(60));
+            .timeout(FANOUT_TIMEOUT);
         let name = t.display();
-        async move {
-            let response = request.send().await.map_err(|e| format!("{name}: {e}"))?;
+        let call = async move {
+            let response = request.send().await.map_err(|e| e.to_string())?;
             if !response.status().is_success() {
-                return Err(format!("{name}: status {}", response.status()));
+                return Err(format!("status {}", response.status()));
             }
             response
                 .json::<Vec<LsoEntry>>()
                 .await
-                .map_err(|e| format!("{name}: {e}"))
+                .map_err(|e| e.to_string())
+        };
+        async move {
+            match while_member(proxy, t, FANOUT_TIMEOUT, call).await {
+                Ok(Ok(entries)) => Ok(entries),
+                Ok(Err(e)) => Err(format!("target {name} is unavailable: {e}")),
+                Err(abandoned) => Err(format!("target {name} {abandoned}")),
+            }
         }
     });
     let mut entries = Vec::new();
+    // Every target's page is needed: a listing without one target's objects would look complete
+    // but silently miss objects. A 503 makes the SDK retry against the updated map.
     for result in join_all(calls).await {
         entries.extend(result.map_err(|e| {
-            ApiError::unavailable(format!("list objects: target unavailable: {e}"))
+            ApiError::unavailable(format!("list objects of {}: {e}; retry", bck.cname()))
         })?);
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));

@@ -18,6 +18,68 @@ use crate::node::ClusterMeta;
 /// How long one metasync push or health probe may take.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// How often a fan-out waiting on a target checks whether the target is still in the map.
+const MEMBERSHIP_POLL: Duration = Duration::from_millis(100);
+
+/// Upper bound for one target's answer to a fan-out call (list objects). Well under the SDK's 20 s
+/// read timeout, so the client gets our 503 instead of its own timeout; a target that hangs is
+/// normally dropped from the map (and the wait ended) much earlier, after `keepalive.timeout`.
+pub const FANOUT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Why a fan-out stopped waiting for a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Abandoned {
+    /// The proxy removed the target from the cluster map (it missed keepalives).
+    LeftCluster,
+    /// No answer within the limit.
+    TimedOut(Duration),
+}
+
+impl std::fmt::Display for Abandoned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Abandoned::LeftCluster => {
+                write!(f, "stopped answering and was removed from the cluster map")
+            }
+            Abandoned::TimedOut(limit) => write!(f, "did not answer within {limit:?}"),
+        }
+    }
+}
+
+/// Runs `call` to `target` until it completes, the target leaves the cluster map (the same
+/// registration: id and URL), or `limit` passes — whichever comes first. A hung target (e.g.
+/// SIGSTOPped) still accepts connections, so without this a caller waits for the whole request
+/// timeout even after the proxy has given the target up.
+pub async fn while_member<F: std::future::Future>(
+    proxy: &Proxy,
+    target: &Snode,
+    limit: Duration,
+    call: F,
+) -> Result<F::Output, Abandoned> {
+    let still_member = || {
+        proxy
+            .shared
+            .smap
+            .load()
+            .tmap
+            .get(&target.daemon_id)
+            .is_some_and(|t| t.url() == target.url())
+    };
+    let left = async {
+        loop {
+            tokio::time::sleep(MEMBERSHIP_POLL).await;
+            if !still_member() {
+                return;
+            }
+        }
+    };
+    tokio::select! {
+        out = call => Ok(out),
+        _ = left => Err(Abandoned::LeftCluster),
+        _ = tokio::time::sleep(limit) => Err(Abandoned::TimedOut(limit)),
+    }
+}
+
 /// `POST /v1/cluster/autoreg`: adds (or re-adds) a target and answers with the cluster metadata.
 pub async fn register(proxy: &Arc<Proxy>, req: Request) -> Result<Response, ApiError> {
     let body = read_body(req.into_body(), CONTROL_BODY_LIMIT).await?;

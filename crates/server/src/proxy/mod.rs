@@ -371,6 +371,9 @@ fn redirect_object(
     redirect(&redirect_location(owner, req, query, &proxy.shared.id))
 }
 
+/// Longest wait for the owner's answer to an upload the proxy relays.
+const UPLOAD_RELAY_LIMIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// Bodies up to this size are read and dropped before redirecting, so the connection stays usable.
 const DRAIN_LIMIT: u64 = 256 << 10;
 
@@ -401,7 +404,10 @@ async fn finish_unread_body(
     let location = header_str(redirect.headers(), header::LOCATION.as_str())
         .unwrap_or_default()
         .to_string();
-    let mut forward = proxy.shared.client.request(req.method().clone(), location);
+    let mut forward = proxy
+        .shared
+        .client
+        .request(req.method().clone(), location.as_str());
     for name in [header::CONTENT_LENGTH, header::CONTENT_TYPE] {
         if let Some(value) = req.headers().get(&name) {
             forward = forward.header(name, value);
@@ -413,12 +419,27 @@ async fn finish_unread_body(
         }
     }
     let body = reqwest::Body::wrap_stream(req.into_body().into_data_stream());
-    let upstream = proxy
-        .shared
-        .intra(forward.body(body))
-        .send()
-        .await
-        .map_err(|e| ApiError::unavailable(format!("forwarding to the owner failed: {e}")))?;
+    let send = proxy.shared.intra(forward.body(body)).send();
+    let smap = proxy.shared.smap.load_full();
+    let owner = smap
+        .tmap
+        .values()
+        .find(|t| location.starts_with(&format!("{}/", t.url())));
+    // An upload may legitimately take long; what must not happen is waiting on an owner that hangs
+    // and has been dropped from the map.
+    let sent = match owner {
+        Some(owner) => membership::while_member(proxy, owner, UPLOAD_RELAY_LIMIT, send)
+            .await
+            .map_err(|abandoned| {
+                ApiError::unavailable(format!(
+                    "forwarding to the owner failed: target {} {abandoned}",
+                    owner.display()
+                ))
+            })?,
+        None => send.await,
+    };
+    let upstream =
+        sent.map_err(|e| ApiError::unavailable(format!("forwarding to the owner failed: {e}")))?;
     let status = upstream.status();
     let headers = upstream.headers().clone();
     let mut response = Response::new(Body::from_stream(upstream.bytes_stream()));

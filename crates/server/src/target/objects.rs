@@ -24,6 +24,9 @@ use crate::http::{
 };
 use crate::metrics::inc;
 
+/// Longest wait for another target's answer to a small control call (HEAD probe, DELETE).
+const NEIGHBOR_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Objects up to this size are read (and verified) in one go before the response starts.
 const SMALL_OBJECT: u64 = 1 << 20;
 
@@ -662,20 +665,21 @@ async fn delete(
     };
     if !internal {
         // Copies not yet moved by a rebalance must go too, or they would come back.
-        for neighbor in other_targets(target) {
-            if let Ok(r) = forward(
+        // Concurrently and bounded: one hung neighbor must not stall every delete.
+        let calls = other_targets(target).into_iter().map(|neighbor| {
+            forward_request(
                 target,
                 &neighbor,
                 reqwest::Method::DELETE,
                 &bck,
                 objname,
                 "",
-                None,
             )
-            .await
-            {
-                deleted |= r.status().is_success();
-            }
+            .timeout(NEIGHBOR_TIMEOUT)
+            .send()
+        });
+        for answer in futures::future::join_all(calls).await {
+            deleted |= answer.is_ok_and(|r| r.status().is_success());
         }
     }
     if deleted {
@@ -751,7 +755,7 @@ pub async fn find_neighbor(target: &Target, bck: &Bck, objname: &str) -> Option<
     let probes = other_targets(target).into_iter().map(|t| {
         let request = forward_request(target, &t, reqwest::Method::HEAD, bck, objname, "");
         async move {
-            match request.timeout(Duration::from_secs(5)).send().await {
+            match request.timeout(NEIGHBOR_TIMEOUT).send().await {
                 Ok(r) if r.status().is_success() => Some(t),
                 _ => None,
             }
