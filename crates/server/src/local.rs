@@ -30,11 +30,16 @@ impl LocalCluster {
     /// Starts the proxy on `listen` and targets on the following ports (or on ephemeral ports when
     /// `listen` has port 0), with data under `data/proxy` and `data/target<i>`.
     pub async fn start(opts: &LocalOptions) -> anyhow::Result<LocalCluster> {
+        // Such a cluster would report ready and then fail every write.
+        anyhow::ensure!(
+            opts.targets > 0,
+            "a local cluster needs at least one target (--targets 1 or more)"
+        );
         let cancel = CancellationToken::new();
         let listener = TcpListener::bind(opts.listen)
             .await
             .with_context(|| format!("listen on {}", opts.listen))?;
-        let proxy = start_proxy(listener, &opts.data.join("proxy"), cancel.clone()).await?;
+        let proxy = start_proxy(listener, &opts.data.join("proxy"), None, cancel.clone()).await?;
         let mut targets = Vec::with_capacity(opts.targets);
         for i in 0..opts.targets {
             let addr = if opts.listen.port() == 0 {

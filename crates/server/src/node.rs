@@ -2,7 +2,7 @@
 //! config), the intra-cluster HTTP client, persistence helpers, and the HTTP server loop.
 use std::fs;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -195,9 +195,69 @@ pub async fn serve(
         .await
 }
 
-/// `http://host:port` of a bound listener.
-pub fn url_of(listener: &TcpListener) -> std::io::Result<String> {
-    Ok(format!("http://{}", listener.local_addr()?))
+/// The URL a node registers and hands to clients (redirects, the cluster map): `advertise` when
+/// given, else `http://<listen address>` — except that an unspecified listen address (`0.0.0.0`,
+/// `::`) is useless to anyone else, so the host's primary address stands in for it.
+pub fn advertised_url(listener: &TcpListener, advertise: Option<&str>) -> std::io::Result<String> {
+    if let Some(url) = advertise {
+        let url = url.trim().trim_end_matches('/');
+        return Ok(if url.contains("://") {
+            url.to_string()
+        } else {
+            format!("http://{url}")
+        });
+    }
+    let bound = listener.local_addr()?;
+    if !bound.ip().is_unspecified() {
+        return Ok(format!("http://{bound}"));
+    }
+    let probed = primary_ip(bound.ip());
+    let host = reachable_host(bound.ip(), probed);
+    let how = if probed.is_some() {
+        "the host's primary address"
+    } else {
+        "no route found, loopback"
+    };
+    let url = format!("http://{}", SocketAddr::new(host, bound.port()));
+    tracing::info!(listen = %bound, %url, "listening on all interfaces; advertising {how} (set --advertise to override)");
+    Ok(url)
+}
+
+/// The host to advertise for a listener bound to `bound`: itself when specific, else the
+/// probed primary address, else loopback.
+pub fn reachable_host(bound: IpAddr, probed: Option<IpAddr>) -> IpAddr {
+    if !bound.is_unspecified() {
+        return bound;
+    }
+    match probed {
+        Some(ip) if !ip.is_unspecified() => ip,
+        _ if bound.is_ipv6() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    }
+}
+
+/// The local address the OS would use to reach the outside world: "connecting" a UDP socket only
+/// selects a route and a source address, no packet is sent.
+fn primary_ip(family: IpAddr) -> Option<IpAddr> {
+    let (local, remote): (SocketAddr, SocketAddr) = if family.is_ipv6() {
+        (
+            (Ipv6Addr::UNSPECIFIED, 0).into(),
+            (
+                Ipv6Addr::new(0x2001, 0x4860, 0x4860, 0, 0, 0, 0, 0x8888),
+                53,
+            )
+                .into(),
+        )
+    } else {
+        (
+            (Ipv4Addr::UNSPECIFIED, 0).into(),
+            (Ipv4Addr::new(8, 8, 8, 8), 53).into(),
+        )
+    };
+    let socket = std::net::UdpSocket::bind(local).ok()?;
+    socket.connect(remote).ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_unspecified()).then_some(ip)
 }
 
 impl moss_getbatch::ClusterView for Shared {
@@ -230,5 +290,55 @@ impl moss_getbatch::ClusterView for Shared {
             .unwrap_or(true);
         (recent || self.rebalancing.load(std::sync::atomic::Ordering::Relaxed))
             && self.smap.load().tmap.len() > 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unspecified_listen_addresses_advertise_a_reachable_host() {
+        let any4 = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let any6 = IpAddr::V6(Ipv6Addr::UNSPECIFIED);
+        let lan: IpAddr = "10.1.2.3".parse().unwrap();
+        let specific: IpAddr = "192.168.0.7".parse().unwrap();
+        assert_eq!(reachable_host(specific, Some(lan)), specific);
+        assert_eq!(reachable_host(any4, Some(lan)), lan);
+        assert_eq!(reachable_host(any4, None), IpAddr::V4(Ipv4Addr::LOCALHOST));
+        assert_eq!(reachable_host(any6, None), IpAddr::V6(Ipv6Addr::LOCALHOST));
+        assert_eq!(
+            reachable_host(any4, Some(any4)),
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        );
+    }
+
+    #[tokio::test]
+    async fn advertised_urls_are_never_unspecified() {
+        let any = TcpListener::bind("0.0.0.0:0").await.unwrap();
+        let port = any.local_addr().unwrap().port();
+        let url = advertised_url(&any, None).unwrap();
+        assert!(!url.contains("0.0.0.0"), "{url}");
+        assert!(url.ends_with(&format!(":{port}")), "{url}");
+        // Whatever was chosen must reach this listener.
+        let addr = url.trim_start_matches("http://").to_string();
+        let accept = tokio::spawn(async move { any.accept().await.map(|_| ()) });
+        tokio::net::TcpStream::connect(addr).await.unwrap();
+        accept.await.unwrap().unwrap();
+
+        let local = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let bound = local.local_addr().unwrap();
+        assert_eq!(
+            advertised_url(&local, None).unwrap(),
+            format!("http://{bound}")
+        );
+        assert_eq!(
+            advertised_url(&local, Some("node7.example:9000/")).unwrap(),
+            "http://node7.example:9000"
+        );
+        assert_eq!(
+            advertised_url(&local, Some("https://n:1")).unwrap(),
+            "https://n:1"
+        );
     }
 }

@@ -327,3 +327,23 @@ async fn listing_does_not_hang_on_a_stopped_target() {
     c.targets[1].signal("CONT");
     c.wait_targets(3).await;
 }
+
+#[test]
+fn local_refuses_a_cluster_without_targets() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(moss_bin())
+        .args([
+            "local",
+            "--targets",
+            "0",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("at least one target"), "{stderr}");
+}

@@ -61,14 +61,16 @@ pub struct ProxyHandle {
 }
 
 /// Starts a proxy on `listener` with state under `data_dir`.
+/// `advertise` is the URL clients and targets use to reach it (default: from the listen address).
 pub async fn start_proxy(
     listener: TcpListener,
     data_dir: &Path,
+    advertise: Option<&str>,
     cancel: CancellationToken,
 ) -> anyhow::Result<ProxyHandle> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("create proxy data dir {}", data_dir.display()))?;
-    let url = node::url_of(&listener)?;
+    let url = node::advertised_url(&listener, advertise)?;
     let id = node::load_or_create_id(&data_dir.join(ID_FILE))?;
     let meta = load_meta(data_dir, &id, &url)?;
     let known_targets: Vec<String> = meta.smap.tmap.keys().cloned().collect();

@@ -43,7 +43,8 @@ pub struct TargetOptions {
     pub mountpaths: Vec<PathBuf>,
     /// Base URL of the primary proxy.
     pub proxy_url: String,
-    /// URL other nodes use to reach this target; defaults to the listener's address.
+    /// URL other nodes use to reach this target; defaults to the listener's address (the host's
+    /// primary address when listening on all interfaces).
     pub advertise_url: Option<String>,
 }
 
@@ -82,10 +83,7 @@ pub async fn start_target(
         opts.mountpaths.clone()
     };
     let store = Store::open(&mountpaths).context("open mountpaths")?;
-    let url = match &opts.advertise_url {
-        Some(url) => url.trim_end_matches('/').to_string(),
-        None => node::url_of(&listener)?,
-    };
+    let url = node::advertised_url(&listener, opts.advertise_url.as_deref())?;
     let id = node::load_or_create_id(&opts.data_dir.join(ID_FILE))?;
     let proxy_placeholder = Snode::new("", PROXY, &opts.proxy_url, 0);
     let empty = ClusterMeta {
