@@ -150,6 +150,15 @@ impl Store {
                 Err(_) if file.metadata().is_ok_and(|m| m.is_dir()) => continue,
                 Err(e) => return Err(e),
             };
+            // A truncated (or extended) file is caught here, before any byte is served — also for
+            // range reads, which are not checksummed. One fstat on an open descriptor.
+            let on_disk = file.metadata()?.len();
+            if on_disk != meta.size {
+                return Err(StoreError::Corrupt(format!(
+                    "object size mismatch: {on_disk} bytes stored, {} recorded",
+                    meta.size
+                )));
+            }
             return Ok(ObjHandle {
                 file,
                 meta,
@@ -213,6 +222,7 @@ impl Store {
         let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         Ok(PutTxn {
             file: Some(file),
+            committed: false,
             tmp,
             dest: self.path_on(mountpath, bck, objname),
             objdir: self.bucket_dir(mountpath, bck).join(OBJ_DIR),
@@ -403,6 +413,8 @@ impl Store {
 /// An object write in progress: data goes to a work file and is hashed on the way.
 pub struct PutTxn {
     file: Option<File>,
+    /// Set once the work file has been renamed into place; until then dropping removes it.
+    committed: bool,
     tmp: PathBuf,
     dest: PathBuf,
     objdir: PathBuf,
@@ -476,6 +488,7 @@ impl PutTxn {
                 _ => StoreError::Io(e),
             });
         }
+        self.committed = true;
         File::open(parent)?.sync_all()?;
         for stale in &self.stale {
             if fs::remove_file(stale).is_ok() {
@@ -487,8 +500,10 @@ impl PutTxn {
 }
 
 impl Drop for PutTxn {
+    /// An abandoned or failed write (early end of body, name conflict, I/O error) leaves no work
+    /// file behind.
     fn drop(&mut self) {
-        if self.file.is_some() {
+        if !self.committed {
             let _ = fs::remove_file(&self.tmp);
         }
     }

@@ -120,9 +120,35 @@ fn name_collisions_are_conflicts() {
         txn.commit(BTreeMap::new()),
         Err(StoreError::Conflict(_))
     ));
+    // Rejected writes leave no work files behind.
+    assert_eq!(
+        fs::read_dir(dir.path().join(".moss-work")).unwrap().count(),
+        0
+    );
     // Deleting the only object under c/ frees the name c.
     store.delete(&bck, "c/d").unwrap();
     put(&store, &bck, "c", b"5");
+}
+
+#[test]
+fn truncated_objects_fail_to_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&[dir.path().to_path_buf()]).unwrap();
+    let bck = Bck::ais("b");
+    put(&store, &bck, "o", b"0123456789");
+    let path = store.open_object(&bck, "o").unwrap().path;
+    // Truncate in place, keeping the xattr that records 10 bytes.
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(4)
+        .unwrap();
+    let err = store.open_object(&bck, "o").unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(&err, StoreError::Corrupt(_)), "{text}");
+    assert!(text.contains("size mismatch"), "{text}");
+    assert!(!text.contains(dir.path().to_str().unwrap()), "{text}");
 }
 
 #[test]
