@@ -17,6 +17,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for `Retry-After` (429/503).
     pub retry_after: Option<u64>,
+    /// Headers the status calls for (`Allow` on 405, `Content-Range` on 416).
+    pub headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 
 impl ApiError {
@@ -25,7 +27,16 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after: None,
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a response header (dropped if the value is not valid header text).
+    pub fn with_header(mut self, name: header::HeaderName, value: &str) -> ApiError {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            self.headers.push((name, value));
+        }
+        self
     }
 
     pub fn bad_request(message: impl Into<String>) -> ApiError {
@@ -40,11 +51,21 @@ impl ApiError {
         ApiError::new(StatusCode::CONFLICT, message)
     }
 
-    pub fn method_not_allowed(method: &Method) -> ApiError {
+    /// 405 with the `Allow` header listing what the resource accepts.
+    pub fn method_not_allowed(method: &Method, allowed: &[Method]) -> ApiError {
+        let allow: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+        let allow = allow.join(", ");
         ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            format!("method {method} is not allowed here"),
+            format!("method {method} is not allowed here (allowed: {allow})"),
         )
+        .with_header(header::ALLOW, &allow)
+    }
+
+    /// 416 with `Content-Range: bytes */<size>`, as RFC 9110 asks.
+    pub fn range_not_satisfiable(message: impl Into<String>, size: u64) -> ApiError {
+        ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, message)
+            .with_header(header::CONTENT_RANGE, &format!("bytes */{size}"))
     }
 
     /// Load shedding: 429 with `Retry-After`.
@@ -153,6 +174,9 @@ pub fn error_response(err: &ApiError, ctx: &ReqCtx) -> Response {
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
+    for (name, value) in &err.headers {
+        response.headers_mut().insert(name.clone(), value.clone());
+    }
     if let Some(secs) = err.retry_after {
         response
             .headers_mut()

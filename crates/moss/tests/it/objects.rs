@@ -584,3 +584,164 @@ async fn copy_and_unsupported_put_variants_never_overwrite_the_source() {
     }
     sb.shutdown().await;
 }
+
+fn one_file_tar(name: &str, content: &[u8]) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_size(content.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    builder.append_data(&mut header, name, content).unwrap();
+    builder.into_inner().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_details_416_content_range_405_allow_and_bare_bucket_delete() {
+    let sb = ClusterSandbox::builder().targets(1).start().await;
+    let api = &sb.api;
+    api.create_bucket("b").await;
+    api.put("b", "o", data(1, 1001)).await;
+    api.put("b", "shard.tar", one_file_tar("in/x.txt", b"0123456789"))
+        .await;
+
+    // 416 says how long the object (or the archived file) is.
+    let r = api
+        .http
+        .get(api.object_url("b", "o"))
+        .header("range", "bytes=5000-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 416);
+    assert_eq!(r.headers()["content-range"], "bytes */1001");
+    let r = api
+        .http
+        .get(format!(
+            "{}&archpath=in/x.txt",
+            api.object_url("b", "shard.tar")
+        ))
+        .header("range", "bytes=10-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 416);
+    assert_eq!(r.headers()["content-range"], "bytes */10");
+
+    // 405 lists what is allowed.
+    let r = api
+        .http
+        .put(format!("{}/v1/ml/moss/b", api.endpoint))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET, POST");
+    let r = api
+        .http
+        .put(format!("{}/v1/buckets/b", api.endpoint))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET, HEAD, POST, DELETE");
+
+    // A bare DELETE does not destroy a bucket; the SDK's action message does.
+    let bucket_url = format!("{}/v1/buckets/b?provider=ais", api.endpoint);
+    let r = api.http.delete(&bucket_url).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("destroy-bck"),
+        "{body}"
+    );
+    assert_eq!(api.get_bytes("b", "o").await.len(), 1001);
+    let r = api
+        .http
+        .delete(&bucket_url)
+        .body(r#"{"action":"destroy-bck","name":"","value":null}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(api.get("b", "o").await.status(), 404);
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_put_leaves_no_work_file() {
+    let sb = ClusterSandbox::builder().targets(1).start().await;
+    let api = &sb.api;
+    api.create_bucket("b").await;
+    api.put("b", "p/q", b"q".to_vec()).await;
+    for body in [b"small".to_vec(), data(3, 3 << 20)] {
+        let r = api
+            .http
+            .put(api.object_url("b", "p"))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 409);
+        assert!(r.text().await.unwrap().contains("conflicts"));
+    }
+    let work = sb.data_dir.join("target0/mp/.moss-work");
+    let left: Vec<String> = std::fs::read_dir(&work)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("put."))
+        .collect();
+    assert!(left.is_empty(), "work files left behind: {left:?}");
+    sb.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncated_objects_are_410_before_any_byte_without_disk_paths() {
+    let sb = ClusterSandbox::builder().targets(1).start().await;
+    let api = &sb.api;
+    api.create_bucket("b").await;
+    api.put("b", "small", data(1, 5000)).await;
+    api.put("b", "large", data(2, 3 << 20)).await;
+    for name in ["small", "large"] {
+        let path = sb.data_dir.join(format!("target0/mp/@ais/b/%ob/{name}"));
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        // Truncation keeps the metadata xattr with the original size.
+        file.set_len(1000).unwrap();
+    }
+    let data_dir = sb.data_dir.to_string_lossy().into_owned();
+    for name in ["small", "large"] {
+        let whole = api.get("b", name).await;
+        let ranged = api
+            .http
+            .get(api.object_url("b", name))
+            .header("range", "bytes=0-99")
+            .send()
+            .await
+            .unwrap();
+        for r in [whole, ranged] {
+            assert_eq!(r.status(), 410, "{name}");
+            let text = r.text().await.unwrap();
+            assert!(text.contains(&format!("ais://b/{name}")), "{text}");
+            assert!(text.contains("size mismatch"), "{text}");
+            assert!(!text.contains(&data_dir), "disk path leaked: {text}");
+        }
+        let r = api
+            .http
+            .head(api.object_url("b", name))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 410, "HEAD {name}");
+        let err = r.headers()["hdr-error"].to_str().unwrap().to_string();
+        assert!(!err.contains(&data_dir), "disk path leaked: {err}");
+    }
+    // GetBatch (strict) refuses it before sending anything.
+    let r = api
+        .batch(
+            Some("b"),
+            &json!({"in": [{"objname": "small"}], "strm": true}),
+        )
+        .await;
+    assert_eq!(r.status(), 410);
+    assert!(!r.text().await.unwrap().contains(&data_dir));
+    sb.shutdown().await;
+}

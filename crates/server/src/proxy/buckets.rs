@@ -127,7 +127,15 @@ pub async fn bucket_delete(
 ) -> Result<Response, ApiError> {
     let bck = url_bucket(bucket, query)?;
     let msg = action_message(req).await?;
-    if !msg.action.is_empty() && msg.action != "destroy-bck" {
+    // As in AIStore, destroying needs the explicit action: a bare DELETE (a stray curl, a client
+    // that meant an object) must never wipe a bucket.
+    if msg.action.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "DELETE {}: missing action message; to destroy the bucket send {{\"action\":\"destroy-bck\"}}",
+            bck.cname()
+        )));
+    }
+    if msg.action != "destroy-bck" {
         return Err(ApiError::bad_request(format!(
             "unsupported bucket action {:?}",
             msg.action

@@ -60,7 +60,15 @@ impl ProxyEndpoint {
             ["health"] => expect(method, &[Method::GET, Method::HEAD], ProxyEndpoint::Health)?,
             ["daemon"] => expect(method, &[Method::GET], ProxyEndpoint::Daemon)?,
             ["cluster"] if *method == Method::GET => ProxyEndpoint::ClusterGet,
-            ["cluster"] => expect(method, &[Method::PUT], ProxyEndpoint::ClusterAction)?,
+            ["cluster"] => match expect(method, &[Method::PUT], ProxyEndpoint::ClusterAction) {
+                Ok(endpoint) => endpoint,
+                Err(_) => {
+                    return Err(ApiError::method_not_allowed(
+                        method,
+                        &[Method::GET, Method::PUT],
+                    ));
+                }
+            },
             ["cluster", "set-config"] => expect(method, &[Method::PUT], ProxyEndpoint::SetConfig)?,
             ["cluster", "autoreg"] => expect(method, &[Method::POST], ProxyEndpoint::Register)?,
             ["cluster", "keepalive", id] => expect(
@@ -78,7 +86,12 @@ impl ProxyEndpoint {
                     Method::HEAD => ProxyEndpoint::BucketHead { bucket },
                     Method::POST => ProxyEndpoint::BucketPost { bucket },
                     Method::DELETE => ProxyEndpoint::BucketDelete { bucket },
-                    _ => return Err(ApiError::method_not_allowed(method)),
+                    _ => {
+                        return Err(ApiError::method_not_allowed(
+                            method,
+                            &[Method::GET, Method::HEAD, Method::POST, Method::DELETE],
+                        ));
+                    }
                 }
             }
             ["objects", bucket, rest @ ..] if !rest.is_empty() => ProxyEndpoint::Object {
@@ -115,7 +128,7 @@ fn expect(
     if allowed.contains(method) {
         Ok(endpoint)
     } else {
-        Err(ApiError::method_not_allowed(method))
+        Err(ApiError::method_not_allowed(method, allowed))
     }
 }
 
@@ -143,7 +156,15 @@ mod tests {
                 bucket: Some("b".into())
             }
         );
-        assert_eq!(p(Method::PUT, "/v1/ml/moss").unwrap_err().status, 405);
+        let refused = p(Method::PUT, "/v1/ml/moss/b").unwrap_err();
+        assert_eq!(refused.status, 405);
+        assert_eq!(
+            refused.headers,
+            [(
+                axum::http::header::ALLOW,
+                axum::http::HeaderValue::from_static("GET, POST")
+            )]
+        );
         assert_eq!(p(Method::GET, "/v1/ml/moss/a/b").unwrap_err().status, 400);
         assert_eq!(p(Method::GET, "/v1/objects/b").unwrap_err().status, 400);
         assert_eq!(p(Method::GET, "/nope").unwrap_err().status, 400);

@@ -89,7 +89,10 @@ fn moss(method: &Method, bucket: Option<String>) -> Result<TargetEndpoint, ApiEr
     if *method == Method::GET || *method == Method::POST {
         Ok(TargetEndpoint::Moss { bucket })
     } else {
-        Err(ApiError::method_not_allowed(method))
+        Err(ApiError::method_not_allowed(
+            method,
+            &[Method::GET, Method::POST],
+        ))
     }
 }
 
@@ -99,7 +102,10 @@ fn obj_method(method: &Method) -> Result<ObjMethod, ApiError> {
         Method::HEAD => Ok(ObjMethod::Head),
         Method::PUT => Ok(ObjMethod::Put),
         Method::DELETE => Ok(ObjMethod::Delete),
-        _ => Err(ApiError::method_not_allowed(method)),
+        _ => Err(ApiError::method_not_allowed(
+            method,
+            &[Method::GET, Method::HEAD, Method::PUT, Method::DELETE],
+        )),
     }
 }
 
@@ -111,7 +117,7 @@ fn only(
     if *method == allowed {
         Ok(endpoint)
     } else {
-        Err(ApiError::method_not_allowed(method))
+        Err(ApiError::method_not_allowed(method, &[allowed]))
     }
 }
 

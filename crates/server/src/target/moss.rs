@@ -54,6 +54,7 @@ pub async fn getbatch(
             status: StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             message: e.message,
             retry_after: e.retry_after,
+            headers: Vec::new(),
         })?;
     let mut rx = started.body;
     let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));

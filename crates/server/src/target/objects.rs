@@ -79,21 +79,19 @@ fn item_error(err: ItemError) -> ApiError {
 /// Parses an HTTP `Range` header against a known size: `bytes=a-b`, `bytes=a-`, `bytes=-n`.
 fn parse_range_header(value: &str, size: u64) -> Result<ByteRange, ApiError> {
     let unsatisfiable = || {
-        let mut e = ApiError::new(
-            StatusCode::RANGE_NOT_SATISFIABLE,
+        ApiError::range_not_satisfiable(
             format!("range {value:?} not satisfiable (size {size})"),
-        );
-        e.retry_after = None;
-        e
+            size,
+        )
     };
     let spec = value
         .trim()
         .strip_prefix("bytes=")
         .ok_or_else(unsatisfiable)?;
     if spec.contains(',') {
-        return Err(ApiError::new(
-            StatusCode::RANGE_NOT_SATISFIABLE,
+        return Err(ApiError::range_not_satisfiable(
             "multiple ranges are not supported",
+            size,
         ));
     }
     let (first, last) = spec.split_once('-').ok_or_else(unsatisfiable)?;
@@ -176,10 +174,7 @@ async fn get(
             return Ok((prefetch(whole)?, None, attrs));
         };
         let total = whole.size;
-        let range = parse_range_header(&value, total).map_err(|mut e| {
-            e.message = format!("{} (Content-Range: bytes */{total})", e.message);
-            e
-        })?;
+        let range = parse_range_header(&value, total)?;
         drop(whole);
         let ranged = reader
             .open(&ItemSpec {
