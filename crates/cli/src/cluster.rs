@@ -17,6 +17,22 @@ pub async fn config(client: &Client, args: &[String]) -> Result<()> {
         println!("{text}");
         return Ok(());
     }
+    // Keys alone print their values; a mix of reads and writes would be ambiguous.
+    if args.iter().all(|arg| !arg.contains('=')) {
+        let config = client
+            .cluster_config_json()
+            .await
+            .context("get cluster config")?;
+        for key in args {
+            let value = find(&config, key).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown configuration key {key:?} (run `moss config cluster` to see them all)"
+                )
+            })?;
+            println!("{key} = {}", show(value));
+        }
+        return Ok(());
+    }
     let pairs = args
         .iter()
         .map(|arg| parse_pair(arg))
@@ -41,18 +57,26 @@ fn parse_pair(arg: &str) -> Result<(String, String)> {
         Some((key, value)) if !key.trim().is_empty() => {
             Ok((key.trim().to_string(), value.trim().to_string()))
         }
-        _ => bail!("invalid argument {arg:?}: expected KEY=VALUE"),
+        _ => bail!("invalid argument {arg:?}: expected KEY=VALUE (or only KEYs, to print them)"),
     }
 }
 
-/// The value at a dotted key, as text (strings without quotes).
-fn lookup(config: &serde_json::Value, key: &str) -> String {
-    let found = key.split('.').try_fold(config, |node, part| node.get(part));
-    match found {
-        Some(serde_json::Value::String(text)) => text.clone(),
-        Some(value) => value.to_string(),
-        None => "(not reported by the cluster)".to_string(),
+/// The value at a dotted key.
+fn find<'a>(config: &'a serde_json::Value, key: &str) -> Option<&'a serde_json::Value> {
+    key.split('.').try_fold(config, |node, part| node.get(part))
+}
+
+/// A config value as text: strings without quotes, sections as compact JSON.
+fn show(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::String(text) => text.clone(),
+        other => other.to_string(),
     }
+}
+
+/// The value at a dotted key, as text.
+fn lookup(config: &serde_json::Value, key: &str) -> String {
+    find(config, key).map_or_else(|| "(not reported by the cluster)".to_string(), show)
 }
 
 pub async fn show_job(client: &Client, refresh: Option<f64>) -> Result<()> {
@@ -140,6 +164,18 @@ pub fn job_table(stats: &BTreeMap<String, Option<GetBatchStats>>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn config_keys_are_found_and_shown() {
+        let config = serde_json::json!({
+            "get_batch": {"max_soft_errs": 6, "max_wait": "30s"},
+            "keepalive": {"interval": "2s"}
+        });
+        assert_eq!(lookup(&config, "get_batch.max_soft_errs"), "6");
+        assert_eq!(lookup(&config, "get_batch.max_wait"), "30s");
+        assert_eq!(lookup(&config, "keepalive"), r#"{"interval":"2s"}"#);
+        assert!(find(&config, "get_batch.nope").is_none());
+    }
 
     #[test]
     fn pairs_and_lookups() {

@@ -170,9 +170,10 @@ pub struct BatchArgs {
 /// `moss config …`
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
-    /// Print the cluster configuration, or set KEY=VALUE pairs (e.g. get_batch.max_soft_errs=10)
+    /// Print the cluster configuration, print KEYs, or set KEY=VALUE pairs
+    /// (e.g. get_batch.max_soft_errs=10)
     Cluster {
-        #[arg(value_name = "KEY=VALUE")]
+        #[arg(value_name = "KEY[=VALUE]")]
         pairs: Vec<String>,
     },
 }

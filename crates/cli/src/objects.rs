@@ -226,12 +226,27 @@ pub async fn get(client: &Client, args: GetArgs) -> Result<()> {
         Some(archpath) => format!("{archpath} in ais://{bucket}/{objname}"),
         None => format!("ais://{bucket}/{objname}"),
     };
+    let to_stdout = args.destination.as_deref() == Some("-");
+    let base_name = args
+        .archpath
+        .as_deref()
+        .unwrap_or(&objname)
+        .rsplit('/')
+        .next()
+        .unwrap_or(&objname)
+        .to_string();
+    // Checked before downloading anything.
+    let dest = if to_stdout {
+        PathBuf::new()
+    } else {
+        destination_path(args.destination.as_deref(), &base_name)?
+    };
     let mut body = client
         .get_stream(&bucket, &objname, &options)
         .await
         .with_context(|| format!("get {source}"))?;
 
-    if args.destination.as_deref() == Some("-") {
+    if to_stdout {
         let mut stdout = tokio::io::stdout();
         while let Some(chunk) = body.next().await {
             let chunk = chunk.with_context(|| format!("get {source}"))?;
@@ -241,21 +256,6 @@ pub async fn get(client: &Client, args: GetArgs) -> Result<()> {
         return Ok(());
     }
 
-    let base_name = args
-        .archpath
-        .as_deref()
-        .unwrap_or(&objname)
-        .rsplit('/')
-        .next()
-        .unwrap_or(&objname)
-        .to_string();
-    let dest = match &args.destination {
-        None => PathBuf::from(&base_name),
-        Some(path) if tokio::fs::metadata(path).await.is_ok_and(|m| m.is_dir()) => {
-            Path::new(path).join(&base_name)
-        }
-        Some(path) => PathBuf::from(path),
-    };
     // Write next to the destination and rename at the end: no half-written file under the
     // final name if the download fails.
     let partial = partial_path(&dest);
@@ -293,6 +293,29 @@ pub async fn get(client: &Client, args: GetArgs) -> Result<()> {
             Err(err)
         }
     }
+}
+
+/// Where `moss get` writes: `base_name` in the current directory, in an existing directory
+/// `destination`, or the file `destination`. A destination in a directory that does not exist
+/// (including `newdir/`) is an error rather than a failed rename at the end of the download.
+fn destination_path(destination: Option<&str>, base_name: &str) -> Result<PathBuf> {
+    let is_dir = |p: &Path| std::fs::metadata(p).is_ok_and(|m| m.is_dir());
+    let Some(destination) = destination else {
+        return Ok(PathBuf::from(base_name));
+    };
+    let path = Path::new(destination);
+    if is_dir(path) {
+        return Ok(path.join(base_name));
+    }
+    if destination.ends_with('/') {
+        bail!("directory {destination} does not exist");
+    }
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !is_dir(parent)
+    {
+        bail!("directory {}/ does not exist", parent.display());
+    }
+    Ok(path.to_path_buf())
 }
 
 /// `dir/.name.part` next to `dest`.
@@ -354,6 +377,32 @@ mod tests {
         let files = walk(dir.path()).unwrap();
         let names: Vec<(&str, u64)> = files.iter().map(|(_, n, s)| (n.as_str(), *s)).collect();
         assert_eq!(names, [("a b.txt", 0), ("b/c/x.bin", 1), ("z.txt", 2)]);
+    }
+
+    #[test]
+    fn download_destinations_must_be_in_existing_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_str().unwrap();
+        assert_eq!(destination_path(None, "x").unwrap(), Path::new("x"));
+        assert_eq!(
+            destination_path(Some(root), "x").unwrap(),
+            dir.path().join("x")
+        );
+        assert_eq!(
+            destination_path(Some(&format!("{root}/y.bin")), "x").unwrap(),
+            dir.path().join("y.bin")
+        );
+        let missing = format!("{root}/newdir/");
+        let err = destination_path(Some(&missing), "x").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("directory {missing} does not exist")
+        );
+        let err = destination_path(Some(&format!("{root}/newdir/y.bin")), "x").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("directory {root}/newdir/ does not exist")
+        );
     }
 
     #[test]

@@ -347,3 +347,53 @@ fn local_refuses_a_cluster_without_targets() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("at least one target"), "{stderr}");
 }
+
+/// Runs the `moss` CLI against `endpoint` (off the async threads that serve the cluster).
+async fn moss_cli(endpoint: &str, args: &[&str]) -> std::process::Output {
+    let mut command = std::process::Command::new(moss_bin());
+    command.arg("--endpoint").arg(endpoint).args(args);
+    tokio::task::spawn_blocking(move || command.output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_prints_one_config_key_and_names_a_missing_download_directory() {
+    let sb = moss_testkit::ClusterSandbox::builder()
+        .targets(1)
+        .config("get_batch.max_soft_errs", "17")
+        .start()
+        .await;
+    let endpoint = sb.endpoint().to_string();
+    let out = moss_cli(&endpoint, &["config", "cluster", "get_batch.max_soft_errs"]).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "get_batch.max_soft_errs = 17"
+    );
+    let out = moss_cli(&endpoint, &["config", "cluster", "get_batch.nope"]).await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown configuration key"));
+
+    sb.api.create_bucket("b1").await;
+    sb.api.put("b1", "x", b"payload".to_vec()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let missing = format!("{}/newdir/", dir.path().display());
+    let out = moss_cli(&endpoint, &["get", "b1/x", &missing]).await;
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("directory {missing} does not exist")),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    // Into an existing directory it lands under the object's name.
+    let out = moss_cli(
+        &endpoint,
+        &["get", "b1/x", &format!("{}/", dir.path().display())],
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), b"payload");
+    sb.shutdown().await;
+}
