@@ -28,6 +28,8 @@ pub struct ListedObject {
     pub size: u64,
     /// Metadata, when the listing asked for it and it could be read.
     pub meta: Option<ObjMeta>,
+    /// Access time (unix ns; the modification time where atime is unavailable), with metadata.
+    pub atime_ns: Option<u64>,
     pub mountpath: usize,
 }
 
@@ -318,6 +320,7 @@ impl Store {
                 name,
                 size,
                 meta: None,
+                atime_ns: None,
                 mountpath,
             })
             .collect();
@@ -326,7 +329,15 @@ impl Store {
         if with_meta {
             for obj in &mut out {
                 let path = self.path_on(obj.mountpath, bck, &obj.name);
-                obj.meta = File::open(&path).ok().and_then(|f| ObjMeta::load(&f).ok());
+                let Ok(file) = File::open(&path) else {
+                    continue;
+                };
+                obj.meta = ObjMeta::load(&file).ok();
+                obj.atime_ns = file.metadata().ok().and_then(|md| {
+                    let time = md.accessed().or_else(|_| md.modified()).ok()?;
+                    let since = time.duration_since(std::time::UNIX_EPOCH).ok()?;
+                    u64::try_from(since.as_nanos()).ok()
+                });
             }
         }
         Ok(out)

@@ -745,3 +745,35 @@ async fn truncated_objects_are_410_before_any_byte_without_disk_paths() {
     assert!(!r.text().await.unwrap().contains(&data_dir));
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_with_atime_fills_it_in_aistores_format() {
+    let sb = ClusterSandbox::builder().targets(2).start().await;
+    let api = &sb.api;
+    api.create_bucket("b").await;
+    api.put("b", "a", b"1".to_vec()).await;
+    api.put("b", "z/b", b"2".to_vec()).await;
+    let r = api
+        .http
+        .get(format!("{}/v1/buckets/b?provider=ais", api.endpoint))
+        .body(json!({"action": "list", "value": {"props": "name,size,atime"}}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page: serde_json::Value = r.json().await.unwrap();
+    let entries = page["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    for e in entries {
+        // Go's time.RFC822: "02 Jan 06 15:04 MST".
+        let atime = e["atime"].as_str().unwrap();
+        let parts: Vec<&str> = atime.split(' ').collect();
+        assert_eq!(parts.len(), 5, "{atime:?}");
+        assert!(
+            parts[0].len() == 2 && parts[2].len() == 2 && parts[3].len() == 5,
+            "{atime:?}"
+        );
+        assert_eq!(parts[4], "UTC", "{atime:?}");
+    }
+    sb.shutdown().await;
+}

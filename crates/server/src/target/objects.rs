@@ -721,7 +721,7 @@ pub async fn list(target: &Arc<Target>, bucket: &str, query: &Query) -> Result<R
                 } else {
                     meta.version.to_string()
                 },
-                atime: String::new(),
+                atime: o.atime_ns.map(rfc822_utc).unwrap_or_default(),
                 location: if with_meta {
                     format!("t[{id}]:{}", store.mountpaths()[o.mountpath].path)
                 } else {
@@ -731,6 +731,33 @@ pub async fn list(target: &Arc<Target>, bucket: &str, query: &Query) -> Result<R
         })
         .collect();
     Ok(json_response(&entries))
+}
+
+/// A listing's atime as AIStore formats it by default (Go's `time.RFC822`, `02 Jan 06 15:04 MST`),
+/// in UTC.
+fn rfc822_utc(unix_ns: u64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = unix_ns / 1_000_000_000;
+    let (days, of_day) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm), for days ≥ 0.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{day:02} {} {:02} {:02}:{:02} UTC",
+        MONTHS[(month - 1) as usize],
+        year % 100,
+        of_day / 3600,
+        of_day / 60 % 60
+    )
 }
 
 fn other_targets(target: &Target) -> Vec<Snode> {
@@ -850,4 +877,18 @@ async fn get_from_neighbor(
         )
         .await,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_atimes_use_aistores_default_rfc822_format() {
+        assert_eq!(rfc822_utc(0), "01 Jan 70 00:00 UTC");
+        // 2024-02-29 13:07:59 UTC
+        assert_eq!(rfc822_utc(1_709_212_079_123_456_789), "29 Feb 24 13:07 UTC");
+        // 2026-12-31 23:59:00 UTC
+        assert_eq!(rfc822_utc(1_798_761_540_000_000_000), "31 Dec 26 23:59 UTC");
+    }
 }
