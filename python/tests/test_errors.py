@@ -172,6 +172,7 @@ def test_wrong_method_is_405(endpoint, http, small_bucket):
     for method in ("PUT", "DELETE"):
         resp = get_batch(http, endpoint, {"in": [{"objname": "o1.bin"}]}, bucket=bucket.name, method=method)
         assert resp.status_code == 405, (method, resp.status_code, resp.text[:300])
+        assert resp.headers["Allow"] == "GET, POST", resp.headers
 
 
 @pytest.mark.parametrize("path", ["/v1/ml/other", "/v1/ml/moss/a/b"])

@@ -68,6 +68,23 @@ def test_destroyed_bucket_is_gone(client):
     assert name not in [b.name for b in client.cluster().list_buckets()]
 
 
+def test_bare_delete_does_not_destroy_a_bucket(client, endpoint, http):
+    """DELETE /v1/buckets/B without {"action":"destroy-bck"} is 400; the bucket and its objects stay."""
+    name = unique_bucket_name("bare")
+    bucket = client.bucket(name).create()
+    try:
+        bucket.object("x").get_writer().put_content(b"kept")
+        resp = http.delete(f"{endpoint}/v1/buckets/{name}", params={"provider": "ais"})
+        err = assert_error_body(resp, 400)
+        assert "destroy-bck" in err["message"], err
+        assert bucket.object("x").get_reader().read_all() == b"kept"
+    finally:
+        bucket.delete(missing_ok=True)
+    with pytest.raises(AISError) as err:
+        bucket.head()
+    assert err.value.status_code == 404
+
+
 def test_recreated_bucket_is_empty(client):
     """A bucket destroyed and created again under the same name starts empty."""
     name = unique_bucket_name("again")
@@ -249,6 +266,18 @@ def test_unsatisfiable_range_is_416(bucket):
     assert err.value.status_code == 416
 
 
+def test_unsatisfiable_range_names_the_size(endpoint, bucket, http):
+    """A 416 carries `Content-Range: bytes */<size>` (RFC 9110), so a client can retry in range."""
+    bucket.object("short416.bin").get_writer().put_content(b"0123456789")
+    resp = http.get(
+        f"{endpoint}/v1/objects/{bucket.name}/short416.bin",
+        params={"provider": "ais"},
+        headers={"Range": "bytes=100-"},
+    )
+    assert resp.status_code == 416
+    assert resp.headers["Content-Range"] == "bytes */10"
+
+
 def test_head_reports_size_and_checksum(bucket):
     """HEAD reports the object's size and its xxhash2 (XXH64) checksum."""
     data = rand_bytes("head", 4321)
@@ -330,6 +359,15 @@ def test_list_all_objects(listed_bucket):
     assert names == sorted(contents)
     for entry in entries:
         assert entry.size == len(contents[entry.name]), entry.name
+
+
+def test_list_with_atime(listed_bucket):
+    """props=atime fills each entry's atime, formatted like AIStore's default (RFC822)."""
+    bucket, _ = listed_bucket
+    entries = bucket.list_objects(props="name,size,atime", page_size=5).entries
+    assert entries
+    for entry in entries:
+        assert re.fullmatch(r"\d\d [A-Z][a-z]{2} \d\d \d\d:\d\d UTC", entry.atime), entry.atime
 
 
 def test_objects_spread_over_all_targets(client, listed_bucket):
