@@ -26,7 +26,7 @@ pub async fn config(client: &Client, args: &[String]) -> Result<()> {
         for key in args {
             let value = find(&config, key).ok_or_else(|| {
                 anyhow::anyhow!(
-                    "unknown configuration key {key:?} (run `moss config cluster` to see them all)"
+                    "unknown configuration key {key:?}: expected KEY=VALUE to set, or a KEY to print (`moss config cluster` lists them all)"
                 )
             })?;
             println!("{key} = {}", show(value));
