@@ -140,7 +140,7 @@ impl Item {
             Source::File { handle, offset } => handle
                 .read_vec_at(len, *offset + self.delivered)
                 .map(Bytes::from)
-                .map_err(|e| ItemError::from_store(e, &handle.path.display().to_string()))?,
+                .map_err(|e| ItemError::from_store(e, &handle.describe()))?,
             Source::Memory(bytes) => {
                 bytes.slice(self.delivered as usize..self.delivered as usize + len)
             }
@@ -188,7 +188,7 @@ impl Item {
         match &mut self.source {
             Source::File { handle, offset } => handle
                 .read_exact_at(out, *offset + self.delivered)
-                .map_err(|e| ItemError::from_store(e, &handle.path.display().to_string()))?,
+                .map_err(|e| ItemError::from_store(e, &handle.describe()))?,
             Source::Memory(bytes) => {
                 let from = self.delivered as usize;
                 out.copy_from_slice(&bytes[from..from + out.len()]);

@@ -138,14 +138,15 @@ impl ShardCache {
     }
 }
 
-fn file_key(file: &File) -> io::Result<FileKey> {
-    let md = file.metadata()?;
-    Ok(FileKey {
+/// The shard's identity and version, from the status taken when it was opened.
+fn file_key(handle: &ObjHandle) -> FileKey {
+    let md = &handle.stat;
+    FileKey {
         dev: md.dev(),
         ino: md.ino(),
         size: md.len(),
         mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
-    })
+    }
 }
 
 fn limits_for(shard_size: u64) -> ScanLimits {
@@ -231,14 +232,13 @@ fn index_of(
     format: Format,
     what: &str,
 ) -> Result<Arc<ShardIndex>, ItemError> {
-    let file = file_key(&handle.file).map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
-    let key = (file, format);
+    let key = (file_key(handle), format);
     if let Some(index) = reader.shards.get(&key) {
         reader.shards.index_hits.fetch_add(1, Ordering::Relaxed);
         return Ok(index);
     }
     reader.shards.index_builds.fetch_add(1, Ordering::Relaxed);
-    let limits = limits_for(file.size);
+    let limits = limits_for(key.0.size);
     let mut reader_file = handle
         .file
         .try_clone()
@@ -247,9 +247,9 @@ fn index_of(
         .rewind()
         .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
     let built = match format {
-        Format::Tar => TarIndex::build(io::BufReader::new(reader_file), file.size, &limits)
+        Format::Tar => TarIndex::build(io::BufReader::new(reader_file), key.0.size, &limits)
             .map(ShardIndex::Tar),
-        Format::Zip => ZipIndex::build(reader_file, file.size, &limits).map(ShardIndex::Zip),
+        Format::Zip => ZipIndex::build(reader_file, key.0.size, &limits).map(ShardIndex::Zip),
         Format::Tgz | Format::TarLz4 => {
             return Err(ItemError::Io("compressed shards have no index".into()));
         }

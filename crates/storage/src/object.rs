@@ -17,9 +17,31 @@ pub struct ObjHandle {
     pub path: PathBuf,
     /// Index of the mountpath that holds the file.
     pub mountpath: usize,
+    /// The file's status when it was opened (identity and version of what is being read).
+    pub stat: std::fs::Metadata,
+    /// Length of the mountpath prefix of `path`.
+    pub(crate) root_len: usize,
 }
 
 impl ObjHandle {
+    /// `provider://bucket/object` of this file, for messages (disk paths stay out of them).
+    pub fn describe(&self) -> String {
+        let text = self.path.to_string_lossy();
+        let within = text.get(self.root_len..).unwrap_or_default();
+        let within = within.trim_start_matches('/').trim_start_matches('@');
+        let Some((provider, rest)) = within.split_once('/') else {
+            return "object".to_string();
+        };
+        // rest: [namespace/]bucket/%ob/object (bucket names have no '/' or '%').
+        match rest.split_once(&format!("/{}/", crate::store::OBJ_DIR)) {
+            Some((bucket, object)) => {
+                let bucket = bucket.rsplit('/').next().unwrap_or(bucket);
+                format!("{provider}://{bucket}/{object}")
+            }
+            None => "object".to_string(),
+        }
+    }
+
     /// Reads `buf.len()` bytes at `offset`; fewer bytes than asked means the file was truncated.
     pub fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<(), StoreError> {
         self.file.read_exact_at(buf, offset).map_err(|e| {

@@ -13,7 +13,7 @@ use crate::{CKSUM_TYPE, ObjHandle, ObjMeta, StoreError, checksum_hex};
 /// Directory of in-flight writes inside each mountpath.
 const WORK_DIR: &str = ".moss-work";
 /// Content-type directory of objects inside a bucket directory.
-const OBJ_DIR: &str = "%ob";
+pub(crate) const OBJ_DIR: &str = "%ob";
 
 /// The object store of a target.
 #[derive(Debug)]
@@ -154,7 +154,8 @@ impl Store {
             };
             // A truncated (or extended) file is caught here, before any byte is served — also for
             // range reads, which are not checksummed. One fstat on an open descriptor.
-            let on_disk = file.metadata()?.len();
+            let stat = file.metadata()?;
+            let on_disk = stat.len();
             if on_disk != meta.size {
                 return Err(StoreError::Corrupt(format!(
                     "object size mismatch: {on_disk} bytes stored, {} recorded",
@@ -166,6 +167,8 @@ impl Store {
                 meta,
                 path,
                 mountpath,
+                stat,
+                root_len: self.mountpaths[mountpath].path.len(),
             });
         }
         Err(StoreError::NotFound)

@@ -28,6 +28,15 @@ fn put_get_overwrite_delete() {
     );
     let h = store.open_object(&bck, "dir/a b.txt").unwrap();
     assert_eq!(h.read_all_verified().unwrap(), b"hello");
+    assert_eq!(
+        h.describe(),
+        "ais://b/dir/a b.txt",
+        "messages name no disk path"
+    );
+    let nested = put(&store, &bck, "x/%ob/y", b"!");
+    assert_eq!(nested.size, 1);
+    let h2 = store.open_object(&bck, "x/%ob/y").unwrap();
+    assert_eq!(h2.describe(), "ais://b/x/%ob/y");
     assert_eq!(put(&store, &bck, "dir/a b.txt", b"bye").version, 2);
     assert_eq!(
         store
