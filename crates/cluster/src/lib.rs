@@ -1,7 +1,8 @@
 //! Placement: AIStore-compatible highest-random-weight (HRW) hashing over targets and over a
 //! target's mountpaths, computed locally by every node from its cluster map.
+use moss_types::Bck;
 use moss_types::smap::{Smap, Snode};
-use xxhash_rust::xxh64::xxh64;
+use xxhash_rust::xxh64::{Xxh64, xxh64};
 
 /// Seed of every placement hash (AIStore's `MLCG32`).
 pub const SEED: u64 = 1_103_515_245;
@@ -52,6 +53,31 @@ pub fn owner(smap: &Smap, key: u64) -> Option<&Snode> {
 /// The target owning an object uname.
 pub fn owner_of<'a>(smap: &'a Smap, uname: &str) -> Option<&'a Snode> {
     owner(smap, digest(uname))
+}
+
+/// `digest(&bck.object_uname(objname))` without building the uname (this runs for every
+/// object access and every GetBatch entry).
+pub fn object_digest(bck: &Bck, objname: &str) -> u64 {
+    let mut h = Xxh64::new(SEED);
+    for part in [
+        bck.provider.as_str(),
+        "/@",
+        &bck.namespace.uuid,
+        "#",
+        &bck.namespace.name,
+        "/",
+        &bck.name,
+        "/",
+        objname,
+    ] {
+        h.update(part.as_bytes());
+    }
+    h.digest()
+}
+
+/// The target owning an object.
+pub fn owner_of_object<'a>(smap: &'a Smap, bck: &Bck, objname: &str) -> Option<&'a Snode> {
+    owner(smap, object_digest(bck, objname))
 }
 
 /// A target's mountpath with its digest, for mountpath selection.
@@ -108,6 +134,21 @@ mod tests {
     }
 
     // Vectors from the reference notes (ais-core.md §2.4).
+    #[test]
+    fn object_digest_is_the_digest_of_the_uname() {
+        let mut ns = Bck::ais("bck1");
+        ns.namespace = moss_types::bucket::Namespace::parse("@uuid1#ns1").unwrap();
+        for bck in [Bck::ais("b"), ns] {
+            for objname in ["o", "a/b c/d.jpg", "ü/\u{1F600}", ""] {
+                assert_eq!(
+                    object_digest(&bck, objname),
+                    digest(&bck.object_uname(objname)),
+                    "{bck:?} {objname}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn digests_and_mixer_match_reference_vectors() {
         assert_eq!(digest(""), 0xaaa3_5758_9155_7d33);

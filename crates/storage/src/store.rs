@@ -4,7 +4,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use moss_cluster::{Mountpath, digest, mountpath_for};
+use moss_cluster::{Mountpath, mountpath_for};
 use moss_types::bucket::{Bck, Namespace, Provider};
 use xxhash_rust::xxh64::Xxh64;
 
@@ -90,7 +90,7 @@ impl Store {
 
     /// Index of the mountpath HRW assigns to an object.
     pub fn hrw_mountpath(&self, bck: &Bck, objname: &str) -> usize {
-        let key = digest(&bck.object_uname(objname));
+        let key = moss_cluster::object_digest(bck, objname);
         let chosen = mountpath_for(&self.mountpaths, key).map(|m| m.path.as_str());
         self.mountpaths
             .iter()

@@ -9,7 +9,7 @@ mod source;
 
 pub(crate) use self::source::release_handle;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use moss_archive::Format;
@@ -84,22 +84,30 @@ impl Engine {
         let wid = format!("gbt-{}", random_token());
         let smap = self.view.smap();
         let me = self.view.node_id().to_string();
-        let mut owner_of = Vec::with_capacity(entries.len());
+        // Per entry: None for this node, else the index of its owner in `remote`.
+        let mut owner_of: Vec<Option<usize>> = Vec::with_capacity(entries.len());
         let mut local = Vec::new();
-        let mut remote: BTreeMap<String, (Snode, Vec<u32>)> = BTreeMap::new();
+        let mut remote: Vec<(Snode, Vec<u32>)> = Vec::new();
         for (i, entry) in entries.iter().enumerate() {
-            let owner = moss_cluster::owner_of(&smap, &entry.bck.object_uname(&entry.objname))
+            let owner = moss_cluster::owner_of_object(&smap, &entry.bck, &entry.objname)
                 .ok_or_else(|| BatchError::unavailable("no targets in the cluster map"))?;
             if owner.daemon_id == me {
                 local.push(i as u32);
-            } else {
-                remote
-                    .entry(owner.daemon_id.clone())
-                    .or_insert_with(|| (owner.clone(), Vec::new()))
-                    .1
-                    .push(i as u32);
+                owner_of.push(None);
+                continue;
             }
-            owner_of.push(owner.daemon_id.clone());
+            let slot = match remote
+                .iter()
+                .position(|(t, _)| t.daemon_id == owner.daemon_id)
+            {
+                Some(slot) => slot,
+                None => {
+                    remote.push((owner.clone(), Vec::new()));
+                    remote.len() - 1
+                }
+            };
+            remote[slot].1.push(i as u32);
+            owner_of.push(Some(slot));
         }
         let source_count = usize::from(!local.is_empty()) + remote.len();
         let window =
@@ -126,7 +134,8 @@ impl Engine {
                 broken: None,
             });
         }
-        for (_, (target, indices)) in remote {
+        let first_remote = sources.len();
+        for (target, indices) in remote {
             let (tx, rx) = mpsc::unbounded_channel();
             let send = SendReq {
                 wid: wid.clone(),
@@ -155,12 +164,7 @@ impl Engine {
         }
         let source_of: Vec<usize> = owner_of
             .iter()
-            .map(|id| {
-                sources
-                    .iter()
-                    .position(|s| s.target.as_ref().map_or(*id == me, |t| t.daemon_id == *id))
-                    .unwrap_or(0)
-            })
+            .map(|slot| slot.map_or(0, |k| first_remote + k))
             .collect();
         let (verdict_tx, verdict_rx) = oneshot::channel();
         let (body_tx, body_rx) = mpsc::channel(BODY_AHEAD);

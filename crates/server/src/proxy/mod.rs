@@ -368,7 +368,7 @@ fn redirect_object(
     names::validate_objname(objname).map_err(ApiError::bad_request)?;
     require_bucket(proxy, &bck)?;
     let smap = proxy.shared.smap.load();
-    let owner = moss_cluster::owner_of(&smap, &bck.object_uname(objname))
+    let owner = moss_cluster::owner_of_object(&smap, &bck, objname)
         .ok_or_else(|| ApiError::unavailable("no targets in the cluster"))?;
     redirect(&redirect_location(owner, req, query, &proxy.shared.id))
 }

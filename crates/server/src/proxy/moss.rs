@@ -40,9 +40,7 @@ pub async fn getbatch(
         let mut counts: HashMap<&str, usize> = HashMap::new();
         let mut best: Option<(&str, usize)> = None;
         for entry in &entries {
-            if let Some(owner) =
-                moss_cluster::owner_of(&smap, &entry.bck.object_uname(&entry.objname))
-            {
+            if let Some(owner) = moss_cluster::owner_of_object(&smap, &entry.bck, &entry.objname) {
                 let n = counts.entry(&owner.daemon_id).or_default();
                 *n += 1;
                 if best.is_none_or(|(_, max)| *n > max) {

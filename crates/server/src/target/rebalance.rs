@@ -58,7 +58,7 @@ async fn rebalance_once(target: &Arc<Target>) -> anyhow::Result<usize> {
                 continue;
             }
             let _ = store.walk_bucket(&bck, |objname, _| {
-                if let Some(owner) = moss_cluster::owner_of(&smap, &bck.object_uname(objname))
+                if let Some(owner) = moss_cluster::owner_of_object(&smap, &bck, objname)
                     && owner.daemon_id != id
                 {
                     found.push((bck.clone(), objname.to_string(), owner.url().to_string()));
