@@ -13,6 +13,48 @@ fn put(store: &Store, bck: &Bck, name: &str, data: &[u8]) -> moss_storage::ObjMe
 }
 
 #[test]
+fn a_destroyed_and_recreated_bucket_serves_its_new_objects() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&[dir.path().join("mp1"), dir.path().join("mp2")]).unwrap();
+    let bck = Bck::ais("b");
+    put(&store, &bck, "o", b"old");
+    put(&store, &bck, "d/o", b"old nested");
+    assert_eq!(
+        store
+            .open_object(&bck, "o")
+            .unwrap()
+            .read_all_verified()
+            .unwrap(),
+        b"old"
+    );
+    store.destroy_bucket(&bck).unwrap();
+    assert!(matches!(
+        store.open_object(&bck, "o"),
+        Err(StoreError::NotFound)
+    ));
+    put(&store, &bck, "o", b"new");
+    put(&store, &bck, "d/o", b"new nested");
+    assert_eq!(
+        store
+            .open_object(&bck, "o")
+            .unwrap()
+            .read_all_verified()
+            .unwrap(),
+        b"new"
+    );
+    assert_eq!(
+        store
+            .open_object(&bck, "d/o")
+            .unwrap()
+            .read_all_verified()
+            .unwrap(),
+        b"new nested"
+    );
+    // A name that would leave the directory never resolves through it.
+    assert!(store.open_object(&bck, "../b/%ob/o").is_err());
+}
+
+#[test]
 fn put_get_overwrite_delete() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&[dir.path().join("mp1"), dir.path().join("mp2")]).unwrap();
