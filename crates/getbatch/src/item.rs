@@ -244,6 +244,25 @@ impl Item {
 #[derive(Debug)]
 pub struct FdTicket(Arc<AtomicI64>);
 
+/// Bytes counted against [`LocalReader`]'s memory budget while they exist.
+struct Held {
+    data: Vec<u8>,
+    budget: Arc<AtomicI64>,
+}
+
+impl AsRef<[u8]> for Held {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.budget
+            .fetch_add(self.data.len() as i64, Ordering::Relaxed);
+    }
+}
+
 impl Drop for FdTicket {
     fn drop(&mut self) {
         self.0.fetch_add(1, Ordering::Relaxed);
@@ -275,7 +294,13 @@ pub struct LocalReader {
     pub shards: ShardCache,
     /// File descriptors the stat phase may keep open for the data phase.
     fd_budget: Arc<AtomicI64>,
+    /// Bytes of archived files the stat phase may hold in memory for the data phase, node-wide
+    /// (extracted from compressed shards, verified ZIP members).
+    memory_budget: Arc<AtomicI64>,
 }
+
+/// Node-wide cap on archived-file bytes held between the stat phase and delivery.
+pub const HELD_MEMBER_BYTES: i64 = 256 << 20;
 
 impl LocalReader {
     pub fn new(store: Arc<Store>) -> LocalReader {
@@ -288,7 +313,27 @@ impl LocalReader {
             store,
             shards: ShardCache::new(),
             fd_budget: Arc::new(AtomicI64::new(budget)),
+            memory_budget: Arc::new(AtomicI64::new(HELD_MEMBER_BYTES)),
         }
+    }
+
+    /// Wraps `data` (already read) as held bytes if the node-wide budget has room for them; the
+    /// budget is given back when the last slice of them is dropped. `None`: no room.
+    pub(crate) fn hold(&self, data: Vec<u8>) -> Option<Bytes> {
+        let n = data.len() as i64;
+        if self.memory_budget.fetch_sub(n, Ordering::Relaxed) < n {
+            self.memory_budget.fetch_add(n, Ordering::Relaxed);
+            return None;
+        }
+        Some(Bytes::from_owner(Held {
+            data,
+            budget: self.memory_budget.clone(),
+        }))
+    }
+
+    /// Whether `n` more bytes could be held now (checked before reading them).
+    pub(crate) fn may_hold(&self, n: u64) -> bool {
+        self.memory_budget.load(Ordering::Relaxed) >= n as i64
     }
 
     pub(crate) fn take_fd(&self) -> Option<FdTicket> {
@@ -448,5 +493,35 @@ fn open_object_item(handle: Arc<ObjHandle>, range: Option<ByteRange>) -> Result<
                 None,
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_bytes_count_against_the_node_budget_until_the_last_slice_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&[dir.path().join("mp")]).unwrap());
+        let reader = LocalReader::new(store);
+        let big = (HELD_MEMBER_BYTES as usize) / 2;
+        let first = reader.hold(vec![1u8; big]).expect("half the budget fits");
+        let slice = first.slice(10..20);
+        drop(first);
+        let second = reader.hold(vec![2u8; big]).expect("the other half fits");
+        assert!(!reader.may_hold(1), "the budget is used up");
+        assert!(reader.hold(vec![3u8; 1]).is_none(), "nothing more is held");
+        drop(second);
+        assert!(
+            !reader.may_hold(big as u64 + 1),
+            "a slice keeps its buffer counted"
+        );
+        assert_eq!(&slice[..], &[1u8; 10]);
+        drop(slice);
+        assert!(
+            reader.may_hold(HELD_MEMBER_BYTES as u64),
+            "everything was given back"
+        );
     }
 }

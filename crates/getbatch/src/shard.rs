@@ -32,12 +32,11 @@ use crate::item::{Item, ItemError, ItemSpec, LocalReader, Prepared, Source};
 
 /// Members up to this size are kept in memory from a compressed-shard scan.
 const KEEP_MEMBER: u64 = 4 << 20;
-/// Total bytes of members one prepare call may keep in memory.
-const KEEP_TOTAL: u64 = 64 << 20;
 /// ZIP members up to this size are inflated and CRC-checked in the stat phase.
 pub const VERIFY_ZIP_MEMBER: u64 = 8 << 20;
-/// Total bytes of ZIP members one prepare call may verify and keep in memory.
-const VERIFY_ZIP_TOTAL: u64 = 64 << 20;
+/// Total bytes of members (from compressed shards and verified ZIP members) one prepare call may
+/// keep in memory; the node as a whole keeps at most [`crate::item::HELD_MEMBER_BYTES`].
+const KEEP_TOTAL: u64 = 64 << 20;
 /// Approximate memory the index cache may hold.
 const CACHE_BUDGET: usize = 64 << 20;
 /// Decompressed bytes per compressed byte before a scan is treated as a decompression bomb.
@@ -272,12 +271,13 @@ pub fn open_member(
     match format {
         Format::Tar | Format::Zip => {
             let index = index_of(reader, &handle, format, what)?;
-            open_indexed(&index, handle, spec, what)
+            open_indexed(reader, &index, handle, spec, what)
         }
         Format::Tgz | Format::TarLz4 => {
             let mut wanted = vec![match_key(archpath)];
             wanted.extend(relative_to_object(archpath, spec.objname));
-            let mut found = scan_compressed(reader, &handle, format, &wanted, u64::MAX, what)?;
+            let mut budget = KEEP_MEMBER;
+            let mut found = scan_compressed(reader, &handle, format, &wanted, &mut budget, what)?;
             let exact = found.first_mut().and_then(Option::take);
             let relative = found.get_mut(1).and_then(Option::take);
             let member = exact.or(relative).ok_or_else(|| missing(archpath, what))?;
@@ -305,7 +305,7 @@ fn read_zip_member(
     entry: &ZipEntry,
     archpath: &str,
     what: &str,
-) -> Result<Bytes, ItemError> {
+) -> Result<Vec<u8>, ItemError> {
     let file = handle
         .file
         .try_clone()
@@ -327,10 +327,11 @@ fn read_zip_member(
             "{archpath} in {what}: archived file is truncated or damaged"
         )));
     }
-    Ok(Bytes::from(buf))
+    Ok(buf)
 }
 
 fn open_indexed(
+    reader: &LocalReader,
     index: &ShardIndex,
     handle: Arc<ObjHandle>,
     spec: &ItemSpec,
@@ -363,10 +364,12 @@ fn open_indexed(
                 .check_supported()
                 .map_err(|e| archive_error(e, archpath, what))?;
             let (offset, len) = resolve(spec, entry.size)?;
-            if entry.size <= VERIFY_ZIP_MEMBER {
-                let bytes = read_zip_member(&handle, &entry, archpath, what)?;
-                let section = bytes.slice(offset as usize..(offset + len) as usize);
-                return Ok(Item::new(len, 0, true, Source::Memory(section), None));
+            if entry.size <= VERIFY_ZIP_MEMBER && reader.may_hold(entry.size) {
+                let data = read_zip_member(&handle, &entry, archpath, what)?;
+                if let Some(bytes) = reader.hold(data) {
+                    let section = bytes.slice(offset as usize..(offset + len) as usize);
+                    return Ok(Item::new(len, 0, true, Source::Memory(section), None));
+                }
             }
             let file = handle
                 .file
@@ -473,7 +476,7 @@ fn scan_compressed(
     handle: &ObjHandle,
     format: Format,
     wanted: &[&str],
-    keep: u64,
+    budget: &mut u64,
     what: &str,
 ) -> Result<Vec<Option<Found>>, ItemError> {
     reader.shards.scans.fetch_add(1, Ordering::Relaxed);
@@ -492,7 +495,6 @@ fn scan_compressed(
         .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
     let limits = limits_for(size);
     let mut stream = decoder(format, file, &limits);
-    let mut kept: u64 = 0;
     let result = scan_tar(
         &mut stream,
         &limits,
@@ -509,7 +511,7 @@ fn scan_compressed(
             if slots[slot].is_some() {
                 return Ok(());
             }
-            let fits = member.size <= keep.min(KEEP_MEMBER) && kept + member.size <= KEEP_TOTAL;
+            let fits = member.size <= KEEP_MEMBER.min(*budget) && reader.may_hold(member.size);
             let bytes = if fits && !member.sparse {
                 let mut buf = Vec::with_capacity(member.size as usize);
                 payload.read_to_end(&mut buf).map_err(into_archive_error)?;
@@ -519,8 +521,12 @@ fn scan_compressed(
                         member.name
                     )));
                 }
-                kept += member.size;
-                Some(Bytes::from(buf))
+                // Not held (the node's budget ran out meanwhile): read again when delivered.
+                let held = reader.hold(buf);
+                if held.is_some() {
+                    *budget -= member.size;
+                }
+                held
             } else {
                 None
             };
@@ -572,7 +578,7 @@ pub fn prepare_members(
         by_shard[slot].1.push(i);
     }
     let mut out = Vec::with_capacity(indices.len());
-    let mut zip_budget = VERIFY_ZIP_TOTAL;
+    let mut budget = KEEP_TOTAL;
     for ((bck, objname), members) in by_shard {
         let what = format!("{}/{}", bck.cname(), objname);
         let handle = match reader.store.open_object(bck, objname) {
@@ -589,7 +595,7 @@ pub fn prepare_members(
             specs,
             &members,
             &what,
-            &mut zip_budget,
+            &mut budget,
         ));
     }
     out
@@ -601,7 +607,7 @@ fn prepare_shard(
     specs: &[ItemSpec],
     members: &[usize],
     what: &str,
-    zip_budget: &mut u64,
+    budget: &mut u64,
 ) -> Vec<(usize, Result<Prepared, ItemError>)> {
     let format = match detect(handle, &specs[members[0]], what) {
         Ok(f) => f,
@@ -634,7 +640,7 @@ fn prepare_shard(
                     let result = match &*index {
                         ShardIndex::Tar(tar) => prepare_tar_member(tar, spec, held.as_ref(), what),
                         ShardIndex::Zip(zip) => {
-                            prepare_zip_member(zip, handle, spec, zip_budget, what)
+                            prepare_zip_member(reader, zip, handle, spec, budget, what)
                         }
                     };
                     (i, result)
@@ -655,11 +661,10 @@ fn prepare_shard(
                     Some(wanted.len() - 1)
                 })
                 .collect();
-            let mut found =
-                match scan_compressed(reader, handle, format, &wanted, KEEP_MEMBER, what) {
-                    Ok(found) => found,
-                    Err(e) => return members.iter().map(|&i| (i, Err(e.clone()))).collect(),
-                };
+            let mut found = match scan_compressed(reader, handle, format, &wanted, budget, what) {
+                Ok(found) => found,
+                Err(e) => return members.iter().map(|&i| (i, Err(e.clone()))).collect(),
+            };
             let relative: Vec<Option<Found>> = relative_at
                 .iter()
                 .map(|at| at.and_then(|k| found.get_mut(k).and_then(Option::take)))
@@ -714,6 +719,7 @@ fn prepare_tar_member(
 /// fails here; members within the budget are inflated and CRC-checked now, so their damage is a
 /// per-item error before the first byte and the data phase sends the verified bytes.
 fn prepare_zip_member(
+    reader: &LocalReader,
     zip: &ZipIndex,
     handle: &ObjHandle,
     spec: &ItemSpec,
@@ -725,10 +731,13 @@ fn prepare_zip_member(
         .check_supported()
         .map_err(|e| archive_error(e, spec.archpath, what))?;
     let (offset, len) = resolve(spec, entry.size)?;
-    if entry.size > VERIFY_ZIP_MEMBER || entry.size > *budget {
+    if entry.size > VERIFY_ZIP_MEMBER || entry.size > *budget || !reader.may_hold(entry.size) {
         return Ok(archived_prepared(len, None));
     }
-    let bytes = read_zip_member(handle, entry, spec.archpath, what)?;
+    let data = read_zip_member(handle, entry, spec.archpath, what)?;
+    let Some(bytes) = reader.hold(data) else {
+        return Ok(archived_prepared(len, None));
+    };
     *budget -= entry.size;
     let section = bytes.slice(offset as usize..(offset + len) as usize);
     Ok(archived_prepared(len, Some(section)))

@@ -286,11 +286,12 @@ impl Run {
     }
 }
 
-/// Drops the stat phase's handle once the item holds its own (the descriptor goes back to the
-/// budget when the item is done).
+/// Drops the stat phase's handle and held bytes once the item holds its own (the descriptor and
+/// the memory go back to their budgets when the item is done).
 pub(crate) fn release_handle(prepared: &mut Result<crate::item::Prepared, crate::item::ItemError>) {
     if let Ok(p) = prepared {
         p.opened = None;
+        p.memory = None;
     }
 }
 
