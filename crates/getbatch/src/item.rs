@@ -275,9 +275,10 @@ pub struct Prepared {
     /// The object as opened by the stat phase (saves a second path lookup), within the reader's
     /// descriptor budget. Callers drop it once the item is delivered.
     pub opened: Option<(Arc<ObjHandle>, Arc<FdTicket>)>,
-    /// For a member of an uncompressed TAR shard held in `opened`: where its bytes (after the
-    /// range) start in the shard file.
+    /// For a member of a TAR shard held in `opened`: where its bytes (after the range) start in
+    /// the shard file, or in its decompressed stream when `compressed` names its format.
     pub member_offset: Option<u64>,
+    pub compressed: Option<moss_archive::Format>,
     pub size: u64,
     pub mtime: u64,
     pub archived: bool,
@@ -394,9 +395,11 @@ impl LocalReader {
                 opened = Some((Arc::new(handle), Arc::new(ticket)));
                 found
             }
+            // Out of descriptors to keep: open (with the same checks) and close right away.
             None => self
                 .store
-                .stat(spec.bck, spec.objname)
+                .open_object(spec.bck, spec.objname)
+                .map(|handle| (handle.meta.size, handle.meta.mtime))
                 .map_err(|e| ItemError::from_store(e, &spec.describe_object()))?,
         };
         let atime = mtime;
@@ -404,6 +407,7 @@ impl LocalReader {
             None => Ok(Prepared {
                 opened,
                 member_offset,
+                compressed: None,
                 size,
                 mtime: atime,
                 archived: false,
@@ -415,6 +419,7 @@ impl LocalReader {
                 Ok(Prepared {
                     opened,
                     member_offset,
+                    compressed: None,
                     size: len,
                     mtime: 0,
                     archived: false,
@@ -429,6 +434,15 @@ impl LocalReader {
     pub fn open_prepared(&self, spec: &ItemSpec, prepared: &Prepared) -> Result<Item, ItemError> {
         if let Some((handle, ticket)) = &prepared.opened {
             let mut item = match prepared.member_offset {
+                Some(offset) if let Some(format) = prepared.compressed => {
+                    crate::shard::open_compressed_at(
+                        handle,
+                        format,
+                        offset,
+                        prepared.size,
+                        spec.archpath,
+                    )?
+                }
                 Some(offset) => Item::new(
                     prepared.size,
                     0,

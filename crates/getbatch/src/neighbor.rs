@@ -134,6 +134,7 @@ impl Engine {
             let prepared = Prepared {
                 opened: None,
                 member_offset: None,
+                compressed: None,
                 size,
                 mtime: 0,
                 archived: !spec.archpath.is_empty(),

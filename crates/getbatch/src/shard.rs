@@ -453,6 +453,30 @@ impl Found {
     }
 }
 
+/// A member of a compressed shard found by an earlier scan: `len` bytes from `at` in the
+/// decompressed stream.
+pub(crate) fn open_compressed_at(
+    handle: &ObjHandle,
+    format: Format,
+    at: u64,
+    len: u64,
+    archpath: &str,
+) -> Result<Item, ItemError> {
+    let what = handle.describe();
+    let file = handle
+        .file
+        .try_clone()
+        .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
+    let stream = reopen(file, format, at, &what, archpath)?;
+    Ok(Item::new(
+        len,
+        0,
+        true,
+        Source::Stream(Box::new(stream.take(len))),
+        None,
+    ))
+}
+
 /// A fresh decompressing reader positioned `at` bytes into the uncompressed stream.
 fn reopen(
     mut file: File,
@@ -683,10 +707,19 @@ fn prepare_shard(
                                 return Err(sparse_member(spec.archpath, what));
                             }
                             let (offset, len) = resolve(spec, f.size)?;
-                            let memory = f
-                                .bytes
-                                .map(|b| b.slice(offset as usize..(offset + len) as usize));
-                            Ok(archived_prepared(len, memory))
+                            if let Some(b) = f.bytes {
+                                let section = b.slice(offset as usize..(offset + len) as usize);
+                                return Ok(archived_prepared(len, Some(section)));
+                            }
+                            // Too large to hold: the data phase decompresses up to it again
+                            // (the scan above already verified the whole stream), no rescan.
+                            let mut p = archived_prepared(len, None);
+                            if let Some(ticket) = reader.take_fd() {
+                                p.opened = Some((handle.clone(), Arc::new(ticket)));
+                                p.member_offset = Some(f.data_offset + offset);
+                                p.compressed = Some(format);
+                            }
+                            Ok(p)
                         });
                     (i, result)
                 })
@@ -747,6 +780,7 @@ fn archived_prepared(size: u64, memory: Option<Bytes>) -> Prepared {
     Prepared {
         opened: None,
         member_offset: None,
+        compressed: None,
         neighbor: None,
         size,
         mtime: 0,
@@ -758,6 +792,54 @@ fn archived_prepared(size: u64, memory: Option<Bytes>) -> Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Members of a compressed shard too large to hold are read at the offsets the stat phase's
+    /// single scan found: one decompressing pass to find and verify, none to locate them again.
+    #[test]
+    fn large_members_of_a_compressed_shard_are_not_searched_for_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(moss_storage::Store::open(&[dir.path().join("mp")]).unwrap());
+        let reader = LocalReader::new(store.clone());
+        let big = (KEEP_MEMBER + 1) as usize;
+        let members: Vec<(String, Vec<u8>)> = (0..3u8)
+            .map(|k| (format!("m{k}.bin"), vec![k + 1; big]))
+            .collect();
+        let path = dir.path().join("s.tgz");
+        let mut w = moss_archive::writer::new_writer(Format::Tgz, File::create(&path).unwrap());
+        for (name, data) in &members {
+            w.start_entry(name, data.len() as u64, 0).unwrap();
+            w.write_data(data).unwrap();
+            w.finish_entry().unwrap();
+        }
+        w.finish().unwrap();
+        let bck = moss_types::Bck::ais("b");
+        let mut txn = store.begin_put(&bck, "s.tgz").unwrap();
+        txn.write(&std::fs::read(&path).unwrap()).unwrap();
+        txn.commit(Default::default()).unwrap();
+        let specs: Vec<ItemSpec> = [2usize, 0]
+            .iter()
+            .map(|&k| ItemSpec {
+                bck: &bck,
+                objname: "s.tgz",
+                archpath: &members[k].0,
+                archmime: "",
+                range: None,
+            })
+            .collect();
+        let prepared = reader.prepare(&specs);
+        assert_eq!(reader.shards.scans.load(Ordering::Relaxed), 1);
+        for (spec, (p, k)) in specs.iter().zip(prepared.iter().zip([2usize, 0])) {
+            let p = p.as_ref().unwrap();
+            assert!(p.memory.is_none(), "too large to hold");
+            let mut item = reader.open_prepared(spec, p).unwrap();
+            assert_eq!(item.read_all().unwrap(), members[k].1.as_slice());
+        }
+        assert_eq!(
+            reader.shards.scans.load(Ordering::Relaxed),
+            1,
+            "no second scan for members found by the first"
+        );
+    }
 
     #[test]
     fn archpath_relative_to_the_object() {

@@ -15,6 +15,8 @@ use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
 use super::BatchError;
+use moss_types::smap::Snode;
+
 use super::source::{Batch, Event, SourceState};
 use crate::coalesce::{BUF_SIZE, BodyItem, Coalescer};
 use crate::frame::Stat;
@@ -25,6 +27,19 @@ use crate::{Admission, Engine};
 
 /// How often a wait for a remote source checks that its target is still in the cluster map.
 const MEMBERSHIP_CHECK: Duration = Duration::from_secs(1);
+/// Archive bytes per entry beyond its payload (TAR header and padding; PAX headers for long names).
+const SPOOL_ENTRY_OVERHEAD: u64 = 2048;
+/// Free space a spool must leave on its mountpath.
+const SPOOL_RESERVE: u64 = 1 << 30;
+/// How long a target whose stream stalled gets to answer a health probe.
+const HEALTH_PROBE: Duration = Duration::from_secs(1);
+
+/// Why waiting for a source's next batch ended without one.
+struct Stall {
+    why: String,
+    /// The source's target was dropped from the cluster map meanwhile.
+    left_map: bool,
+}
 
 /// How an entry will appear in the output.
 #[derive(Debug, Clone)]
@@ -282,11 +297,14 @@ impl Assembly {
                         );
                     }
                     match received {
-                        Err(why) => {
-                            // A sender that stalls or left the cluster is not asked again (by
-                            // get-from-neighbor) in this request: its items become placeholders
-                            // (or the request fails) without a second wait.
-                            if let Some(t) = &self.sources[s].target {
+                        Err(Stall { why, left_map }) => {
+                            // A sender that left the cluster, or stalled and does not answer a
+                            // health probe either, is not asked again (by get-from-neighbor) in
+                            // this request: its items fail without a second wait. One that is
+                            // alive but slow still serves its items by direct GET.
+                            if let Some(t) = self.sources[s].target.clone()
+                                && (left_map || !self.answers_health_probe(&t))
+                            {
                                 self.unreachable.insert(t.url().to_string());
                             }
                             return Err(why);
@@ -306,7 +324,7 @@ impl Assembly {
 
     /// Waits for source `s`'s next batch until `deadline`, giving up early if the source's target
     /// leaves the cluster map (the proxy dropped it for missed keepalives).
-    fn wait_for(&mut self, s: usize, deadline: Instant) -> Result<Option<Batch>, String> {
+    fn wait_for(&mut self, s: usize, deadline: Instant) -> Result<Option<Batch>, Stall> {
         let source = &mut self.sources[s];
         let Some(rx) = source.rx.as_mut() else {
             return Ok(None);
@@ -314,10 +332,13 @@ impl Assembly {
         loop {
             let now = Instant::now();
             if now >= deadline {
-                return Err(format!(
-                    "timed out after {:?} waiting for {}",
-                    self.max_wait, source.name
-                ));
+                return Err(Stall {
+                    why: format!(
+                        "timed out after {:?} waiting for {}",
+                        self.max_wait, source.name
+                    ),
+                    left_map: false,
+                });
             }
             let slice = deadline
                 .saturating_duration_since(now)
@@ -328,9 +349,20 @@ impl Assembly {
             if let Some(t) = &source.target
                 && !self.engine.view.smap().tmap.contains_key(&t.daemon_id)
             {
-                return Err(format!("{} left the cluster map", source.name));
+                return Err(Stall {
+                    why: format!("{} left the cluster map", source.name),
+                    left_map: true,
+                });
             }
         }
+    }
+
+    /// Whether a target whose stream stalled still answers `GET /v1/health` promptly.
+    fn answers_health_probe(&self, target: &Snode) -> bool {
+        let view = &self.engine.view;
+        let url = format!("{}/v1/health", target.url());
+        let probe = view.intra(view.client().get(url)).timeout(HEALTH_PROBE);
+        matches!(self.handle.block_on(probe.send()), Ok(r) if r.status().is_success())
     }
 
     fn write_all(
@@ -339,8 +371,10 @@ impl Assembly {
         multipart: Option<&Multipart>,
         body: mpsc::Sender<BodyItem>,
     ) -> Result<(), Stop> {
-        if let Some(m) = multipart.filter(|_| self.spools()) {
-            return self.write_spooled(plans, m, body);
+        if let Some(m) = multipart.filter(|_| self.spools())
+            && let Some(spool) = self.spool_file(plans)
+        {
+            return self.write_spooled(plans, m, spool, body);
         }
         let mut out = Coalescer::new(body.clone(), self.engine.pool.clone());
         if let Some(m) = multipart {
@@ -361,16 +395,47 @@ impl Assembly {
         !self.streaming && self.coer
     }
 
+    /// A scratch file for the archive part, if its mountpath has room for the planned archive
+    /// plus a reserve; otherwise the archive streams (and a late failure aborts it).
+    fn spool_file(&self, plans: &[Plan]) -> Option<std::fs::File> {
+        let planned: u64 = plans
+            .iter()
+            .map(|p| match p {
+                Plan::Deliver { size, .. } => size + SPOOL_ENTRY_OVERHEAD,
+                Plan::Placeholder { .. } => SPOOL_ENTRY_OVERHEAD,
+            })
+            .sum();
+        let spool = match self.engine.reader.store.scratch_file() {
+            Ok(spool) => spool,
+            Err(e) => {
+                tracing::warn!(wid = %self.wid, "cannot create a spool file ({e}); streaming");
+                return None;
+            }
+        };
+        let free = rustix::fs::fstatvfs(&spool)
+            .map(|s| s.f_bavail.saturating_mul(s.f_frsize))
+            .unwrap_or(0);
+        if free < planned.saturating_add(SPOOL_RESERVE) {
+            tracing::warn!(
+                wid = %self.wid,
+                "{} MiB free on the spool mountpath for a {} MiB archive; streaming it unspooled",
+                free >> 20,
+                planned >> 20
+            );
+            return None;
+        }
+        Some(spool)
+    }
+
     fn write_spooled(
         &mut self,
         plans: &[Plan],
         m: &Multipart,
+        spool: std::fs::File,
         body: mpsc::Sender<BodyItem>,
     ) -> Result<(), Stop> {
         use std::os::unix::fs::FileExt;
         let pool = self.engine.pool.clone();
-        let spool = self.engine.reader.store.scratch_file();
-        let spool = spool.map_err(|e| Stop::Abort(format!("cannot create a spool file: {e}")))?;
         let reader = spool.try_clone()?;
         self.write_entries(
             plans,

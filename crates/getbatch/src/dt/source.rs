@@ -314,7 +314,12 @@ pub(super) async fn remote_source(
     sem: Arc<Semaphore>,
 ) {
     let url = format!("{}/v1/internal/moss/send", target.url());
-    let response = match view.intra(view.client().post(url)).json(&req).send().await {
+    let sent = view.intra(view.client().post(url)).json(&req).send();
+    let sent = tokio::select! {
+        sent = sent => sent,
+        () = tx.closed() => return,
+    };
+    let response = match sent {
         Ok(r) if r.status().is_success() => r,
         Ok(r) => {
             let status = r.status();
@@ -332,7 +337,13 @@ pub(super) async fn remote_source(
     let mut decoder = frame::Decoder::new();
     let mut decoded = Vec::new();
     loop {
-        let chunk = match stream.next().await {
+        // Stop as soon as the assembly is gone, even if the sender went silent (a stalled sender
+        // would otherwise keep this task and its connection until TCP gives up).
+        let next = tokio::select! {
+            next = stream.next() => next,
+            () = out.tx.closed() => return,
+        };
+        let chunk = match next {
             Some(Ok(chunk)) => chunk,
             Some(Err(e)) => {
                 return out.finish_with(

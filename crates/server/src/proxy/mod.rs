@@ -373,8 +373,10 @@ fn redirect_object(
     redirect(&redirect_location(owner, req, query, &proxy.shared.id))
 }
 
-/// Longest wait for the owner's answer to an upload the proxy relays.
-const UPLOAD_RELAY_LIMIT: std::time::Duration = std::time::Duration::from_secs(3600);
+/// Longest wait for the owner's answer to an upload the proxy relays. Uploads of any size at any
+/// speed must pass, so what really bounds the wait is the owner staying in the map; this is only
+/// a backstop.
+const UPLOAD_RELAY_LIMIT: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// Bodies up to this size are read and dropped before redirecting, so the connection stays usable.
 const DRAIN_LIMIT: u64 = 256 << 10;
