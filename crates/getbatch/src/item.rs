@@ -300,20 +300,31 @@ pub struct LocalReader {
     memory_budget: Arc<AtomicI64>,
 }
 
+/// The descriptors stat phases may keep open, shared by every target in the process (the limit
+/// is the process's: `moss local` runs several targets in one): half of what is left above a
+/// reserve for sockets and everything else, at most 8192.
+fn process_fd_budget() -> Arc<AtomicI64> {
+    static BUDGET: std::sync::OnceLock<Arc<AtomicI64>> = std::sync::OnceLock::new();
+    BUDGET
+        .get_or_init(|| {
+            let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+                .current
+                .unwrap_or(1024);
+            let budget = (limit.saturating_sub(512) / 2).min(8192) as i64;
+            Arc::new(AtomicI64::new(budget))
+        })
+        .clone()
+}
+
 /// Node-wide cap on archived-file bytes held between the stat phase and delivery.
 pub const HELD_MEMBER_BYTES: i64 = 256 << 20;
 
 impl LocalReader {
     pub fn new(store: Arc<Store>) -> LocalReader {
-        // Half of what is left above a reserve for sockets and everything else, at most 8192.
-        let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
-            .current
-            .unwrap_or(1024);
-        let budget = (limit.saturating_sub(512) / 2).min(8192) as i64;
         LocalReader {
             store,
             shards: ShardCache::new(),
-            fd_budget: Arc::new(AtomicI64::new(budget)),
+            fd_budget: process_fd_budget(),
             memory_budget: Arc::new(AtomicI64::new(HELD_MEMBER_BYTES)),
         }
     }

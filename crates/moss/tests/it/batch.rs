@@ -772,7 +772,7 @@ async fn hundred_thousand_entry_requests_are_accepted() {
             &json!({"in": entries, "strm": true, "coer": true}),
         )
         .await;
-    assert_eq!(r.status(), 200);
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
     let got = read_tar(&r.bytes().await.unwrap());
     assert_eq!(got.len(), 100_001);
     assert_eq!(got[99_999], ("big/o9".to_string(), b"1".to_vec()));
