@@ -88,6 +88,9 @@ pub(super) struct Assembly {
     pub(super) soft: u64,
     /// Entries that became placeholders while the archive was written (index, error).
     pub(super) late: Vec<(usize, String)>,
+    /// The archive part is being spooled (buffered `coer` with room on disk), so the metadata
+    /// part can still report late placeholders.
+    pub(super) spooling: bool,
     /// Owners a get-from-neighbor could not reach during this request.
     pub(super) unreachable: HashSet<String>,
     pub(super) _admission: Admission,
@@ -374,6 +377,7 @@ impl Assembly {
         if let Some(m) = multipart.filter(|_| self.spools())
             && let Some(spool) = self.spool_file(plans)
         {
+            self.spooling = true;
             return self.write_spooled(plans, m, spool, body);
         }
         let mut out = Coalescer::new(body.clone(), self.engine.pool.clone());
@@ -623,7 +627,7 @@ impl Assembly {
     ) -> Result<(), Stop> {
         // Strict mode promised every item; buffered mode can still report a placeholder only when
         // its archive part is spooled (the metadata part then comes after the archive is done).
-        if !self.coer || !(self.streaming || self.spools()) {
+        if !self.coer || !(self.streaming || self.spooling) {
             return Err(Stop::Abort(msg));
         }
         self.soft += 1;

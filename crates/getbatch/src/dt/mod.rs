@@ -183,6 +183,7 @@ impl Engine {
             source_of,
             soft: 0,
             late: Vec::new(),
+            spooling: false,
             unreachable: HashSet::new(),
             _admission: admission,
         };
