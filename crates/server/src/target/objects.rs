@@ -494,6 +494,9 @@ async fn put(
     }
 }
 
+/// Time a copy to another target may take beyond one second per MiB.
+const COPY_BASE_TIME: Duration = Duration::from_secs(60);
+
 /// `PUT …?object_to=<uname>`: copies this object to another name (possibly another bucket).
 async fn copy(
     target: &Arc<Target>,
@@ -524,7 +527,7 @@ async fn copy(
     let size = item.size;
     let body = item_body(item).await?;
     let smap = target.shared.smap.load_full();
-    let owner = moss_cluster::owner_of(&smap, &dst.object_uname(&dst_name))
+    let owner = moss_cluster::owner_of_object(&smap, &dst, &dst_name)
         .ok_or_else(|| ApiError::unavailable("no targets in the cluster"))?;
     if owner.daemon_id == target.shared.id {
         stream_put(
@@ -542,6 +545,9 @@ async fn copy(
         let response = forward_request(target, owner, reqwest::Method::PUT, &dst, &dst_name, "")
             .header(header::CONTENT_LENGTH, size)
             .body(reqwest::Body::wrap_stream(body.into_data_stream()))
+            // A hang guard, not a speed limit: a peer that stopped answering must not hold the
+            // copy (and the rebalance waiting on it) forever.
+            .timeout(COPY_BASE_TIME + Duration::from_secs(size >> 20))
             .send()
             .await
             .map_err(|e| ApiError::unavailable(format!("copy to {}: {e}", owner.display())))?;
