@@ -202,13 +202,18 @@ impl Store {
         Err(StoreError::NotFound)
     }
 
+    /// A fresh, randomly named path in a mountpath's work directory (emptied at every start).
+    fn work_path(&self, mountpath: usize, kind: &str) -> PathBuf {
+        PathBuf::from(&self.mountpaths[mountpath].path)
+            .join(WORK_DIR)
+            .join(format!("{kind}.{:016x}", rand::random::<u64>()))
+    }
+
     /// An anonymous scratch file on a random mountpath (unlinked at once, so it never outlives
     /// its handle).
     pub fn scratch_file(&self) -> Result<File, StoreError> {
         let k = rand::random::<u64>() as usize % self.mountpaths.len();
-        let path = PathBuf::from(&self.mountpaths[k].path)
-            .join(WORK_DIR)
-            .join(format!("scratch.{:016x}", rand::random::<u64>()));
+        let path = self.work_path(k, "scratch");
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -221,9 +226,7 @@ impl Store {
     /// Starts an atomic write of an object; nothing is visible until [`PutTxn::commit`].
     pub fn begin_put(&self, bck: &Bck, objname: &str) -> Result<PutTxn, StoreError> {
         let mountpath = self.hrw_mountpath(bck, objname);
-        let tmp = PathBuf::from(&self.mountpaths[mountpath].path)
-            .join(WORK_DIR)
-            .join(format!("put.{:016x}", rand::random::<u64>()));
+        let tmp = self.work_path(mountpath, "put");
         let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
         Ok(PutTxn {
             file: Some(file),
@@ -272,9 +275,7 @@ impl Store {
     pub fn destroy_bucket(&self, bck: &Bck) -> Result<(), StoreError> {
         for i in 0..self.mountpaths.len() {
             let dir = self.bucket_dir(i, bck);
-            let trash = PathBuf::from(&self.mountpaths[i].path)
-                .join(WORK_DIR)
-                .join(format!("trash.{:016x}", rand::random::<u64>()));
+            let trash = self.work_path(i, "trash");
             match fs::rename(&dir, &trash) {
                 Ok(()) => fs::remove_dir_all(&trash)?,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
