@@ -18,15 +18,32 @@ const PARALLEL_PROBES: usize = 16;
 const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn local_url(base: &str, spec: &ItemSpec) -> String {
+    object_url(
+        base,
+        "internal/objects",
+        spec.bck,
+        spec.objname,
+        spec.archpath,
+    )
+}
+
+/// `{base}/v1/{route}/{bucket}/{object}?provider=…[&archpath=…]`: an item on another target.
+pub(crate) fn object_url(
+    base: &str,
+    route: &str,
+    bck: &moss_types::Bck,
+    objname: &str,
+    archpath: &str,
+) -> String {
     let mut url = format!(
-        "{base}/v1/internal/objects/{}/{}?{}",
-        spec.bck.name,
-        encode_path(spec.objname),
-        spec.bck.query()
+        "{base}/v1/{route}/{}/{}?{}",
+        bck.name,
+        encode_path(objname),
+        bck.query()
     );
-    if !spec.archpath.is_empty() {
+    if !archpath.is_empty() {
         url.push_str("&archpath=");
-        url.push_str(&encode_query_value(spec.archpath));
+        url.push_str(&encode_query_value(archpath));
     }
     url
 }

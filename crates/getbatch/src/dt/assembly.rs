@@ -10,7 +10,6 @@ use bytes::Bytes;
 use futures::StreamExt;
 use moss_archive::Format;
 use moss_types::moss::{Entry, MISSING_PREFIX, MossOut, MossResp};
-use moss_types::names::encode_path;
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
 
@@ -731,17 +730,15 @@ impl Assembly {
                 .map(|t| t.url().to_string())
                 .ok_or("this node is not in the map")?,
         };
-        let mut url = format!(
-            "{owner_url}/v1/objects/{}/{}?{}&pid={}",
-            entry.bck.name,
-            encode_path(&entry.objname),
-            entry.bck.query(),
-            view.node_id()
+        let mut url = crate::neighbor::object_url(
+            &owner_url,
+            "objects",
+            &entry.bck,
+            &entry.objname,
+            &entry.archpath,
         );
-        if !entry.archpath.is_empty() {
-            url.push_str("&archpath=");
-            url.push_str(&moss_types::names::encode_query_value(&entry.archpath));
-        }
+        url.push_str("&pid=");
+        url.push_str(view.node_id());
         let base = entry.range.map_or(0, |r| r.start);
         let mut request = view.intra(view.client().get(url)).timeout(self.max_wait);
         if size > 0 && (entry.range.is_some() || from > 0) {
