@@ -2,8 +2,11 @@
 //! JSON bodies, query and path decoding, bounded body reads, and response helpers.
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::body::{Body, Bytes};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use moss_storage::StoreError;
@@ -243,11 +246,11 @@ pub async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
         let chunk = chunk
             .map_err(|e| ApiError::bad_request(format!("failed to read request body: {e}")))?;
         if collected.len() + chunk.len() > limit {
-            let mut drained = collected.len() + chunk.len();
-            while let Some(Ok(more)) = stream.next().await {
-                drained += more.len();
-                if drained > ERROR_DRAIN_LIMIT {
-                    break;
+            let mut excess = collected.len() + chunk.len() - limit;
+            while excess <= ERROR_DRAIN_LIMIT {
+                match stream.next().await {
+                    Some(Ok(more)) => excess += more.len(),
+                    _ => break,
                 }
             }
             return Err(ApiError::new(
@@ -274,6 +277,59 @@ pub async fn drain_body(body: Body, limit: usize) {
         if seen > limit {
             return;
         }
+    }
+}
+
+/// Middleware: a response sent before the request body was read to its end gets
+/// `Connection: close`. The server drops such a connection (its unread bytes would be taken for the
+/// next request), so a client must not pool it; without the header it would, and its next request
+/// on that connection fails with a reset or an incomplete message.
+pub async fn close_if_body_unread(req: Request, next: axum::middleware::Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let has_body = !http_body::Body::is_end_stream(&body);
+    let finished = Arc::new(AtomicBool::new(!has_body));
+    let watched = WatchedBody {
+        inner: body,
+        finished: finished.clone(),
+    };
+    let mut response = next
+        .run(Request::from_parts(parts, Body::new(watched)))
+        .await;
+    if !finished.load(Ordering::Acquire) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// A request body that records when it has been read to its end.
+struct WatchedBody {
+    inner: Body,
+    finished: Arc<AtomicBool>,
+}
+
+impl http_body::Body for WatchedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.finished.store(true, Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

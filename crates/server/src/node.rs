@@ -189,7 +189,9 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let app = router.into_make_service_with_connect_info::<SocketAddr>();
+    let app = router
+        .layer(axum::middleware::from_fn(crate::http::close_if_body_unread))
+        .into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { cancel.cancelled().await })
         .await

@@ -274,7 +274,9 @@ fn list_body() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_does_not_hang_on_a_stopped_target() {
     let c = ProcCluster::start(3).await;
-    // Slow enough that the listing starts well before the proxy gives the target up.
+    // Slow enough that the listing starts well before the proxy gives the target up. Frequent
+    // keepalives, so that a loaded machine does not drop a healthy target by accident.
+    c.api.set_config("keepalive.interval", "500ms").await;
     c.api.set_config("keepalive.timeout", "3s").await;
     c.api.create_bucket("b").await;
     let objects: Vec<(String, Vec<u8>)> = (0..30)
@@ -283,6 +285,20 @@ async fn listing_does_not_hang_on_a_stopped_target() {
     c.api.put_many("b", objects).await;
     let list_url = format!("{}/v1/buckets/b?provider=ais", c.api.endpoint);
 
+    // The target about to stop must be in the map, or the listing would rightly skip it.
+    let stopped_url = c.targets[1].url.clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !c
+        .api
+        .smap()
+        .await
+        .tmap
+        .values()
+        .any(|t| t.url() == stopped_url)
+    {
+        assert!(Instant::now() < deadline, "target 1 never (re)joined");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     c.targets[1].signal("STOP");
     let started = Instant::now();
     let r = c

@@ -93,6 +93,30 @@ async fn proxy_redirects_objects_to_their_hrw_owner_with_307() {
         307,
         "PUT is redirected with 307 (keeps the body)"
     );
+    // The proxy read that small body, so the connection stays reusable.
+    assert_eq!(put.headers().get("connection"), None);
+
+    // A client that waits for `100 Continue` gets the redirect without sending its body. The proxy
+    // closes that connection and says so; a client pooling it would send its next request into
+    // the unread body.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = sb.api.endpoint.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "PUT /v1/objects/b/obj-3 HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut response),
+    )
+    .await
+    .expect("the proxy closes the connection")
+    .unwrap();
+    let text = String::from_utf8_lossy(&response).to_lowercase();
+    assert!(text.starts_with("http/1.1 307"), "{text}");
+    assert!(text.contains("\r\nconnection: close\r\n"), "{text}");
     sb.shutdown().await;
 }
 
