@@ -285,17 +285,24 @@ async fn listing_does_not_hang_on_a_stopped_target() {
     c.api.put_many("b", objects).await;
     let list_url = format!("{}/v1/buckets/b?provider=ais", c.api.endpoint);
 
-    // The target about to stop must be in the map, or the listing would rightly skip it.
+    // The target about to stop must be in the map and serving, or the listing would rightly skip
+    // it. (On a loaded machine a target can miss keepalives and rejoin.)
     let stopped_url = c.targets[1].url.clone();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !c
-        .api
-        .smap()
-        .await
-        .tmap
-        .values()
-        .any(|t| t.url() == stopped_url)
-    {
+    loop {
+        let smap = c.api.smap().await;
+        let member = smap.tmap.values().any(|t| t.url() == stopped_url);
+        let r = c
+            .api
+            .http
+            .get(&list_url)
+            .body(list_body())
+            .send()
+            .await
+            .unwrap();
+        if member && r.status() == 200 {
+            break;
+        }
         assert!(Instant::now() < deadline, "target 1 never (re)joined");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -313,7 +320,12 @@ async fn listing_does_not_hang_on_a_stopped_target() {
     let status = r.status();
     let text = r.text().await.unwrap();
     assert!(waited < Duration::from_secs(15), "listing took {waited:?}");
-    assert_eq!(status, 503, "{text}");
+    let smap = c.api.smap().await;
+    let members: Vec<&str> = smap.tmap.values().map(|t| t.url()).collect();
+    assert_eq!(
+        status, 503,
+        "{text}; stopped {stopped_url}; map now {members:?}"
+    );
     assert!(
         text.contains("removed from the cluster map"),
         "message should say why: {text}"

@@ -234,6 +234,8 @@ pub async fn track_keepalives(proxy: Arc<Proxy>) {
                 .cloned()
                 .collect()
         };
+        // A probe may take as long as the silence that prompted it: a target that is only slow
+        // (an overloaded machine) must not be dropped, which would move its objects around.
         for target in silent {
             let probe = proxy
                 .shared
@@ -243,7 +245,7 @@ pub async fn track_keepalives(proxy: Arc<Proxy>) {
                         .client
                         .get(format!("{}/v1/health", target.url())),
                 )
-                .timeout(Duration::from_secs(1))
+                .timeout(timeout)
                 .send()
                 .await;
             let alive = probe.is_ok_and(|r| r.status() == StatusCode::OK);
