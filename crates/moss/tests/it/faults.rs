@@ -198,8 +198,10 @@ async fn a_sender_killed_or_hung_mid_stream_yields_placeholders_with_coer() {
         if hang {
             c.targets[victim].signal("CONT");
         }
+        // The design bound is max_wait + a 1 s health probe = 4 s; the slack is for a loaded
+        // machine. Waiting per read instead of per request used to take 3 × max_wait or more.
         assert!(
-            elapsed < Duration::from_secs(6),
+            elapsed < Duration::from_secs(8),
             "{what}: took {elapsed:?}, more than get_batch.max_wait allows"
         );
         let (meta, archive) = if streaming {
