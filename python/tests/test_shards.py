@@ -9,7 +9,7 @@ import subprocess
 import zipfile
 
 import pytest
-from aistore.sdk import ArchiveConfig
+from aistore.sdk import ArchiveConfig, ListObjectFlag
 from aistore.sdk.errors import AISError
 
 from helpers import entry_name, make_tar, make_zip, parse_buffered, placeholder_name, rand_bytes, read_tar
@@ -90,6 +90,40 @@ def shard_of(shards_fixture, kind):
 def collect(batch, **kwargs):
     """Every (MossOut, content) the SDK yields, as a list."""
     return list(batch.get(**kwargs))
+
+
+# ------------------------------------------------------------------------------------------
+# listing a shard's files: bucket.list_archive (list flag ARCH_DIR)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_list_archive_names_every_file_with_its_size(shards, kind):
+    """list_archive returns `<shard>/<file>` for every file, sorted, with sizes and the in-archive flag."""
+    bucket, obj_name, members = shard_of(shards, kind)
+    entries = bucket.list_archive(obj_name)
+    assert [(e.name, e.size) for e in entries] == sorted((f"{obj_name}/{n}", len(b)) for n, b in members.items())
+    assert all(e.is_ok() and e.flags & (1 << 7) for e in entries)
+
+
+def test_list_archive_can_include_the_shard_itself(shards):
+    bucket, obj_name, members = shard_of(shards, "zip-deflated")
+    entries = bucket.list_archive(obj_name, include_archive_obj=True, page_size=3)
+    assert entries[0].name == obj_name
+    assert entries[0].flags & (1 << 9), "the shard is marked as an archive"
+    assert len(entries) == 1 + len(members)
+
+
+def test_list_with_arch_dir_over_the_bucket_pages_through_shards(shards):
+    """Paging with small pages never loses or repeats a file, even when a page ends inside a shard."""
+    bucket, contents = shards
+    pages = list(bucket.list_objects_iter(prefix="shards/", page_size=4, flags=[ListObjectFlag.ARCH_DIR]))
+    got = [e.name for e in pages]
+    expect = sorted(
+        [name for name in contents] + [f"{name}/{member}" for name, members in contents.items() for member in members]
+    )
+    assert got == expect
+    plain = [e.name for e in bucket.list_all_objects(prefix="shards/")]
+    assert plain == sorted(contents)
 
 
 # ------------------------------------------------------------------------------------------

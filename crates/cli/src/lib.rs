@@ -108,6 +108,9 @@ pub struct LsArgs {
     /// Print sizes in bytes instead of IEC units
     #[arg(long)]
     pub bytes: bool,
+    /// Also list the files inside shards (.tar, .tgz, .tar.gz, .zip, .tar.lz4) as SHARD/FILE
+    #[arg(long)]
+    pub archive: bool,
     /// Objects per request to the cluster (0 = the cluster's maximum); all pages are printed
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub page_size: u64,

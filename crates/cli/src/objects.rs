@@ -332,6 +332,7 @@ pub async fn ls(client: &Client, args: LsArgs) -> Result<()> {
     let options = ListOptions {
         prefix,
         page_size: args.page_size,
+        archive: args.archive,
         ..ListOptions::default()
     };
     let mut pages = std::pin::pin!(client.list_pages(&bucket, options));

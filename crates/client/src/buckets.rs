@@ -1,7 +1,7 @@
 //! Bucket calls and object listing.
 use futures::{Stream, TryStreamExt, stream};
 use moss_types::Bck;
-use moss_types::lso::{ActMsg, LsoEntry, LsoMsg, LsoRes};
+use moss_types::lso::{ActMsg, LS_ARCH_DIR, LsoEntry, LsoMsg, LsoRes};
 use reqwest::{Method, StatusCode};
 
 use crate::Client;
@@ -17,6 +17,8 @@ pub struct ListOptions {
     pub page_size: u64,
     /// Properties to return (`name,size` when empty).
     pub props: String,
+    /// Also list the files inside shards, as `<shard>/<file>` (list flag `arch_dir`).
+    pub archive: bool,
 }
 
 impl Client {
@@ -80,6 +82,7 @@ impl Client {
             } else {
                 options.props
             },
+            flags: if options.archive { LS_ARCH_DIR } else { 0 },
             ..LsoMsg::default()
         };
         stream::try_unfold(Some(first), move |next| {

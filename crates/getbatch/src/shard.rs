@@ -224,6 +224,72 @@ fn relative_to_object<'a>(archpath: &'a str, objname: &str) -> Option<&'a str> {
         .filter(|rest| !rest.is_empty())
 }
 
+/// A second handle on `file`, positioned at its start.
+fn rewound(file: &File, what: &str) -> Result<File, ItemError> {
+    let io_error = |e: io::Error| ItemError::Io(format!("{what}: {e}"));
+    let mut file = file.try_clone().map_err(io_error)?;
+    file.rewind().map_err(io_error)?;
+    Ok(file)
+}
+
+/// The files inside a shard (`list_archive`, list flag `arch_dir`) as (name, size), sorted by
+/// name; directories are left out and a repeated name is listed once. TAR and ZIP shards use
+/// (and fill) the index cache; a compressed shard costs one decompressing pass, verified to its
+/// end like every other read of it.
+pub fn list_members(
+    reader: &LocalReader,
+    handle: &ObjHandle,
+    format: Format,
+) -> Result<Vec<(String, u64)>, ItemError> {
+    let what = handle.describe();
+    if handle.meta.size == 0 {
+        return Err(empty_shard("files", &what));
+    }
+    let mut files: Vec<(String, u64)> = match format {
+        Format::Tar | Format::Zip => match &*index_of(reader, handle, format, &what)? {
+            ShardIndex::Tar(index) => index
+                .members()
+                .iter()
+                .map(|m| (m.name.clone(), m.size))
+                .collect(),
+            ShardIndex::Zip(index) => index
+                .entries()
+                .iter()
+                .filter(|e| !e.is_dir)
+                .map(|e| (e.name.clone(), e.size))
+                .collect(),
+        },
+        Format::Tgz | Format::TarLz4 => {
+            reader.shards.scans.fetch_add(1, Ordering::Relaxed);
+            let limits = limits_for(handle.meta.size);
+            let mut stream = decoder(format, rewound(&handle.file, &what)?, &limits);
+            let mut files = Vec::new();
+            scan_tar(
+                &mut stream,
+                &limits,
+                |_| Select::Take(0),
+                |_, member, _| {
+                    files.push((member.name.clone(), member.size));
+                    Ok(())
+                },
+            )
+            .and_then(|()| drain(&mut stream).map(drop))
+            .map_err(|e| archive_error(e, "files", &what))?;
+            files
+        }
+    };
+    files.retain(|(name, _)| !name.ends_with('/') && !match_key(name).is_empty());
+    for file in &mut files {
+        if let Some(stripped) = file.0.strip_prefix('/') {
+            file.0 = stripped.to_string();
+        }
+    }
+    // Stable sort: the first occurrence of a name is the one kept, as lookups see it.
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files.dedup_by(|later, first| later.0 == first.0);
+    Ok(files)
+}
+
 /// The cached index of a TAR or ZIP shard, building it on a miss.
 fn index_of(
     reader: &LocalReader,
@@ -238,13 +304,7 @@ fn index_of(
     }
     reader.shards.index_builds.fetch_add(1, Ordering::Relaxed);
     let limits = limits_for(key.0.size);
-    let mut reader_file = handle
-        .file
-        .try_clone()
-        .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
-    reader_file
-        .rewind()
-        .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
+    let reader_file = rewound(&handle.file, what)?;
     let built = match format {
         Format::Tar => TarIndex::build(io::BufReader::new(reader_file), key.0.size, &limits)
             .map(ShardIndex::Tar),
@@ -479,16 +539,14 @@ pub(crate) fn open_compressed_at(
 
 /// A fresh decompressing reader positioned `at` bytes into the uncompressed stream.
 fn reopen(
-    mut file: File,
+    file: File,
     format: Format,
     at: u64,
     what: &str,
     archpath: &str,
 ) -> Result<Box<dyn Read + Send>, ItemError> {
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    file.rewind()
-        .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
-    let mut stream = decoder(format, file, &limits_for(size));
+    let mut stream = decoder(format, rewound(&file, what)?, &limits_for(size));
     skip(&mut stream, at, archpath, what)?;
     Ok(stream)
 }
@@ -510,15 +568,8 @@ fn scan_compressed(
         by_name.entry(name).or_insert(i);
     }
     let remaining = std::cell::Cell::new(by_name.len());
-    let size = handle.meta.size;
-    let mut file = handle
-        .file
-        .try_clone()
-        .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
-    file.rewind()
-        .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
-    let limits = limits_for(size);
-    let mut stream = decoder(format, file, &limits);
+    let limits = limits_for(handle.meta.size);
+    let mut stream = decoder(format, rewound(&handle.file, what)?, &limits);
     let result = scan_tar(
         &mut stream,
         &limits,

@@ -23,7 +23,17 @@ pub struct LsoMsg {
     pub continuation_token: String,
     #[serde(deserialize_with = "de_loose_u64")]
     pub pagesize: u64,
+    /// `apc.Ls*` bits; the SDK sends them as a decimal string.
+    #[serde(deserialize_with = "de_loose_u64")]
+    pub flags: u64,
 }
+
+/// List flag: also list the files inside shards, as `<shard>/<member>` (`apc.LsArchDir`).
+pub const LS_ARCH_DIR: u64 = 1 << 3;
+/// Entry flag: the entry is a file inside a shard (`apc.EntryInArch`).
+pub const ENTRY_IN_ARCH: u64 = 1 << 7;
+/// Entry flag: the entry is a shard whose files are listed (`apc.EntryIsArchive`).
+pub const ENTRY_IS_ARCHIVE: u64 = 1 << 9;
 
 fn de_loose_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     #[derive(Deserialize)]
@@ -57,6 +67,13 @@ pub struct LsoEntry {
     pub atime: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub location: String,
+    /// [`ENTRY_IN_ARCH`], [`ENTRY_IS_ARCHIVE`]; 0 for a plain object.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub flags: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A page of a listing (JSON spelling, `cmn.LsoRes`).
@@ -118,7 +135,7 @@ impl LsoRes {
                     version: &e.version,
                     atime: &e.atime,
                     location: &e.location,
-                    flags: 0,
+                    flags: e.flags,
                 })
                 .collect(),
         }
@@ -137,5 +154,8 @@ mod tests {
         let msg: LsoMsg = serde_json::from_value(act.value).unwrap();
         assert_eq!(msg.props, "name,size");
         assert_eq!(msg.pagesize, 0);
+        assert_eq!(msg.flags, 0);
+        let msg: LsoMsg = serde_json::from_str(r#"{"flags":"8"}"#).unwrap();
+        assert_eq!(msg.flags, LS_ARCH_DIR);
     }
 }

@@ -377,7 +377,7 @@ fn local_refuses_a_cluster_without_targets() {
 }
 
 /// Runs the `moss` CLI against `endpoint` (off the async threads that serve the cluster).
-async fn moss_cli(endpoint: &str, args: &[&str]) -> std::process::Output {
+pub async fn moss_cli(endpoint: &str, args: &[&str]) -> std::process::Output {
     let mut command = std::process::Command::new(moss_bin());
     command.arg("--endpoint").arg(endpoint).args(args);
     tokio::task::spawn_blocking(move || command.output().unwrap())

@@ -706,3 +706,151 @@ async fn damaged_members_fail_per_item_before_the_first_byte() {
 fn data_of(seed: usize, n: usize) -> Vec<u8> {
     (0..n).map(|i| ((i * 31 + seed * 7) % 251) as u8).collect()
 }
+
+/// One page of a JSON listing with the given list flags: (entries, continuation token).
+async fn list_page(api: &Api, prefix: &str, flags: &str, page: u64, token: &str) -> Value {
+    let body = json!({"action": "list", "value": {
+        "prefix": prefix, "flags": flags, "pagesize": page,
+        "continuation_token": token, "props": "name,size",
+    }});
+    let r = api
+        .http
+        .get(format!("{}/v1/buckets/s?provider=ais", api.endpoint))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let page: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{page}");
+    page
+}
+
+/// (name, size, flags) of every entry, paging with `page` names per page.
+async fn list_all(api: &Api, prefix: &str, flags: &str, page: u64) -> Vec<(String, u64, u64)> {
+    let mut all = Vec::new();
+    let mut token = String::new();
+    loop {
+        let got = list_page(api, prefix, flags, page, &token).await;
+        for e in got["entries"].as_array().unwrap() {
+            all.push((
+                e["name"].as_str().unwrap().to_string(),
+                e["size"].as_u64().unwrap(),
+                e["flags"].as_u64().unwrap_or(0),
+            ));
+        }
+        token = got["continuation_token"].as_str().unwrap().to_string();
+        if token.is_empty() {
+            return all;
+        }
+    }
+}
+
+/// List flag `arch_dir` (the SDK's `list_archive`): each shard is followed by its files as
+/// `<shard>/<file>`, in every input format, across pages that end inside a shard; directories
+/// are left out; a damaged shard is a 400 naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shard_files_are_listed_with_arch_dir() {
+    let sb = ClusterSandbox::builder().start().await;
+    let api = &sb.api;
+    let dir = tempfile::tempdir().unwrap();
+    let shards = load_shards(api, dir.path()).await;
+    api.put("s", "plain.txt", b"not a shard".to_vec()).await;
+    // GNU tar given a directory stores entries for it and its subdirectory too.
+    let src = dir.path().join("tree");
+    std::fs::create_dir_all(src.join("x/y")).unwrap();
+    std::fs::write(src.join("x/y/z.jpg"), data(7, 900)).unwrap();
+    let tar = dir.path().join("dirs.tar");
+    let status = Command::new("tar")
+        .arg("-cf")
+        .arg(&tar)
+        .arg("-C")
+        .arg(&src)
+        .arg("x")
+        .status()
+        .unwrap();
+    assert!(status.success());
+    api.put("s", "dirs.tar", std::fs::read(&tar).unwrap()).await;
+
+    let mut expect: Vec<(String, u64, u64)> = Vec::new();
+    for (name, shard) in &shards {
+        let size = api.get_bytes("s", name).await.len() as u64;
+        expect.push((name.clone(), size, 1 << 9));
+        for (member, bytes) in members(*shard) {
+            expect.push((format!("{name}/{member}"), bytes.len() as u64, 1 << 7));
+        }
+    }
+    let dirs_size = std::fs::metadata(&tar).unwrap().len();
+    expect.push(("dirs.tar".into(), dirs_size, 1 << 9));
+    expect.push(("dirs.tar/x/y/z.jpg".into(), 900, 1 << 7));
+    expect.push(("plain.txt".into(), 11, 0));
+    expect.sort();
+
+    // One shard, as `list_archive` asks for it.
+    for (name, _) in &shards {
+        let got = list_all(api, name, "8", 0).await;
+        let want: Vec<_> = expect
+            .iter()
+            .filter(|e| e.0.starts_with(name.as_str()))
+            .cloned()
+            .collect();
+        assert_eq!(got, want, "{name}");
+    }
+    // A prefix that reaches into a shard.
+    let inside = "shard-tgz-2.tgz/x/";
+    let want: Vec<_> = expect
+        .iter()
+        .filter(|e| e.0.starts_with(inside))
+        .cloned()
+        .collect();
+    assert_eq!(want.len(), 1);
+    assert_eq!(list_all(api, inside, "8", 0).await, want);
+    // The whole bucket in pages of 7 names, most of which end inside a shard.
+    assert_eq!(list_all(api, "", "8", 7).await, expect);
+    // Without the flag, only the objects.
+    let objects: Vec<_> = expect
+        .iter()
+        .filter(|e| e.2 != 1 << 7)
+        .map(|e| (e.0.clone(), e.1, 0))
+        .collect();
+    assert_eq!(list_all(api, "", "0", 5).await, objects);
+    // The CLI: `moss ls BUCKET/PREFIX --archive`.
+    let out = crate::cluster::moss_cli(
+        sb.endpoint(),
+        &["ls", "s/shard-zip-stored-2.zip", "--archive", "--bytes"],
+    )
+    .await;
+    assert!(out.status.success(), "{out:?}");
+    let printed: Vec<(String, u64)> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let (name, size) = line.rsplit_once(' ').unwrap();
+            (name.trim().to_string(), size.parse().unwrap())
+        })
+        .collect();
+    let want: Vec<(String, u64)> = expect
+        .iter()
+        .filter(|e| e.0.starts_with("shard-zip-stored-2.zip"))
+        .map(|e| (e.0.clone(), e.1))
+        .collect();
+    assert_eq!(printed, want);
+
+    // A damaged shard fails the listing that asks for its files, and only that listing.
+    api.put("s", "bad.tgz", b"\x1f\x8b\x08\x00 not really gzip".to_vec())
+        .await;
+    let body = json!({"action": "list", "value": {"prefix": "bad", "flags": "8"}});
+    let r = api
+        .http
+        .get(format!("{}/v1/buckets/s?provider=ais", api.endpoint))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let text = r.text().await.unwrap();
+    assert!(text.contains("ais://s/bad.tgz"), "{text}");
+    assert_eq!(list_all(api, "bad", "0", 0).await.len(), 1);
+    sb.shutdown().await;
+}

@@ -7,9 +7,9 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::future::join_all;
-use moss_types::lso::{ActMsg, LsoEntry, LsoMsg, LsoRes, MAX_PAGE_SIZE};
+use moss_types::lso::{ActMsg, LS_ARCH_DIR, LsoEntry, LsoMsg, LsoRes, MAX_PAGE_SIZE};
 use moss_types::smap::BucketProps;
-use moss_types::{Bck, Provider, headers};
+use moss_types::{Bck, ErrorBody, Provider, headers};
 
 use super::membership::{FANOUT_TIMEOUT, while_member};
 use super::{CONTROL_BODY_LIMIT, Proxy, require_bucket, url_bucket};
@@ -220,6 +220,7 @@ async fn list_objects(proxy: &Proxy, bck: &Bck, lso: &LsoMsg) -> Result<LsoRes, 
             ("after", after.clone()),
             ("limit", page_size.to_string()),
             ("meta", with_meta.to_string()),
+            ("archdir", (lso.flags & LS_ARCH_DIR != 0).to_string()),
         ];
         let query: Vec<String> = params
             .iter()
@@ -238,19 +239,29 @@ async fn list_objects(proxy: &Proxy, bck: &Bck, lso: &LsoMsg) -> Result<LsoRes, 
         let name = t.display();
         let call = async move {
             let response = request.send().await.map_err(|e| e.to_string())?;
-            if !response.status().is_success() {
-                return Err(format!("status {}", response.status()));
+            let status = response.status();
+            if status.is_client_error() {
+                // Deterministic (e.g. a damaged shard under `arch_dir`): the client's to see.
+                let body = response.json::<ErrorBody>().await.unwrap_or_default();
+                return Ok(Err(ApiError::new(status, body.message)));
+            }
+            if !status.is_success() {
+                return Err(format!("status {status}"));
             }
             response
                 .json::<Vec<LsoEntry>>()
                 .await
+                .map(Ok)
                 .map_err(|e| e.to_string())
         };
         async move {
+            let unavailable = |why: String| {
+                ApiError::unavailable(format!("list objects of {}: {why}; retry", bck.cname()))
+            };
             match while_member(proxy, t, FANOUT_TIMEOUT, call).await {
-                Ok(Ok(entries)) => Ok(entries),
-                Ok(Err(e)) => Err(format!("target {name} is unavailable: {e}")),
-                Err(abandoned) => Err(format!("target {name} {abandoned}")),
+                Ok(Ok(answer)) => answer,
+                Ok(Err(e)) => Err(unavailable(format!("target {name} is unavailable: {e}"))),
+                Err(abandoned) => Err(unavailable(format!("target {name} {abandoned}"))),
             }
         }
     });
@@ -258,9 +269,7 @@ async fn list_objects(proxy: &Proxy, bck: &Bck, lso: &LsoMsg) -> Result<LsoRes, 
     // Every target's page is needed: a listing without one target's objects would look complete
     // but silently miss objects. A 503 makes the SDK retry against the updated map.
     for result in join_all(calls).await {
-        entries.extend(result.map_err(|e| {
-            ApiError::unavailable(format!("list objects of {}: {e}; retry", bck.cname()))
-        })?);
+        entries.extend(result?);
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     entries.dedup_by(|a, b| a.name == b.name);

@@ -10,9 +10,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
-use moss_getbatch::item::{CHUNK, Item, ItemError, ItemSpec};
-use moss_storage::{CKSUM_TYPE, ObjHandle, StoreError};
-use moss_types::lso::LsoEntry;
+use moss_archive::Format;
+use moss_getbatch::item::{CHUNK, Item, ItemError, ItemSpec, LocalReader};
+use moss_getbatch::shard::list_members;
+use moss_storage::{CKSUM_TYPE, ListedObject, ObjHandle, Store, StoreError};
+use moss_types::lso::{ENTRY_IN_ARCH, ENTRY_IS_ARCHIVE, LsoEntry};
 use moss_types::moss::ByteRange;
 use moss_types::smap::Snode;
 use moss_types::{Bck, headers, names};
@@ -703,18 +705,31 @@ pub async fn list(target: &Arc<Target>, bucket: &str, query: &Query) -> Result<R
         .parse()
         .unwrap_or(moss_types::lso::MAX_PAGE_SIZE as usize);
     let with_meta = query.str("meta") == "true";
+    let arch_dir = query.str("archdir") == "true";
     let store = target.store.clone();
+    let reader = target.reader.clone();
     let id = target.shared.id.clone();
-    let listed = tokio::task::spawn_blocking(move || {
-        store
+    tokio::task::spawn_blocking(move || {
+        let listed = store
             .list(&bck, &prefix, &after, limit, with_meta)
-            .map(|l| (l, store))
+            .map_err(|e| ApiError::internal(format!("list failed: {e}")))?;
+        let mut entries = listed_entries(&store, &id, listed, with_meta);
+        if arch_dir {
+            entries = with_shard_files(&reader, &bck, entries, &prefix, &after, limit)?;
+        }
+        Ok(json_response(&entries))
     })
     .await
     .map_err(|e| ApiError::internal(format!("list task failed: {e}")))?
-    .map_err(|e| ApiError::internal(format!("list failed: {e}")))?;
-    let (listed, store) = listed;
-    let entries: Vec<LsoEntry> = listed
+}
+
+fn listed_entries(
+    store: &Store,
+    id: &str,
+    listed: Vec<ListedObject>,
+    with_meta: bool,
+) -> Vec<LsoEntry> {
+    listed
         .into_iter()
         .map(|o| {
             let meta = o.meta.unwrap_or_default();
@@ -733,10 +748,75 @@ pub async fn list(target: &Arc<Target>, bucket: &str, query: &Query) -> Result<R
                 } else {
                     String::new()
                 },
+                flags: 0,
             }
         })
+        .collect()
+}
+
+/// List flag `arch_dir`: every listed shard (known by its name's extension) is followed by its
+/// files, named `<shard>/<file>`; the page is then cut back to `limit` names. A page that ended
+/// at or inside a shard continues there: `after` then names the shard or one of its files, and
+/// the shard's files are listed again from there on. A prefix may reach into a shard.
+fn with_shard_files(
+    reader: &LocalReader,
+    bck: &Bck,
+    listed: Vec<LsoEntry>,
+    prefix: &str,
+    after: &str,
+    limit: usize,
+) -> Result<Vec<LsoEntry>, ApiError> {
+    let mut shards: Vec<String> = listed
+        .iter()
+        .filter(|e| Format::from_name(&e.name).is_some())
+        .map(|e| e.name.clone())
         .collect();
-    Ok(json_response(&entries))
+    // Shards the object walk skips but whose files belong here: the one a previous page ended at
+    // or inside (its name is not after `after`), and one the prefix reaches into
+    // (`shard.tar/images/`; its name does not start with the prefix).
+    for text in [after, prefix] {
+        let inside = text
+            .match_indices('/')
+            .map(|(at, _)| &text[..at])
+            .chain(std::iter::once(text))
+            .find(|name| {
+                Format::from_name(name).is_some() && reader.store.open_file(bck, name).is_some()
+            });
+        if let Some(name) = inside
+            && !shards.iter().any(|s| s == name)
+        {
+            shards.push(name.to_string());
+        }
+    }
+    let mut entries = listed;
+    for shard in shards {
+        let format = Format::from_name(&shard).unwrap_or(Format::Tar);
+        let handle = match reader.store.open_object(bck, &shard) {
+            Ok(handle) => handle,
+            // Deleted since it was listed.
+            Err(StoreError::NotFound) => continue,
+            Err(e) => return Err(ApiError::from_store(e, &cname(bck, &shard))),
+        };
+        let files = list_members(reader, &handle, format).map_err(item_error)?;
+        if let Some(entry) = entries.iter_mut().find(|e| e.name == shard) {
+            entry.flags |= ENTRY_IS_ARCHIVE;
+        }
+        entries.extend(
+            files
+                .into_iter()
+                .map(|(file, size)| LsoEntry {
+                    name: format!("{shard}/{file}"),
+                    size,
+                    flags: ENTRY_IN_ARCH,
+                    ..LsoEntry::default()
+                })
+                .filter(|e| e.name.starts_with(prefix) && e.name.as_str() > after),
+        );
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    entries.dedup_by(|later, first| later.name == first.name);
+    entries.truncate(limit);
+    Ok(entries)
 }
 
 /// A listing's atime as AIStore formats it by default (Go's `time.RFC822`, `02 Jan 06 15:04 MST`),
