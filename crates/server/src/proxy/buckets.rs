@@ -240,8 +240,9 @@ async fn list_objects(proxy: &Proxy, bck: &Bck, lso: &LsoMsg) -> Result<LsoRes, 
         let call = async move {
             let response = request.send().await.map_err(|e| e.to_string())?;
             let status = response.status();
-            if status.is_client_error() {
-                // Deterministic (e.g. a damaged shard under `arch_dir`): the client's to see.
+            if matches!(status, StatusCode::BAD_REQUEST | StatusCode::GONE) {
+                // Deterministic (a damaged shard under `arch_dir`): the client's to see. Other
+                // answers (a target that does not know the bucket yet, say) are worth a retry.
                 let body = response.json::<ErrorBody>().await.unwrap_or_default();
                 return Ok(Err(ApiError::new(status, body.message)));
             }
