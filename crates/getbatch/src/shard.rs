@@ -224,12 +224,48 @@ fn relative_to_object<'a>(archpath: &'a str, objname: &str) -> Option<&'a str> {
         .filter(|rest| !rest.is_empty())
 }
 
-/// A second handle on `file`, positioned at its start.
-fn rewound(file: &File, what: &str) -> Result<File, ItemError> {
-    let io_error = |e: io::Error| ItemError::Io(format!("{what}: {e}"));
-    let mut file = file.try_clone().map_err(io_error)?;
-    file.rewind().map_err(io_error)?;
-    Ok(file)
+/// A reader of `file` from its start, with a position of its own.
+fn rewound(file: &File, what: &str) -> Result<PosFile, ItemError> {
+    PosFile::new(file).map_err(|e| ItemError::Io(format!("{what}: {e}")))
+}
+
+/// A file read with `pread` at a position of its own. Readers made from one open file (the
+/// members of a shard, requests sharing a kept-open shard) never move each other's offset, as
+/// readers of `dup`ed descriptors would.
+pub struct PosFile {
+    file: File,
+    pos: u64,
+}
+
+impl PosFile {
+    pub fn new(file: &File) -> io::Result<PosFile> {
+        Ok(PosFile {
+            file: file.try_clone()?,
+            pos: 0,
+        })
+    }
+}
+
+impl Read for PosFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.pos)?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for PosFile {
+    fn seek(&mut self, to: io::SeekFrom) -> io::Result<u64> {
+        let target = match to {
+            io::SeekFrom::Start(n) => Some(n),
+            io::SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+            io::SeekFrom::End(d) => self.file.metadata()?.len().checked_add_signed(d),
+        };
+        self.pos = target.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "seek before the start of the file")
+        })?;
+        Ok(self.pos)
+    }
 }
 
 /// The files inside a shard (`list_archive`, list flag `arch_dir`) as (name, size), sorted by
@@ -366,10 +402,7 @@ fn read_zip_member(
     archpath: &str,
     what: &str,
 ) -> Result<Vec<u8>, ItemError> {
-    let file = handle
-        .file
-        .try_clone()
-        .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
+    let file = rewound(&handle.file, what)?;
     let member = open_zip_member(file, entry).map_err(|e| archive_error(e, archpath, what))?;
     let capacity = usize::try_from(entry.size.min(VERIFY_ZIP_MEMBER)).unwrap_or(0);
     let mut buf = Vec::with_capacity(capacity);
@@ -431,10 +464,7 @@ fn open_indexed(
                     return Ok(Item::new(len, 0, true, Source::Memory(section), None));
                 }
             }
-            let file = handle
-                .file
-                .try_clone()
-                .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
+            let file = rewound(&handle.file, what)?;
             let mut member =
                 open_zip_member(file, &entry).map_err(|e| archive_error(e, archpath, what))?;
             skip(&mut member, offset, archpath, what)?;
@@ -498,11 +528,13 @@ impl Found {
                 None,
             ));
         }
-        let file = handle
-            .file
-            .try_clone()
-            .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
-        let stream = reopen(file, format, self.data_offset + offset, what, spec.archpath)?;
+        let stream = reopen(
+            handle,
+            format,
+            self.data_offset + offset,
+            what,
+            spec.archpath,
+        )?;
         Ok(Item::new(
             len,
             0,
@@ -523,11 +555,7 @@ pub(crate) fn open_compressed_at(
     archpath: &str,
 ) -> Result<Item, ItemError> {
     let what = handle.describe();
-    let file = handle
-        .file
-        .try_clone()
-        .map_err(|e| ItemError::Io(format!("{what}: {e}")))?;
-    let stream = reopen(file, format, at, &what, archpath)?;
+    let stream = reopen(handle, format, at, &what, archpath)?;
     Ok(Item::new(
         len,
         0,
@@ -539,14 +567,14 @@ pub(crate) fn open_compressed_at(
 
 /// A fresh decompressing reader positioned `at` bytes into the uncompressed stream.
 fn reopen(
-    file: File,
+    handle: &ObjHandle,
     format: Format,
     at: u64,
     what: &str,
     archpath: &str,
 ) -> Result<Box<dyn Read + Send>, ItemError> {
-    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut stream = decoder(format, rewound(&file, what)?, &limits_for(size));
+    let limits = limits_for(handle.meta.size);
+    let mut stream = decoder(format, rewound(&handle.file, what)?, &limits);
     skip(&mut stream, at, archpath, what)?;
     Ok(stream)
 }
