@@ -10,6 +10,7 @@ use moss_storage::{ObjHandle, Store, StoreError, Verifier};
 use moss_types::Bck;
 use moss_types::moss::ByteRange;
 
+use crate::open_shards::OpenShards;
 use crate::shard::ShardCache;
 
 /// Chunk size for sequential reads.
@@ -293,6 +294,8 @@ pub struct Prepared {
 pub struct LocalReader {
     pub store: Arc<Store>,
     pub shards: ShardCache,
+    /// Shards kept open between requests.
+    pub open_shards: OpenShards,
     /// File descriptors the stat phase may keep open for the data phase.
     fd_budget: Arc<AtomicI64>,
     /// Bytes of archived files the stat phase may hold in memory for the data phase, node-wide
@@ -324,6 +327,7 @@ impl LocalReader {
         LocalReader {
             store,
             shards: ShardCache::new(),
+            open_shards: OpenShards::default(),
             fd_budget: process_fd_budget(),
             memory_budget: Arc::new(AtomicI64::new(HELD_MEMBER_BYTES)),
         }
@@ -349,8 +353,13 @@ impl LocalReader {
     }
 
     pub(crate) fn take_fd(&self) -> Option<FdTicket> {
+        self.take_fd_leaving(0)
+    }
+
+    /// A descriptor ticket, if more than `reserve` would be left after it.
+    pub(crate) fn take_fd_leaving(&self, reserve: i64) -> Option<FdTicket> {
         let left = self.fd_budget.fetch_sub(1, Ordering::Relaxed);
-        if left > 0 {
+        if left > reserve {
             return Some(FdTicket(self.fd_budget.clone()));
         }
         self.fd_budget.fetch_add(1, Ordering::Relaxed);

@@ -6,6 +6,7 @@ mod dt;
 pub mod frame;
 pub mod item;
 mod neighbor;
+pub mod open_shards;
 pub mod output;
 pub mod pool;
 mod sender;

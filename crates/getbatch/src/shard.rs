@@ -28,7 +28,7 @@ use moss_archive::shard::{
 use moss_archive::{ArchiveError, Format};
 use moss_storage::ObjHandle;
 
-use crate::item::{Item, ItemError, ItemSpec, LocalReader, Prepared, Source};
+use crate::item::{FdTicket, Item, ItemError, ItemSpec, LocalReader, Prepared, Source};
 
 /// Members up to this size are kept in memory from a compressed-shard scan.
 const KEEP_MEMBER: u64 = 4 << 20;
@@ -262,7 +262,10 @@ impl Seek for PosFile {
             io::SeekFrom::End(d) => self.file.metadata()?.len().checked_add_signed(d),
         };
         self.pos = target.ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "seek before the start of the file")
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before the start of the file",
+            )
         })?;
         Ok(self.pos)
     }
@@ -684,17 +687,19 @@ pub fn prepare_members(
     let mut budget = KEEP_TOTAL;
     for ((bck, objname), members) in by_shard {
         let what = format!("{}/{}", bck.cname(), objname);
-        let handle = match reader.store.open_object(bck, objname) {
-            Ok(handle) => Arc::new(handle),
+        let opened = match reader.open_shards.open(reader, bck, objname) {
+            Ok(opened) => opened,
             Err(e) => {
                 let err = ItemError::from_store(e, &what);
                 out.extend(members.iter().map(|&i| (i, Err(err.clone()))));
                 continue;
             }
         };
+        let (handle, kept) = opened;
         out.extend(prepare_shard(
             reader,
             &handle,
+            kept,
             specs,
             &members,
             &what,
@@ -707,11 +712,14 @@ pub fn prepare_members(
 fn prepare_shard(
     reader: &LocalReader,
     handle: &Arc<ObjHandle>,
+    kept: Option<Arc<FdTicket>>,
     specs: &[ItemSpec],
     members: &[usize],
     what: &str,
     budget: &mut u64,
 ) -> Vec<(usize, Result<Prepared, ItemError>)> {
+    // The descriptor a member's data phase may use: the kept shard's, or one more from the budget.
+    let ticket = || kept.clone().or_else(|| reader.take_fd().map(Arc::new));
     let format = match detect(handle, &specs[members[0]], what) {
         Ok(f) => f,
         Err(e) => return members.iter().map(|&i| (i, Err(e.clone()))).collect(),
@@ -731,9 +739,7 @@ fn prepare_shard(
             // TAR members are sections of the shard file: keep the shard open (one budgeted
             // descriptor for all its members) so the data phase reads them directly.
             let held = match &*index {
-                ShardIndex::Tar(_) => reader
-                    .take_fd()
-                    .map(|ticket| (handle.clone(), Arc::new(ticket))),
+                ShardIndex::Tar(_) => ticket().map(|ticket| (handle.clone(), ticket)),
                 ShardIndex::Zip(_) => None,
             };
             members
@@ -793,8 +799,8 @@ fn prepare_shard(
                             // Too large to hold: the data phase decompresses up to it again
                             // (the scan above already verified the whole stream), no rescan.
                             let mut p = archived_prepared(len, None);
-                            if let Some(ticket) = reader.take_fd() {
-                                p.opened = Some((handle.clone(), Arc::new(ticket)));
+                            if let Some(ticket) = ticket() {
+                                p.opened = Some((handle.clone(), ticket));
                                 p.member_offset = Some(f.data_offset + offset);
                                 p.compressed = Some(format);
                             }

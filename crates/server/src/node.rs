@@ -180,6 +180,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
+/// Raises the soft limit on open files to the hard limit, as servers do (and as Go programs such
+/// as AIStore do by themselves): the stat phases of GetBatch and the shards kept open between
+/// requests draw their descriptors from a budget sized by this limit. Call before serving.
+pub fn raise_open_files_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if let Err(e) = setrlimit(Resource::Nofile, raised) {
+            tracing::debug!("could not raise the open files limit: {e}");
+        }
+    }
+}
+
 /// Serves `router` on `listener` until `cancel` fires, then drains in-flight requests.
 pub async fn serve(
     listener: TcpListener,

@@ -3,6 +3,8 @@ use std::collections::BinaryHeap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use moss_cluster::{Mountpath, mountpath_for};
 use moss_types::bucket::{Bck, Namespace, Provider};
@@ -19,6 +21,51 @@ pub(crate) const OBJ_DIR: &str = "%ob";
 #[derive(Debug)]
 pub struct Store {
     mountpaths: Vec<Mountpath>,
+    changes: Arc<Changes>,
+}
+
+/// Change stamps, for caches of open objects: a counter per hash slot of (bucket, object) that
+/// every commit and delete bumps once it has taken effect, plus an epoch that destroying a bucket
+/// bumps. Both only grow, so their sum changes whenever either does. A cache that reads the stamp
+/// *before* it opens an object, and reuses the open object only while the stamp is unchanged,
+/// never serves a version older than the last change it could have seen.
+#[derive(Debug)]
+struct Changes {
+    slots: Box<[AtomicU64]>,
+    epoch: AtomicU64,
+    /// Every change of any kind.
+    total: AtomicU64,
+}
+
+const CHANGE_SLOTS: usize = 4096;
+
+impl Changes {
+    fn new() -> Changes {
+        Changes {
+            slots: (0..CHANGE_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            epoch: AtomicU64::new(0),
+            total: AtomicU64::new(0),
+        }
+    }
+
+    fn slot(&self, digest: u64) -> &AtomicU64 {
+        &self.slots[(digest % CHANGE_SLOTS as u64) as usize]
+    }
+
+    fn stamp(&self, digest: u64) -> u64 {
+        let epoch = self.epoch.load(Ordering::Acquire);
+        epoch.wrapping_add(self.slot(digest).load(Ordering::Acquire))
+    }
+
+    fn changed(&self, digest: u64) {
+        self.slot(digest).fetch_add(1, Ordering::AcqRel);
+        self.total.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn new_epoch(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.total.fetch_add(1, Ordering::AcqRel);
+    }
 }
 
 /// One object found by a listing.
@@ -66,7 +113,23 @@ impl Store {
             }
             mountpaths.push(mountpath);
         }
-        Ok(Store { mountpaths })
+        Ok(Store {
+            mountpaths,
+            changes: Arc::new(Changes::new()),
+        })
+    }
+
+    /// The object's change stamp (see `Changes`): read it before opening the object; a later
+    /// stamp that differs means the object may have been overwritten or removed since.
+    pub fn change_stamp(&self, bck: &Bck, objname: &str) -> u64 {
+        self.changes
+            .stamp(moss_cluster::object_digest(bck, objname))
+    }
+
+    /// How many changes (commits, deletes, destroyed buckets) this store has seen: a cache need
+    /// not look for stale entries while this stays the same.
+    pub fn change_count(&self) -> u64 {
+        self.changes.total.load(Ordering::Acquire)
     }
 
     /// The mountpaths, in the order given.
@@ -243,6 +306,8 @@ impl Store {
                 .filter(|(i, _)| *i != mountpath)
                 .map(|(_, p)| p)
                 .collect(),
+            changes: self.changes.clone(),
+            digest: moss_cluster::object_digest(bck, objname),
         })
     }
 
@@ -265,6 +330,8 @@ impl Store {
             }
         }
         if found {
+            self.changes
+                .changed(moss_cluster::object_digest(bck, objname));
             Ok(())
         } else {
             Err(StoreError::NotFound)
@@ -277,7 +344,10 @@ impl Store {
             let dir = self.bucket_dir(i, bck);
             let trash = self.work_path(i, "trash");
             match fs::rename(&dir, &trash) {
-                Ok(()) => fs::remove_dir_all(&trash)?,
+                Ok(()) => {
+                    self.changes.new_epoch();
+                    fs::remove_dir_all(&trash)?;
+                }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }
@@ -438,6 +508,8 @@ pub struct PutTxn {
     size: u64,
     /// Copies of the object on other mountpaths, removed on commit.
     stale: Vec<PathBuf>,
+    changes: Arc<Changes>,
+    digest: u64,
 }
 
 impl PutTxn {
@@ -504,6 +576,7 @@ impl PutTxn {
             });
         }
         self.committed = true;
+        self.changes.changed(self.digest);
         File::open(parent)?.sync_all()?;
         for stale in &self.stale {
             if fs::remove_file(stale).is_ok() {

@@ -252,3 +252,36 @@ fn metadata_is_stored_compactly_enough_to_live_in_the_inode() {
     assert_eq!(h.meta.size, 7);
     assert_eq!(h.read_all_verified().unwrap(), b"payload");
 }
+
+/// The change stamp of an object moves with every commit and delete of it and with a destroyed
+/// bucket, and not with reads or with writes that never commit.
+#[test]
+fn change_stamps_follow_commits_deletes_and_destroyed_buckets() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&[dir.path().join("mp1")]).unwrap();
+    let bck = Bck::ais("b");
+    let stamp = || store.change_stamp(&bck, "shard.tar");
+    let before = stamp();
+    put(&store, &bck, "shard.tar", b"v1");
+    let after_put = stamp();
+    assert_ne!(after_put, before);
+    store.open_object(&bck, "shard.tar").unwrap();
+    drop(store.begin_put(&bck, "shard.tar").unwrap());
+    assert_eq!(
+        stamp(),
+        after_put,
+        "reads and abandoned writes change nothing"
+    );
+    let count = store.change_count();
+    store.delete(&bck, "shard.tar").unwrap();
+    let after_delete = stamp();
+    assert_ne!(after_delete, after_put);
+    assert!(store.change_count() > count);
+    put(&store, &bck, "other", b"x");
+    store.destroy_bucket(&bck).unwrap();
+    assert_ne!(
+        stamp(),
+        after_delete,
+        "a destroyed bucket changes every stamp"
+    );
+}

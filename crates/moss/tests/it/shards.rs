@@ -301,6 +301,85 @@ async fn counter(sb: &ClusterSandbox, name: &str) -> u64 {
     crate::batch::gauge(sb, name).await as u64
 }
 
+/// Shards stay open between requests, and a kept shard never outlives a change: after an
+/// overwrite, a delete, or a destroyed and re-created bucket, the next request sees the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_open_shards_see_overwrites_deletes_and_destroyed_buckets() {
+    let dir = tempfile::tempdir().unwrap();
+    let sb = ClusterSandbox::builder().targets(1).start().await;
+    let api = &sb.api;
+    api.create_bucket("s").await;
+    let kinds = [("k.tar", "tar"), ("k.tgz", "tgz"), ("k.zip", "zip-stored")];
+    let put_all = |seed: usize| {
+        let dir = dir.path().to_path_buf();
+        async move {
+            for (name, kind) in kinds {
+                api.put("s", name, make_shard(&dir, kind, seed)).await;
+            }
+        }
+    };
+    let request = json!({"in": kinds.iter().flat_map(|(name, _)| [
+        json!({"objname": name, "archpath": "a.txt"}),
+        json!({"objname": name, "archpath": "x/y/z.jpg"}),
+    ]).collect::<Vec<_>>(), "strm": true});
+    let expect = |seed: usize| -> Vec<Vec<u8>> {
+        let m = members(seed);
+        kinds
+            .iter()
+            .flat_map(|_| [m[0].1.clone(), m[1].1.clone()])
+            .collect()
+    };
+    let bytes_of =
+        |got: Vec<(String, Vec<u8>)>| -> Vec<Vec<u8>> { got.into_iter().map(|(_, b)| b).collect() };
+
+    put_all(1).await;
+    assert_eq!(bytes_of(fetch(api, request.clone()).await), expect(1));
+    let reused = counter(&sb, "moss_target_shard_open_reused_count").await;
+    assert_eq!(bytes_of(fetch(api, request.clone()).await), expect(1));
+    assert_eq!(
+        counter(&sb, "moss_target_shard_open_reused_count").await,
+        reused + 3,
+        "the second request reuses all three open shards"
+    );
+    assert_eq!(
+        crate::batch::gauge(&sb, "moss_target_shards_kept_open").await,
+        3
+    );
+
+    // Overwritten: the new bytes, and the old versions are closed.
+    put_all(2).await;
+    assert_eq!(bytes_of(fetch(api, request.clone()).await), expect(2));
+    assert_eq!(
+        crate::batch::gauge(&sb, "moss_target_shards_kept_open").await,
+        3
+    );
+
+    // Deleted: gone.
+    let r = api
+        .http
+        .delete(api.object_url("s", "k.tgz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = api.batch(Some("s"), &request).await;
+    assert_eq!(r.status(), 404, "{}", r.text().await.unwrap());
+
+    // Destroyed and re-created with other shards under the same names.
+    let r = api
+        .http
+        .delete(format!("{}/v1/buckets/s?provider=ais", api.endpoint))
+        .body(r#"{"action":"destroy-bck"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    api.create_bucket("s").await;
+    put_all(3).await;
+    assert_eq!(bytes_of(fetch(api, request.clone()).await), expect(3));
+    sb.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_scan_per_compressed_shard_and_a_cached_tar_index() {
     let dir = tempfile::tempdir().unwrap();

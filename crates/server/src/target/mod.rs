@@ -256,6 +256,18 @@ fn metrics(target: &Target) -> Response {
         "decompressing passes over compressed shards",
         load(&shards.scans),
     );
+    out.add(
+        "moss_target_shard_open_reused_count",
+        Kind::Counter,
+        "shard opens served by a shard kept open from an earlier request",
+        load(&target.reader.open_shards.hits),
+    );
+    out.add(
+        "moss_target_shards_kept_open",
+        Kind::Gauge,
+        "shards kept open between requests",
+        target.reader.open_shards.len() as u64,
+    );
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         Body::from(out.finish()),
