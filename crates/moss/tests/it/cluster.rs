@@ -284,6 +284,15 @@ async fn listing_does_not_hang_on_a_stopped_target() {
         .collect();
     c.api.put_many("b", objects).await;
     let list_url = format!("{}/v1/buckets/b?provider=ais", c.api.endpoint);
+    let list = || async {
+        c.api
+            .http
+            .get(&list_url)
+            .body(list_body())
+            .send()
+            .await
+            .unwrap()
+    };
 
     // The target about to stop must be in the map and serving, or the listing would rightly skip
     // it. (On a loaded machine a target can miss keepalives and rejoin.)
@@ -292,14 +301,7 @@ async fn listing_does_not_hang_on_a_stopped_target() {
     loop {
         let smap = c.api.smap().await;
         let member = smap.tmap.values().any(|t| t.url() == stopped_url);
-        let r = c
-            .api
-            .http
-            .get(&list_url)
-            .body(list_body())
-            .send()
-            .await
-            .unwrap();
+        let r = list().await;
         if member && r.status() == 200 {
             break;
         }
@@ -308,14 +310,7 @@ async fn listing_does_not_hang_on_a_stopped_target() {
     }
     c.targets[1].signal("STOP");
     let started = Instant::now();
-    let r = c
-        .api
-        .http
-        .get(&list_url)
-        .body(list_body())
-        .send()
-        .await
-        .unwrap();
+    let r = list().await;
     let waited = started.elapsed();
     let status = r.status();
     let text = r.text().await.unwrap();
@@ -338,14 +333,7 @@ async fn listing_does_not_hang_on_a_stopped_target() {
         assert!(Instant::now() < deadline, "stopped target never dropped");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let r = c
-        .api
-        .http
-        .get(&list_url)
-        .body(list_body())
-        .send()
-        .await
-        .unwrap();
+    let r = list().await;
     assert_eq!(r.status(), 200);
 
     // Creating a bucket (a push to every target in the map) stays quick.

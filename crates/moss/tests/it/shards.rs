@@ -788,21 +788,30 @@ fn data_of(seed: usize, n: usize) -> Vec<u8> {
 
 /// One page of a JSON listing with the given list flags: (entries, continuation token).
 async fn list_page(api: &Api, prefix: &str, flags: &str, page: u64, token: &str) -> Value {
-    let body = json!({"action": "list", "value": {
-        "prefix": prefix, "flags": flags, "pagesize": page,
-        "continuation_token": token, "props": "name,size",
-    }});
-    let r = api
-        .http
-        .get(format!("{}/v1/buckets/s?provider=ais", api.endpoint))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = list_request(api, prefix, flags, page, token).await;
     let status = r.status();
     let page: Value = r.json().await.unwrap();
     assert_eq!(status, 200, "{page}");
     page
+}
+
+async fn list_request(
+    api: &Api,
+    prefix: &str,
+    flags: &str,
+    page: u64,
+    token: &str,
+) -> reqwest::Response {
+    let body = json!({"action": "list", "value": {
+        "prefix": prefix, "flags": flags, "pagesize": page,
+        "continuation_token": token, "props": "name,size",
+    }});
+    api.http
+        .get(format!("{}/v1/buckets/s?provider=ais", api.endpoint))
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
 }
 
 /// (name, size, flags) of every entry, paging with `page` names per page.
@@ -919,14 +928,7 @@ async fn shard_files_are_listed_with_arch_dir() {
     // A damaged shard fails the listing that asks for its files, and only that listing.
     api.put("s", "bad.tgz", b"\x1f\x8b\x08\x00 not really gzip".to_vec())
         .await;
-    let body = json!({"action": "list", "value": {"prefix": "bad", "flags": "8"}});
-    let r = api
-        .http
-        .get(format!("{}/v1/buckets/s?provider=ais", api.endpoint))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = list_request(api, "bad", "8", 0, "").await;
     assert_eq!(r.status(), 400);
     let text = r.text().await.unwrap();
     assert!(text.contains("ais://s/bad.tgz"), "{text}");
