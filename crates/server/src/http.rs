@@ -285,9 +285,12 @@ pub async fn drain_body(body: Body, limit: usize) {
 /// next request), so a client must not pool it; without the header it would, and its next request
 /// on that connection fails with a reset or an incomplete message.
 pub async fn close_if_body_unread(req: Request, next: axum::middleware::Next) -> Response {
+    if http_body::Body::is_end_stream(req.body()) {
+        // No body (a plain GET, HEAD): nothing to watch.
+        return next.run(req).await;
+    }
     let (parts, body) = req.into_parts();
-    let has_body = !http_body::Body::is_end_stream(&body);
-    let finished = Arc::new(AtomicBool::new(!has_body));
+    let finished = Arc::new(AtomicBool::new(false));
     let watched = WatchedBody {
         inner: body,
         finished: finished.clone(),
