@@ -318,9 +318,10 @@ pub fn list_members(
         }
     };
     files.retain(|(name, _)| !name.ends_with('/') && !match_key(name).is_empty());
-    for file in &mut files {
-        if let Some(stripped) = file.0.strip_prefix('/') {
-            file.0 = stripped.to_string();
+    // Names as they are matched (`match_key`): one leading `/` dropped, in place.
+    for (name, _) in &mut files {
+        if name.starts_with('/') {
+            name.remove(0);
         }
     }
     // Stable sort: the first occurrence of a name is the one kept, as lookups see it.
