@@ -34,6 +34,10 @@ pub async fn run(client: &Client, command: BucketCommand) -> Result<()> {
                 println!("destroyed ais://{bucket}");
             }
         }
+        BucketCommand::Mv { from, to } => crate::jobs::rename(client, &from, &to).await?,
+        BucketCommand::Summary { name, prefix } => {
+            crate::jobs::summary(client, &name, &prefix).await?
+        }
     }
     Ok(())
 }

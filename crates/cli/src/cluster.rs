@@ -1,6 +1,5 @@
-//! `moss config cluster` and `moss show job`.
+//! `moss config cluster` and `moss show getbatch`.
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use moss_client::{Client, GetBatchStats};
@@ -79,36 +78,14 @@ fn lookup(config: &serde_json::Value, key: &str) -> String {
     find(config, key).map_or_else(|| "(not reported by the cluster)".to_string(), show)
 }
 
-pub async fn show_job(client: &Client, refresh: Option<f64>) -> Result<()> {
-    let Some(seconds) = refresh else {
-        let stats = client.getbatch_stats().await.context("get job stats")?;
-        emit(&job_table(&stats))?;
-        return Ok(());
-    };
-    if !seconds.is_finite() || seconds <= 0.0 || seconds > 86_400.0 {
-        bail!("invalid --refresh {seconds}: expecting seconds in (0, 86400]");
-    }
-    let period = Duration::from_secs_f64(seconds);
-    loop {
-        let stats = client.getbatch_stats().await.context("get job stats")?;
-        let text = format!("{}\n{}\n", unix_time_label(), job_table(&stats));
-        if !emit(&text)? {
-            return Ok(());
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(period) => {}
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-        }
-    }
-}
-
-fn unix_time_label() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let (h, m, s) = (now / 3600 % 24, now / 60 % 60, now % 60);
-    format!("get-batch jobs at {h:02}:{m:02}:{s:02} UTC")
+/// `moss show getbatch`: the node-lifetime GetBatch counters of every target.
+pub async fn show_getbatch(client: &Client) -> Result<()> {
+    let stats = client
+        .getbatch_stats()
+        .await
+        .context("get GetBatch stats")?;
+    emit(&job_table(&stats))?;
+    Ok(())
 }
 
 /// The per-target GetBatch table (`ais show job get-batch` style).

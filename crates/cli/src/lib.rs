@@ -8,6 +8,9 @@
 //! moss batch data/train/0001.jpg data/shards/s-0.tar/a.wav -o batch.tar
 //! moss batch --list entries.txt --coer --extract ./out
 //! moss config cluster get_batch.max_soft_errs=10
+//! moss rm data --template 'tmp-{0000..9999}'  # jobs, with a progress bar
+//! moss cp data backup --prefix train/
+//! moss archive data data/shards/s-0.tar --template 'train/{000..999}.jpg'
 //! moss show job --refresh 2
 //! ```
 use std::path::PathBuf;
@@ -19,6 +22,7 @@ mod batch;
 mod buckets;
 mod cluster;
 mod fmt;
+mod jobs;
 mod names;
 mod objects;
 mod progress;
@@ -39,6 +43,17 @@ pub enum Command {
     Ls(LsArgs),
     /// Fetch many objects and archived files as one archive, in request order (GetBatch)
     Batch(BatchArgs),
+    /// Delete objects by name, list, template or prefix (a job, with progress)
+    Rm(RmArgs),
+    /// Copy a bucket, or some of its objects, to another bucket (a job, with progress)
+    Cp(CpArgs),
+    /// Build a shard (.tar, .tgz, .zip, .tar.lz4) from objects, in the order given (a job)
+    Archive(ArchiveArgs),
+    /// Start, stop or wait for jobs
+    Job {
+        #[command(subcommand)]
+        command: JobCommand,
+    },
     /// Show or change configuration
     Config {
         #[command(subcommand)]
@@ -67,6 +82,127 @@ pub enum BucketCommand {
         /// Bucket names (`b` or `ais://b`)
         #[arg(required = true, value_name = "NAME")]
         names: Vec<String>,
+    },
+    /// Rename a bucket (a job; objects move to their new owners in the background)
+    Mv {
+        #[arg(value_name = "OLD")]
+        from: String,
+        #[arg(value_name = "NEW")]
+        to: String,
+    },
+    /// Object count and sizes of a bucket (a job)
+    Summary {
+        #[arg(value_name = "NAME")]
+        name: String,
+        /// Only objects whose names start with this
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
+}
+
+/// Which objects a job acts on (one of these, or object names as arguments).
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// A file with one object name per line (`-` for stdin)
+    #[arg(long, value_name = "FILE")]
+    pub list: Option<PathBuf>,
+    /// A name template: `obj-{0000..9999}`, `{0..100..10}`, `shard-@999`
+    #[arg(long, value_name = "TEMPLATE")]
+    pub template: Option<String>,
+    /// Every object whose name starts with PREFIX
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+    /// Every object of the bucket
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `moss rm BUCKET [NAME...] [--list F | --template T | --prefix P | --all]`
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    #[arg(value_name = "BUCKET")]
+    pub bucket: String,
+    /// Object names
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub select: SelectArgs,
+}
+
+/// `moss cp SRC DST [NAME...] [selection] [--prepend P] [--dry-run]`
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Without a selection (or with only --prefix) the whole bucket is copied (a copy-bck job); names,
+--list or --template copy just those objects (copy-listrange). A missing destination bucket is
+created.")]
+pub struct CpArgs {
+    #[arg(value_name = "SRC_BUCKET")]
+    pub source: String,
+    #[arg(value_name = "DST_BUCKET")]
+    pub destination: String,
+    /// Object names
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Prepended to every destination name
+    #[arg(long, value_name = "TEXT")]
+    pub prepend: Option<String>,
+    /// Count what would be copied; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Transfers in flight per target (-1: one at a time)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub workers: Option<i64>,
+    /// Keep going when an object fails
+    #[arg(long)]
+    pub coer: bool,
+}
+
+/// `moss archive SRC DST_BUCKET/NAME.tar [NAME...] [selection]`
+#[derive(Debug, Args)]
+pub struct ArchiveArgs {
+    #[arg(value_name = "SRC_BUCKET")]
+    pub source: String,
+    /// The shard to write; its extension picks the format (.tar .tgz .tar.gz .zip .tar.lz4)
+    #[arg(value_name = "DST_BUCKET/SHARD")]
+    pub destination: String,
+    /// Object names, in the order they go into the shard
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Name members BUCKET/OBJECT instead of OBJECT
+    #[arg(long)]
+    pub include_bucket: bool,
+    /// Append to the shard if it exists
+    #[arg(long)]
+    pub append: bool,
+    /// Skip missing objects instead of failing
+    #[arg(long)]
+    pub coer: bool,
+}
+
+/// `moss job …`
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Start a job: lru, cleanup (cleanup-store) or rebalance; prints its id
+    Start {
+        #[arg(value_name = "KIND")]
+        kind: String,
+        /// Wait until it is done
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Abort a job by id, or every running job of a kind
+    Stop {
+        #[arg(value_name = "ID|KIND")]
+        job: String,
+    },
+    /// Wait until a job is done (or idle, for jobs that idle between work items)
+    Wait {
+        #[arg(value_name = "ID")]
+        id: String,
     },
 }
 
@@ -184,12 +320,17 @@ pub enum ConfigCommand {
 /// `moss show …`
 #[derive(Debug, Subcommand)]
 pub enum ShowCommand {
-    /// Per-target GetBatch activity
+    /// Jobs on every target: GetBatch first (with its control lines), then all others
     Job {
+        /// Only jobs of this kind (`get-batch`, `copy-objects`, …) or this job id
+        #[arg(value_name = "KIND|ID")]
+        which: Option<String>,
         /// Repeat every SECONDS until Ctrl-C
         #[arg(long, value_name = "SECONDS")]
         refresh: Option<f64>,
     },
+    /// Per-target GetBatch counters (requests, objects, files, waits, errors)
+    Getbatch,
 }
 
 /// Runs a client command against `endpoint`.
@@ -201,11 +342,18 @@ pub async fn run(endpoint: &str, command: Command) -> anyhow::Result<()> {
         Command::Get(args) => objects::get(&client, args).await,
         Command::Ls(args) => objects::ls(&client, args).await,
         Command::Batch(args) => batch::run(&client, args).await,
+        Command::Rm(args) => jobs::rm(&client, args).await,
+        Command::Cp(args) => jobs::cp(&client, args).await,
+        Command::Archive(args) => jobs::archive(&client, args).await,
+        Command::Job { command } => jobs::job(&client, command).await,
         Command::Config {
             command: ConfigCommand::Cluster { pairs },
         } => cluster::config(&client, &pairs).await,
         Command::Show {
-            command: ShowCommand::Job { refresh },
-        } => cluster::show_job(&client, refresh).await,
+            command: ShowCommand::Job { which, refresh },
+        } => jobs::show_job(&client, which, refresh).await,
+        Command::Show {
+            command: ShowCommand::Getbatch,
+        } => cluster::show_getbatch(&client).await,
     }
 }

@@ -2,7 +2,7 @@
 //! process, and the `moss` binary run once per command, as a user would.
 //!
 //! The binary is `$MOSS_BIN`, else `<target dir>/debug/moss` next to this test executable
-//! (build it first: `cargo build -p moss`). Without it the test prints a note and passes.
+//! (build it first: `cargo build -p moss`; `scripts/test.sh` does). Without it the tests fail.
 #![allow(clippy::unwrap_used)]
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -314,12 +314,10 @@ fn client_calls(endpoint: &str, small: &[u8]) {
     });
 }
 
-#[test]
-fn cli_end_to_end() {
-    let Some(bin) = moss_bin() else {
-        eprintln!("note: skipping: no moss binary (set MOSS_BIN or run `cargo build -p moss`)");
-        return;
-    };
+/// The moss binary under test; a missing one fails the test (it must not pass untested).
+fn binary() -> PathBuf {
+    let bin =
+        moss_bin().expect("no moss binary: build it first (`cargo build -p moss`) or set MOSS_BIN");
     if let Some(source) = newer_source(&bin) {
         eprintln!(
             "note: {} is older than {}: rebuild it (`cargo build -p moss`) to test the current code",
@@ -327,6 +325,12 @@ fn cli_end_to_end() {
             source.display()
         );
     }
+    bin
+}
+
+#[test]
+fn cli_end_to_end() {
+    let bin = binary();
     let started = Instant::now();
     let cluster = Cluster::start(&bin);
     eprintln!(
@@ -613,8 +617,21 @@ fn cli_end_to_end() {
     let err = cluster.fails(&["config", "cluster", "noequals"]);
     assert!(err.contains("expected KEY=VALUE"), "{err}");
 
-    // Job statistics: one row per target, and the batches above were counted.
-    let table = cluster.ok(&["show", "job"]);
+    // The batches above ran in get-batch jobs: `show job` prints each job's control lines and
+    // its table, in the layout of `ais show job`.
+    let jobs = cluster.ok(&["show", "job", "get-batch"]);
+    assert!(jobs.starts_with("get-batch[gbt-"), "{jobs}");
+    assert!(jobs.contains("pending:("), "{jobs}");
+    assert!(jobs.contains("bewarm:on"), "{jobs}");
+    for column in [
+        "NODE", "ID", "KIND", "BUCKET", "OBJECTS", "BYTES", "START", "END", "STATE",
+    ] {
+        assert!(jobs.contains(column), "{jobs}");
+    }
+    assert!(jobs.contains("Running") || jobs.contains("Idle"), "{jobs}");
+
+    // GetBatch statistics: one row per target, and the batches above were counted.
+    let table = cluster.ok(&["show", "getbatch"]);
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 4, "{table}");
     for column in [
@@ -646,4 +663,166 @@ fn cli_end_to_end() {
     assert!(err.contains("does not exist (status 404)"), "{err}");
     cluster.stop();
     eprintln!("end-to-end run took {:?}", started.elapsed());
+}
+
+/// The job commands as a user runs them: copy, archive, delete by list, template and prefix,
+/// rename, summary; jobs started, listed and stopped.
+#[test]
+fn cli_jobs_end_to_end() {
+    let bin = binary();
+    let cluster = Cluster::start(&bin);
+    cluster.ok(&["bucket", "create", "src"]);
+    let dir = cluster.path("upload");
+    std::fs::create_dir_all(dir.join("train")).unwrap();
+    for i in 0..40 {
+        std::fs::write(
+            dir.join(format!("train/{i:03}.bin")),
+            bytes(100 + i, i as u64),
+        )
+        .unwrap();
+    }
+    cluster.ok(&["put", dir.to_str().unwrap(), "src"]);
+
+    // A bucket copy (copy-bck) and a copy of a template (copy-listrange) with a prefix.
+    let out = cluster.ok(&["cp", "src", "dst"]);
+    assert!(
+        out.starts_with("copied ais://src to ais://dst: 40 object(s)"),
+        "{out}"
+    );
+    let out = cluster.ok(&[
+        "cp",
+        "src",
+        "dst",
+        "--template",
+        "train/{000..009}.bin",
+        "--prepend",
+        "p/",
+    ]);
+    assert!(out.contains(": 10 object(s)"), "{out}");
+    let listed = cluster.ok(&["ls", "dst", "--bytes"]);
+    assert_eq!(
+        listed.lines().filter(|l| l.starts_with("p/train/")).count(),
+        10,
+        "{listed}"
+    );
+    assert_eq!(
+        listed.lines().filter(|l| l.starts_with("train/")).count(),
+        40,
+        "{listed}"
+    );
+    let dry = cluster.ok(&["cp", "src", "nowhere", "--dry-run"]);
+    assert!(
+        dry.starts_with("dry run: would copy ais://src to ais://nowhere: 40 object(s)"),
+        "{dry}"
+    );
+    let err = cluster.fails(&["ls", "nowhere"]);
+    assert!(err.contains("does not exist"), "{err}");
+
+    // Archive in the order given, then read the shard back with the tar crate.
+    let out = cluster.ok(&[
+        "archive",
+        "src",
+        "src/shards/a.tar",
+        "train/005.bin",
+        "train/001.bin",
+        "train/003.bin",
+    ]);
+    assert!(
+        out.starts_with("archived: 3 member(s) in ais://src/shards/a.tar"),
+        "{out}"
+    );
+    let shard = cluster.path("a.tar");
+    cluster.ok(&["get", "src/shards/a.tar", shard.to_str().unwrap()]);
+    let members = tar_members(std::fs::File::open(&shard).unwrap());
+    let names: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["train/005.bin", "train/001.bin", "train/003.bin"]);
+    assert_eq!(members[0].1, bytes(105, 5));
+    let err = cluster.fails(&[
+        "archive",
+        "src",
+        "src/x.tar",
+        "train/001.bin",
+        "missing.bin",
+    ]);
+    assert!(err.contains("missing.bin does not exist"), "{err}");
+
+    // Deletes by list file, template and prefix, each reporting what it removed.
+    let list = cluster.path("names.txt");
+    std::fs::write(&list, "# two of them\ntrain/000.bin\n\ntrain/001.bin\n").unwrap();
+    let out = cluster.ok(&["rm", "dst", "--list", list.to_str().unwrap()]);
+    assert!(
+        out.starts_with("deleted from ais://dst: 2 object(s)"),
+        "{out}"
+    );
+    let out = cluster.ok(&["rm", "dst", "--template", "train/{010..019}.bin"]);
+    assert!(
+        out.starts_with("deleted from ais://dst: 10 object(s)"),
+        "{out}"
+    );
+    let out = cluster.ok(&["rm", "dst", "--prefix", "p/"]);
+    assert!(
+        out.starts_with("deleted from ais://dst: 10 object(s)"),
+        "{out}"
+    );
+    let err = cluster.fails(&["rm", "dst", "train/000.bin"]);
+    assert!(
+        err.contains("finished with errors") && err.contains("does not exist"),
+        "{err}"
+    );
+    let err = cluster.fails(&["rm", "dst", "--template", "x{9..0}"]);
+    assert!(err.contains("invalid 'bash' template"), "{err}");
+    let err = cluster.fails(&["rm", "dst"]);
+    assert!(err.contains("say what to delete"), "{err}");
+
+    // Summary and rename.
+    let summary = cluster.ok(&["bucket", "summary", "dst"]);
+    assert!(
+        summary
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("ais://dst  28 "),
+        "{summary}"
+    );
+    let out = cluster.ok(&["bucket", "mv", "dst", "moved"]);
+    assert!(out.starts_with("renamed ais://dst to ais://moved"), "{out}");
+    let listed = cluster.ok(&["ls", "moved"]);
+    assert_eq!(
+        listed.lines().filter(|l| l.starts_with("train/")).count(),
+        28,
+        "{listed}"
+    );
+    let err = cluster.fails(&["ls", "dst"]);
+    assert!(err.contains("does not exist"), "{err}");
+
+    // Jobs by hand: start one, list it, stop a running kind, refuse unknown kinds.
+    let id = cluster.ok(&["job", "start", "lru"]);
+    let id = id.trim();
+    assert!(id.len() >= 9, "{id}");
+    let out = cluster.ok(&["job", "wait", id]);
+    assert!(out.contains(&format!("job {id} done")), "{out}");
+    let shown = cluster.ok(&["show", "job", "lru"]);
+    assert!(shown.contains(id) && shown.contains("Finished"), "{shown}");
+    let all = cluster.ok(&["show", "job"]);
+    for kind in [
+        "copy-bck",
+        "copy-listrange",
+        "archive",
+        "delete-listrange",
+        "move-bck",
+        "summary-bck",
+    ] {
+        assert!(all.contains(kind), "{kind} missing from:\n{all}");
+    }
+    cluster.ok(&["job", "stop", "copy-objects"]);
+    let stopped = cluster.ok(&["show", "job", "copy-listrange"]);
+    assert!(stopped.contains("Aborted by user"), "{stopped}");
+    let err = cluster.fails(&["job", "start", "nonsense"]);
+    assert!(
+        err.contains("invalid xaction (job) kind") && err.contains("(status 400)"),
+        "{err}"
+    );
+    let err = cluster.fails(&["job", "start", "copy-bck"]);
+    assert!(err.contains("cannot be started"), "{err}");
+    cluster.stop();
 }

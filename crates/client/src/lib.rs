@@ -28,6 +28,7 @@ mod buckets;
 mod cluster;
 mod error;
 mod http;
+mod jobs;
 mod objects;
 
 pub use batch::multipart::{MultipartEvent, MultipartSplitter, PartHeaders};
@@ -36,6 +37,7 @@ pub use batch::{BatchArchive, BatchItem, BatchStream, BatchSummary, ByteStream};
 pub use buckets::ListOptions;
 pub use cluster::GetBatchStats;
 pub use error::{Error, Result};
+pub use jobs::{ArchiveOptions, CopyOptions, JobOutcome, JobSnaps, snap_bucket};
 pub use objects::{GetOptions, ObjectProps, ObjectStream};
 
 use std::time::Duration;

@@ -16,13 +16,19 @@ mod warmup;
 
 use std::sync::{Arc, Mutex};
 
+use moss_jobs::{Registry, WorkItem};
 use moss_types::config::ClusterConfig;
 use moss_types::smap::Smap;
 
 pub use dt::{BatchError, Started};
+pub use moss_jobs;
 
 use crate::item::LocalReader;
 use crate::stats::Stats;
+
+/// How long a GetBatch job must have nothing pending before it reads idle (AIStore's minimum), so
+/// a burst of requests with small gaps shows as one running job.
+pub const GETBATCH_IDLE_LAG: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// Idle blocks kept for reuse (64 × 256 KiB = 16 MiB at most).
 const POOLED_BLOCKS: usize = 64;
@@ -35,14 +41,28 @@ pub trait ClusterView: Send + Sync + 'static {
     /// Adds intra-cluster caller headers.
     fn intra(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder;
     fn client(&self) -> &reqwest::Client;
-    /// True while objects may sit on a non-owner: the cluster map changed recently or this node is
-    /// rebalancing. Misses are then looked up on the other targets (get-from-neighbor).
-    fn neighbors_may_hold_objects(&self) -> bool;
+    /// True while objects of `bck` may sit on a non-owner: the cluster map changed recently, this
+    /// node is rebalancing, or the bucket is being renamed into. Misses are then looked up on the
+    /// other targets (get-from-neighbor).
+    fn neighbors_may_hold(&self, bck: &moss_types::Bck) -> bool;
+}
+
+/// The job a batch runs in: its pending work item (counters, abort), held until the batch is
+/// done, and limits that differ for internal batches.
+pub struct BatchJob {
+    pub item: WorkItem,
+    /// Soft errors tolerated with `coer`; `None` means `get_batch.max_soft_errs`.
+    pub max_soft: Option<u64>,
+    /// Add the entries delivered to the job's `loc` counters (GetBatch does; the archive job
+    /// counts the archives it writes instead).
+    pub counts_entries: bool,
 }
 
 /// GetBatch service of one target.
 pub struct Engine {
     view: Arc<dyn ClusterView>,
+    /// This node's jobs: senders count their share under the DT's job.
+    jobs: Arc<Registry>,
     pub reader: Arc<LocalReader>,
     pub stats: Arc<Stats>,
     /// Reusable I/O blocks for output buffers and small items.
@@ -73,9 +93,14 @@ impl Drop for Admission {
 }
 
 impl Engine {
-    pub fn new(view: Arc<dyn ClusterView>, reader: Arc<LocalReader>) -> Arc<Engine> {
+    pub fn new(
+        view: Arc<dyn ClusterView>,
+        reader: Arc<LocalReader>,
+        jobs: Arc<Registry>,
+    ) -> Arc<Engine> {
         Arc::new(Engine {
             view,
+            jobs,
             reader,
             stats: Arc::new(Stats::default()),
             pool: pool::BufPool::new(POOLED_BLOCKS),

@@ -57,7 +57,23 @@ impl Engine {
         prepared: &mut [Result<Prepared, ItemError>],
         handle: &Handle,
     ) {
-        if !self.view.neighbors_may_hold_objects() {
+        let misses: Vec<usize> = prepared
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| {
+                let spec = &specs[*i];
+                // Cheapest first: most entries are found, and the stat runs only for misses.
+                let shard_is_here = || {
+                    !spec.archpath.is_empty()
+                        && self.reader.store.stat_size(spec.bck, spec.objname).is_ok()
+                };
+                matches!(p, Err(ItemError::NotFound(_)))
+                    && self.view.neighbors_may_hold(spec.bck)
+                    && !shard_is_here()
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if misses.is_empty() {
             return;
         }
         let me = self.view.node_id().to_string();
@@ -69,23 +85,6 @@ impl Engine {
             .filter(|t| t.daemon_id != me)
             .cloned()
             .collect();
-        let misses: Vec<usize> = prepared
-            .iter()
-            .enumerate()
-            .filter(|(i, p)| {
-                let shard_is_here = !specs[*i].archpath.is_empty()
-                    && self
-                        .reader
-                        .store
-                        .stat_size(specs[*i].bck, specs[*i].objname)
-                        .is_ok();
-                matches!(p, Err(ItemError::NotFound(_))) && !shard_is_here
-            })
-            .map(|(i, _)| i)
-            .collect();
-        if misses.is_empty() {
-            return;
-        }
         let probes = futures::stream::iter(misses.into_iter().map(|i| {
             let others = &others;
             async move { (i, self.probe(others, &specs[i]).await) }

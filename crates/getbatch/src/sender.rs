@@ -12,6 +12,8 @@ use crate::coalesce::{BodyItem, Coalescer};
 use crate::frame::{self, Stat};
 use crate::item::{CHUNK, ItemSpec};
 use crate::stats::GaugeGuard;
+use moss_jobs::{Job, JobDesc};
+use moss_types::jobs::GET_BATCH;
 
 /// Items up to this size are read directly into the outgoing buffer.
 const INLINE_ITEM: u64 = 64 << 10;
@@ -35,9 +37,32 @@ impl Engine {
             out,
             scratch: BytesMut::new(),
         };
-        if self.stream_items(&req, &mut out, handle).is_err() {
-            tracing::debug!(wid = %req.wid, "designated target went away; stopping");
+        let item = self.renew_job(&req).work_item();
+        if let Err(e) = self.stream_items(&req, &mut out, handle, item.job()) {
+            tracing::debug!(wid = %req.wid, "send stream stopped: {e}");
         }
+    }
+
+    /// The DT's job on this node (created under the DT's id on first use).
+    fn renew_job(&self, req: &SendReq) -> Arc<Job> {
+        let kind = if req.xkind.is_empty() {
+            GET_BATCH
+        } else {
+            req.xkind.as_str()
+        };
+        let kind = match moss_types::jobs::kind_info(kind) {
+            Some(info) => info.kind,
+            None => GET_BATCH,
+        };
+        let id = if req.xid.is_empty() {
+            req.wid.clone()
+        } else {
+            req.xid.clone()
+        };
+        self.jobs.renew(
+            |job| job.id == id,
+            || JobDesc::new(id.clone(), kind).idle_lag(crate::GETBATCH_IDLE_LAG),
+        )
     }
 
     /// Writes the stat and item frames; `Err` when the DT is gone (or the stream was aborted).
@@ -46,7 +71,12 @@ impl Engine {
         req: &SendReq,
         out: &mut Frames,
         handle: &tokio::runtime::Handle,
+        job: &Job,
     ) -> std::io::Result<()> {
+        let aborted = || std::io::Error::other(format!("{} job {} aborted", job.kind.kind, job.id));
+        if job.is_aborted() {
+            return Err(aborted());
+        }
         let _active = GaugeGuard::new(&self.stats.active_send_streams);
         let specs: Vec<ItemSpec> = req
             .entries
@@ -73,6 +103,10 @@ impl Engine {
         }
         out.out.flush()?;
         for k in 0..prepared.len() {
+            if job.is_aborted() {
+                out.out.abort("job aborted");
+                return Err(aborted());
+            }
             let (e, spec) = (&req.entries[k], &specs[k]);
             let Ok(p) = &prepared[k] else { continue };
             let opened = self.open_item(spec, p, handle);
@@ -91,7 +125,10 @@ impl Engine {
                 let mark = out.out.len();
                 out.frame(|b| frame::put_header(b, frame::ITEM, e.index, item.size))?;
                 match item.read_exact_into(out.out.tail(size)) {
-                    Ok(()) => out.out.commit(size),
+                    Ok(()) => {
+                        out.out.commit(size);
+                        job.add_out(1, item.size);
+                    }
                     Err(err) => {
                         out.out.truncate(mark);
                         out.frame(|b| frame::put_fail(b, e.index, &err.to_string()))?;
@@ -103,7 +140,10 @@ impl Engine {
             loop {
                 match item.read_chunk_pooled(CHUNK, &self.pool) {
                     Ok(Some(chunk)) => out.out.put_bytes(chunk)?,
-                    Ok(None) => break,
+                    Ok(None) => {
+                        job.add_out(1, item.size);
+                        break;
+                    }
                     Err(err) => {
                         tracing::warn!(wid = %req.wid, "aborting send stream: {err}");
                         out.out.abort(&err.to_string());

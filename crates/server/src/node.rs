@@ -96,6 +96,27 @@ impl Shared {
         }
     }
 
+    /// True while objects of `bck` may sit on a target that does not own them: the set of targets
+    /// changed recently, this node is rebalancing, or a rename is moving objects into `bck`.
+    pub fn neighbors_may_hold(&self, bck: &moss_types::Bck) -> bool {
+        const WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+        if self.smap.load().tmap.len() < 2 {
+            return false;
+        }
+        let recent = self
+            .smap_changed_at
+            .lock()
+            .map(|at| at.elapsed() < WINDOW)
+            .unwrap_or(true);
+        recent
+            || self.rebalancing.load(std::sync::atomic::Ordering::Relaxed)
+            || self
+                .bmd
+                .load()
+                .get(bck)
+                .is_some_and(|p| !p.renaming.is_empty())
+    }
+
     /// Adds the intra-cluster caller headers to a request.
     pub fn intra(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         rb.header(headers::CALLER_ID, &self.id)
@@ -300,15 +321,8 @@ impl moss_getbatch::ClusterView for Shared {
         &self.client
     }
 
-    fn neighbors_may_hold_objects(&self) -> bool {
-        const WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
-        let recent = self
-            .smap_changed_at
-            .lock()
-            .map(|at| at.elapsed() < WINDOW)
-            .unwrap_or(true);
-        (recent || self.rebalancing.load(std::sync::atomic::Ordering::Relaxed))
-            && self.smap.load().tmap.len() > 1
+    fn neighbors_may_hold(&self, bck: &moss_types::Bck) -> bool {
+        Shared::neighbors_may_hold(self, bck)
     }
 }
 

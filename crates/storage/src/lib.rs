@@ -13,4 +13,4 @@ mod store;
 pub use error::StoreError;
 pub use meta::{CKSUM_TYPE, ObjMeta, checksum_hex};
 pub use object::{ObjHandle, Verifier};
-pub use store::{ListedObject, PutTxn, Store};
+pub use store::{ListedObject, PutTxn, Store, WalkedObject};

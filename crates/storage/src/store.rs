@@ -375,10 +375,11 @@ impl Store {
             } else {
                 objdir.join(dir_part)
             };
-            let mut visit = |name: String, size: u64| {
+            let mut visit = |name: String, md: &fs::Metadata| {
                 if !name.starts_with(prefix) || name.as_str() <= start_after {
                     return;
                 }
+                let size = md.len();
                 if best.len() < limit {
                     best.push((name, size, i));
                 } else if best.peek().is_some_and(|top| name < top.0) {
@@ -493,6 +494,193 @@ impl Store {
         }
         Ok(())
     }
+
+    /// Calls `visit` for every object of a bucket on this target whose name starts with
+    /// `prefix` (mountpath by mountpath, not sorted); the walk starts at the deepest directory
+    /// the prefix pins down. Returning `false` from `visit` stops the walk.
+    pub fn walk_prefix(
+        &self,
+        bck: &Bck,
+        prefix: &str,
+        mut visit: impl FnMut(WalkedObject<'_>) -> bool,
+    ) -> Result<(), StoreError> {
+        use std::os::unix::fs::MetadataExt;
+        let (dir_part, _) = prefix.rsplit_once('/').unwrap_or(("", prefix));
+        let mut go_on = true;
+        for i in 0..self.mountpaths.len() {
+            let objdir = self.bucket_dir(i, bck).join(OBJ_DIR);
+            let start = if dir_part.is_empty() {
+                objdir.clone()
+            } else {
+                objdir.join(dir_part)
+            };
+            walk_objects(&objdir, &start, &mut |name: String, md: &fs::Metadata| {
+                if !go_on || !name.starts_with(prefix) {
+                    return;
+                }
+                go_on = visit(WalkedObject {
+                    name: &name,
+                    size: md.len(),
+                    on_disk: md.blocks() * 512,
+                    mountpath: i,
+                });
+            })?;
+            if !go_on {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves every object of bucket `from` to bucket `to` on this target, mountpath by
+    /// mountpath: one atomic directory rename where `to` has nothing yet there, else object by
+    /// object (an object already in `to` wins: it was written after the rename). Idempotent: a
+    /// rename interrupted anywhere is finished by running it again. Returns objects moved one by
+    /// one (directory renames count as 0).
+    pub fn rename_bucket(&self, from: &Bck, to: &Bck) -> Result<u64, StoreError> {
+        let mut moved = 0;
+        for i in 0..self.mountpaths.len() {
+            let src = self.bucket_dir(i, from);
+            let dst = self.bucket_dir(i, to);
+            if !src.exists() {
+                continue;
+            }
+            if !dst.exists() {
+                if let Some(parent) = dst.parent() {
+                    fs::create_dir_all(parent)?;
+                }
+                match fs::rename(&src, &dst) {
+                    Ok(()) => {
+                        self.changes.new_epoch();
+                        if let Some(parent) = dst.parent() {
+                            File::open(parent)?.sync_all()?;
+                        }
+                        continue;
+                    }
+                    // Someone created `to` meanwhile (a PUT into the new bucket): merge.
+                    Err(e) if e.kind() == io::ErrorKind::DirectoryNotEmpty => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let src_objs = src.join(OBJ_DIR);
+            let dst_objs = dst.join(OBJ_DIR);
+            let mut names = Vec::new();
+            walk_objects(&src_objs, &src_objs, &mut |name: String, _| {
+                names.push(name)
+            })?;
+            for name in names {
+                let from_path = src_objs.join(&name);
+                let to_path = dst_objs.join(&name);
+                if to_path.exists() {
+                    fs::remove_file(&from_path)?;
+                } else {
+                    if let Some(parent) = to_path.parent() {
+                        create_dirs(parent)?;
+                    }
+                    fs::rename(&from_path, &to_path)?;
+                    moved += 1;
+                }
+                prune_empty_parents(&from_path, &src_objs);
+            }
+            self.changes.new_epoch();
+            fs::remove_dir_all(&src)?;
+        }
+        Ok(moved)
+    }
+
+    /// True when any mountpath has a directory for the bucket.
+    pub fn has_bucket_data(&self, bck: &Bck) -> bool {
+        (0..self.mountpaths.len()).any(|i| self.bucket_dir(i, bck).exists())
+    }
+
+    /// Total capacity of the file systems holding the mountpaths (each file system once).
+    pub fn capacity(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        let mut seen = Vec::new();
+        let mut total = 0u64;
+        for m in &self.mountpaths {
+            let Ok(md) = fs::metadata(&m.path) else {
+                continue;
+            };
+            if seen.contains(&md.dev()) {
+                continue;
+            }
+            seen.push(md.dev());
+            if let Ok(st) = rustix::fs::statvfs(m.path.as_str()) {
+                total = total.saturating_add(st.f_blocks.saturating_mul(st.f_frsize));
+            }
+        }
+        total
+    }
+
+    /// Per mountpath: (path, bytes used, capacity) of its file system.
+    pub fn usage(&self) -> Vec<(String, u64, u64)> {
+        self.mountpaths
+            .iter()
+            .filter_map(|m| {
+                let st = rustix::fs::statvfs(m.path.as_str()).ok()?;
+                let capacity = st.f_blocks.saturating_mul(st.f_frsize);
+                let free = st.f_bfree.saturating_mul(st.f_frsize);
+                Some((m.path.clone(), capacity.saturating_sub(free), capacity))
+            })
+            .collect()
+    }
+
+    /// Removes work files older than `age` (left by writes that were never finished, e.g. a
+    /// client that vanished while its upload was being committed) and empty directories inside
+    /// bucket directories. Returns (files, bytes, directories) removed.
+    pub fn clean_up(&self, age: std::time::Duration) -> Result<(u64, u64, u64), StoreError> {
+        let (mut files, mut bytes, mut dirs) = (0, 0, 0);
+        for m in &self.mountpaths {
+            let work = Path::new(&m.path).join(WORK_DIR);
+            for entry in fs::read_dir(&work)?.flatten() {
+                let Ok(md) = entry.metadata() else { continue };
+                let old = md
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|elapsed| elapsed > age);
+                if old && md.is_file() && fs::remove_file(entry.path()).is_ok() {
+                    files += 1;
+                    bytes += md.len();
+                }
+            }
+        }
+        for bck in self.buckets_on_disk() {
+            for i in 0..self.mountpaths.len() {
+                let objdir = self.bucket_dir(i, &bck).join(OBJ_DIR);
+                dirs += remove_empty_dirs(&objdir, &objdir);
+            }
+        }
+        Ok((files, bytes, dirs))
+    }
+}
+
+/// One object met by [`Store::walk_prefix`].
+#[derive(Debug, Clone, Copy)]
+pub struct WalkedObject<'a> {
+    pub name: &'a str,
+    pub size: u64,
+    /// Bytes the file takes on disk (allocated blocks).
+    pub on_disk: u64,
+    pub mountpath: usize,
+}
+
+/// Removes empty directories below `dir` (never `root` itself); returns how many.
+fn remove_empty_dirs(dir: &Path, root: &Path) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            removed += remove_empty_dirs(&entry.path(), root);
+        }
+    }
+    if dir != root && fs::remove_dir(dir).is_ok() {
+        removed += 1;
+    }
+    removed
 }
 
 /// An object write in progress: data goes to a work file and is hashed on the way.
@@ -623,7 +811,7 @@ fn prune_empty_parents(path: &Path, objdir: &Path) {
 fn walk_objects(
     objdir: &Path,
     start: &Path,
-    visit: &mut dyn FnMut(String, u64),
+    visit: &mut dyn FnMut(String, &fs::Metadata),
 ) -> Result<(), StoreError> {
     let entries = match fs::read_dir(start) {
         Ok(entries) => entries,
@@ -647,8 +835,11 @@ fn walk_objects(
             let Some(name) = path.strip_prefix(objdir).ok().and_then(|p| p.to_str()) else {
                 continue;
             };
-            let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
-            visit(name.to_string(), size);
+            let Ok(md) = entry.metadata() else {
+                // Removed while we walked.
+                continue;
+            };
+            visit(name.to_string(), &md);
         }
     }
     Ok(())

@@ -12,6 +12,10 @@ pub const LOCATION: &str = "ais-location";
 pub const NAME: &str = "ais-name";
 pub const BUCKET_PROPS: &str = "ais-bucket-props";
 pub const CUSTOM_MD: &str = "ais-custom-md";
+/// The job id of a bucket-info summary (`HEAD /v1/buckets/B?bsumm_remote`).
+pub const XACTION_ID: &str = "ais-xaction-id";
+/// A bucket summary (`BsummResult` JSON) in bucket-info answers.
+pub const BUCKET_SUMM: &str = "ais-bucket-summ";
 
 /// Redirect markers the proxy appends to a redirected URL.
 pub const QP_PROXY_ID: &str = "pid";

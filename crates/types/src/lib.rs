@@ -5,10 +5,13 @@ pub mod bucket;
 pub mod config;
 pub mod error;
 pub mod headers;
+pub mod jobs;
 pub mod lso;
 pub mod moss;
 pub mod names;
 pub mod smap;
+pub mod template;
+pub mod units;
 
 pub use bucket::{Bck, Namespace, Provider};
 pub use error::ErrorBody;

@@ -406,6 +406,12 @@ pub struct GetBatchStats {
 pub struct SendReq {
     /// Work-item id (for logs and metrics).
     pub wid: String,
+    /// The DT's job: the sender counts its share under the same id and stops when it is aborted.
+    #[serde(default)]
+    pub xid: String,
+    /// That job's kind (`get-batch`, or `archive` for the archive job's gathering).
+    #[serde(default)]
+    pub xkind: String,
     pub entries: Vec<SendEntry>,
 }
 

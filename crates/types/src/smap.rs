@@ -126,6 +126,25 @@ pub struct BucketProps {
     /// Bucket id: distinguishes incarnations of a bucket with the same name.
     #[serde(with = "string_u64")]
     pub bid: u64,
+    /// Buckets renamed into this one: their data, wherever a target still finds it, belongs here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub renamed_from: Vec<Bck>,
+    /// The id of the rename job still moving objects into this bucket (empty when none).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub renaming: String,
+}
+
+impl BucketProps {
+    /// Props of a bucket created now.
+    pub fn new(bck: Bck, created: u64, bid: u64) -> BucketProps {
+        BucketProps {
+            bck,
+            created,
+            bid,
+            renamed_from: Vec::new(),
+            renaming: String::new(),
+        }
+    }
 }
 
 /// Bucket metadata: every bucket of the cluster, versioned.
@@ -144,6 +163,11 @@ impl Bmd {
     /// Props of `bck`, if it exists.
     pub fn get(&self, bck: &Bck) -> Option<&BucketProps> {
         self.buckets.get(&bck.uname_prefix())
+    }
+
+    /// The bucket that `old` was renamed into, if any (its data belongs there).
+    pub fn renamed_into(&self, old: &Bck) -> Option<&BucketProps> {
+        self.buckets.values().find(|p| p.renamed_from.contains(old))
     }
 }
 

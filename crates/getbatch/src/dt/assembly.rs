@@ -23,6 +23,7 @@ use crate::item::{CHUNK, ItemError};
 use crate::output::{Multipart, Output, new_output};
 use crate::stats::{self, GaugeGuard};
 use crate::{Admission, Engine};
+use moss_jobs::WorkItem;
 
 /// How often a wait for a remote source checks that its target is still in the cluster map.
 const MEMBERSHIP_CHECK: Duration = Duration::from_secs(1);
@@ -92,6 +93,11 @@ pub(super) struct Assembly {
     pub(super) spooling: bool,
     /// Owners a get-from-neighbor could not reach during this request.
     pub(super) unreachable: HashSet<String>,
+    /// Entries (objects and archived files) and bytes delivered, for the job's counters.
+    pub(super) delivered: (u64, u64),
+    pub(super) counts_entries: bool,
+    /// The request as a pending work item of its job (abort, counters).
+    pub(super) work: WorkItem,
     pub(super) _admission: Admission,
 }
 
@@ -124,6 +130,10 @@ impl Assembly {
         let abort_tx = body.clone();
         let result = self.write_all(&plans, multipart.as_ref(), body);
         stats::add(&engine.stats.reqs, 1);
+        if self.counts_entries {
+            let (objs, bytes) = self.delivered;
+            self.work.job().add_loc(objs, bytes);
+        }
         match result {
             Ok(()) => {}
             Err(Stop::ClientGone) => {
@@ -169,6 +179,9 @@ impl Assembly {
                     stats[i as usize].get_or_insert_with(|| Stat::Err(ItemError::Io(why.clone())));
                 }
             }
+        }
+        if self.work.job().is_aborted() {
+            return Err(super::aborted(self.work.job()));
         }
         let mut plans = Vec::with_capacity(stats.len());
         for (i, stat) in stats.into_iter().enumerate() {
@@ -327,6 +340,8 @@ impl Assembly {
     /// Waits for source `s`'s next batch until `deadline`, giving up early if the source's target
     /// leaves the cluster map (the proxy dropped it for missed keepalives).
     fn wait_for(&mut self, s: usize, deadline: Instant) -> Result<Option<Batch>, Stall> {
+        let cancel = self.work.job().cancel_token().clone();
+        let job_id = self.work.job().id.clone();
         let source = &mut self.sources[s];
         let Some(rx) = source.rx.as_mut() else {
             return Ok(None);
@@ -345,8 +360,20 @@ impl Assembly {
             let slice = deadline
                 .saturating_duration_since(now)
                 .min(MEMBERSHIP_CHECK);
-            if let Ok(batch) = self.handle.block_on(tokio::time::timeout(slice, rx.recv())) {
+            let waited = self.handle.block_on(async {
+                tokio::select! {
+                    got = tokio::time::timeout(slice, rx.recv()) => got.ok(),
+                    () = cancel.cancelled() => None,
+                }
+            });
+            if let Some(batch) = waited {
                 return Ok(batch);
+            }
+            if cancel.is_cancelled() {
+                return Err(Stall {
+                    why: format!("job {job_id} aborted"),
+                    left_map: false,
+                });
             }
             if let Some(t) = &source.target
                 && !self.engine.view.smap().tmap.contains_key(&t.daemon_id)
@@ -474,6 +501,7 @@ impl Assembly {
     fn write_entries(&mut self, plans: &[Plan], out: Coalescer) -> Result<(), Stop> {
         let mut archive = new_output(self.format, out);
         for (i, plan) in plans.iter().enumerate() {
+            self.check_aborted()?;
             match plan {
                 Plan::Placeholder { .. } => self.placeholder(&mut *archive, i)?,
                 Plan::Deliver {
@@ -484,6 +512,21 @@ impl Assembly {
             }
         }
         archive.finish()?;
+        Ok(())
+    }
+
+    /// Stops the response when the job was aborted (`ais job stop`): the client sees a broken
+    /// transfer, never a short archive.
+    fn check_aborted(&self) -> Result<(), Stop> {
+        let job = self.work.job();
+        if job.is_aborted() {
+            return Err(Stop::Abort(format!(
+                "{} job {} aborted: {}",
+                job.kind.kind,
+                job.id,
+                job.snap().abort_err
+            )));
+        }
         Ok(())
     }
 
@@ -599,11 +642,16 @@ impl Assembly {
             )));
         }
         archive.end()?;
-        self.count_delivered(size, archived);
+        self.count_delivered(i, size, archived);
         Ok(())
     }
 
-    fn count_delivered(&self, size: u64, archived: bool) {
+    fn count_delivered(&mut self, i: usize, size: u64, archived: bool) {
+        self.delivered.0 += 1;
+        self.delivered.1 += size;
+        if self.sources[self.source_of[i]].target.is_some() {
+            self.work.job().add_in(1, size);
+        }
         if size == 0 {
             return;
         }
@@ -708,7 +756,7 @@ impl Assembly {
             )));
         }
         archive.end()?;
-        self.count_delivered(size, !self.entries[i].archpath.is_empty());
+        self.count_delivered(i, size, !self.entries[i].archpath.is_empty());
         Ok(())
     }
 

@@ -20,8 +20,8 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use self::assembly::Assembly;
 use self::source::{SourceState, remote_source};
-use crate::Engine;
 use crate::coalesce::BodyItem;
+use crate::{BatchJob, Engine};
 
 /// Response body chunks buffered between the assembler and the socket.
 const BODY_AHEAD: usize = 4;
@@ -78,9 +78,13 @@ impl Engine {
         req: MossReq,
         entries: Vec<Entry>,
         format: Format,
+        job: BatchJob,
     ) -> Result<Started, BatchError> {
         let config = self.view.config();
         let admission = self.admit(&config)?;
+        if job.item.job().is_aborted() {
+            return Err(aborted(job.item.job()));
+        }
         let wid = format!("gbt-{}", random_token());
         let smap = self.view.smap();
         let me = self.view.node_id().to_string();
@@ -139,6 +143,8 @@ impl Engine {
             let (tx, rx) = mpsc::unbounded_channel();
             let send = SendReq {
                 wid: wid.clone(),
+                xid: job.item.job().id.clone(),
+                xkind: job.item.job().kind.kind.to_string(),
                 entries: indices
                     .iter()
                     .map(|&i| SendEntry::new(i, &entries[i as usize]))
@@ -172,7 +178,9 @@ impl Engine {
             engine: self.clone(),
             handle: Handle::current(),
             max_wait: config.get_batch.max_wait.0,
-            max_soft: config.get_batch.soft_errs_limit(),
+            max_soft: job
+                .max_soft
+                .unwrap_or_else(|| config.get_batch.soft_errs_limit()),
             coer: req.coer,
             onob: req.onob,
             streaming: req.strm,
@@ -185,6 +193,9 @@ impl Engine {
             late: Vec::new(),
             spooling: false,
             unreachable: HashSet::new(),
+            delivered: (0, 0),
+            counts_entries: job.counts_entries,
+            work: job.item,
             _admission: admission,
         };
         tokio::task::spawn_blocking(move || assembly.run(verdict_tx, body_tx));
@@ -199,6 +210,15 @@ impl Engine {
             )),
         }
     }
+}
+
+/// The error of a batch whose job was aborted before its first byte.
+pub(crate) fn aborted(job: &moss_jobs::Job) -> BatchError {
+    let why = job.snap().abort_err;
+    BatchError::new(
+        409,
+        format!("{} job {} was aborted: {why}", job.kind.kind, job.id),
+    )
 }
 
 fn random_token() -> String {

@@ -12,12 +12,15 @@ use moss_types::smap::BucketProps;
 use moss_types::{Bck, ErrorBody, Provider, headers};
 
 use super::membership::{FANOUT_TIMEOUT, while_member};
-use super::{CONTROL_BODY_LIMIT, Proxy, require_bucket, url_bucket};
+use super::{Proxy, require_bucket, url_bucket};
 use crate::http::{ApiError, Query, encode_path, header_str, json_response, read_body};
 
+/// Largest bucket action message: a multi-object operation may list many names.
+pub const ACTION_BODY_LIMIT: usize = 64 << 20;
+
 /// Parses an optional action-message body (empty body → default message).
-async fn action_message(req: Request) -> Result<ActMsg, ApiError> {
-    let body = read_body(req.into_body(), CONTROL_BODY_LIMIT).await?;
+pub async fn action_message(req: Request) -> Result<ActMsg, ApiError> {
+    let body = read_body(req.into_body(), ACTION_BODY_LIMIT).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(ActMsg::default());
     }
@@ -50,9 +53,16 @@ pub fn list_buckets(proxy: &Proxy, query: &Query) -> Result<Response, ApiError> 
 /// `HEAD /v1/buckets/<b>`: 200 with the props in `Ais-Bucket-Props`, or 404.
 pub fn bucket_head(proxy: &Proxy, bucket: &str, query: &Query) -> Result<Response, ApiError> {
     let bck = url_bucket(bucket, query)?;
+    let mut response = StatusCode::OK.into_response();
+    set_props_header(proxy, &bck, &mut response)?;
+    Ok(response)
+}
+
+/// Puts the bucket's props (AIStore's JSON) in `Ais-Bucket-Props`; 404 for a missing bucket.
+pub fn set_props_header(proxy: &Proxy, bck: &Bck, response: &mut Response) -> Result<(), ApiError> {
     let bmd = proxy.shared.bmd.load();
     let props = bmd
-        .get(&bck)
+        .get(bck)
         .ok_or_else(|| ApiError::no_bucket(&bck.cname()))?;
     let json = serde_json::json!({
         "provider": props.bck.provider.as_str(),
@@ -61,14 +71,13 @@ pub fn bucket_head(proxy: &Proxy, bucket: &str, query: &Query) -> Result<Respons
         "checksum": {"type": "xxhash2"},
         "versioning": {"enabled": true},
     });
-    let mut response = StatusCode::OK.into_response();
     if let Ok(value) = HeaderValue::from_str(&json.to_string()) {
         response.headers_mut().insert(headers::BUCKET_PROPS, value);
     }
-    Ok(response)
+    Ok(())
 }
 
-/// `POST /v1/buckets/<b>`: `create-bck`.
+/// `POST /v1/buckets/<b>`: `create-bck`, and the copy, rename and prefetch actions.
 pub async fn bucket_post(
     proxy: &Arc<Proxy>,
     bucket: &str,
@@ -78,10 +87,7 @@ pub async fn bucket_post(
     let bck = url_bucket(bucket, query)?;
     let msg = action_message(req).await?;
     if msg.action != "create-bck" {
-        return Err(ApiError::bad_request(format!(
-            "unsupported bucket action {:?}",
-            msg.action
-        )));
+        return super::bucket_ops::post_action(proxy, &bck, query, msg).await;
     }
     if bck.provider != Provider::Ais {
         return Err(ApiError::bad_request(format!(
@@ -98,19 +104,15 @@ pub async fn bucket_post(
                     bck.cname()
                 )));
             }
+            super::bucket_ops::reuse_renamed_name(&mut meta.bmd, &bck)?;
             let created = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_nanos() as u64)
                 .unwrap_or(0);
             let bid = (meta.bmd.version + 1) << 32 | (rand::random::<u32>() as u64);
-            meta.bmd.buckets.insert(
-                key,
-                BucketProps {
-                    bck: bck.clone(),
-                    created,
-                    bid,
-                },
-            );
+            meta.bmd
+                .buckets
+                .insert(key, BucketProps::new(bck.clone(), created, bid));
             Ok(())
         })
         .await?;
@@ -136,10 +138,7 @@ pub async fn bucket_delete(
         )));
     }
     if msg.action != "destroy-bck" {
-        return Err(ApiError::bad_request(format!(
-            "unsupported bucket action {:?}",
-            msg.action
-        )));
+        return super::bucket_ops::delete_action(proxy, &bck, msg).await;
     }
     proxy
         .modify(|meta| {
@@ -164,6 +163,9 @@ pub async fn bucket_get(
         .is_some_and(|a| a.contains("application/msgpack"));
     let bck = url_bucket(bucket, query)?;
     let msg = action_message(req).await?;
+    if msg.action == "summary-bck" {
+        return super::bucket_ops::summary(proxy, &bck, &msg.value).await;
+    }
     if msg.action != "list" && !msg.action.is_empty() {
         return Err(ApiError::bad_request(format!(
             "unsupported bucket action {:?}",

@@ -28,14 +28,20 @@ pub enum ProxyEndpoint {
     BucketGet {
         bucket: String,
     },
+    /// `HEAD /v1/buckets/<b>[/<prefix>]`: props, or (with `bsumm_remote`) bucket info.
     BucketHead {
         bucket: String,
+        prefix: Option<String>,
     },
-    /// `POST /v1/buckets/<b>`: create-bck.
+    /// `PUT /v1/buckets/<b>`: archive.
+    BucketPut {
+        bucket: String,
+    },
+    /// `POST /v1/buckets/<b>`: create-bck, copy and rename actions.
     BucketPost {
         bucket: String,
     },
-    /// `DELETE /v1/buckets/<b>`: destroy-bck.
+    /// `DELETE /v1/buckets/<b>`: destroy-bck, delete-listrange.
     BucketDelete {
         bucket: String,
     },
@@ -83,15 +89,31 @@ impl ProxyEndpoint {
                 let bucket = decode_component(bucket)?;
                 match *method {
                     Method::GET => ProxyEndpoint::BucketGet { bucket },
-                    Method::HEAD => ProxyEndpoint::BucketHead { bucket },
+                    Method::HEAD => ProxyEndpoint::BucketHead {
+                        bucket,
+                        prefix: None,
+                    },
                     Method::POST => ProxyEndpoint::BucketPost { bucket },
+                    Method::PUT => ProxyEndpoint::BucketPut { bucket },
                     Method::DELETE => ProxyEndpoint::BucketDelete { bucket },
                     _ => {
                         return Err(ApiError::method_not_allowed(
                             method,
-                            &[Method::GET, Method::HEAD, Method::POST, Method::DELETE],
+                            &[
+                                Method::GET,
+                                Method::HEAD,
+                                Method::POST,
+                                Method::PUT,
+                                Method::DELETE,
+                            ],
                         ));
                     }
+                }
+            }
+            ["buckets", bucket, rest @ ..] if *method == Method::HEAD => {
+                ProxyEndpoint::BucketHead {
+                    bucket: decode_component(bucket)?,
+                    prefix: Some(decode_component(&rest.join("/"))?),
                 }
             }
             ["objects", bucket, rest @ ..] if !rest.is_empty() => ProxyEndpoint::Object {
@@ -170,7 +192,10 @@ mod tests {
         assert_eq!(p(Method::GET, "/nope").unwrap_err().status, 400);
         assert_eq!(
             p(Method::HEAD, "/v1/buckets/b").unwrap(),
-            ProxyEndpoint::BucketHead { bucket: "b".into() }
+            ProxyEndpoint::BucketHead {
+                bucket: "b".into(),
+                prefix: None
+            }
         );
     }
 }

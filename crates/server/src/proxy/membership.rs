@@ -143,15 +143,19 @@ pub fn keepalive(proxy: &Proxy, id: &str) -> Result<Response, ApiError> {
 }
 
 /// `GET /v1/cluster?what=…`
-pub async fn cluster_get(proxy: &Proxy, query: &Query) -> Result<Response, ApiError> {
+pub async fn cluster_get(proxy: &Proxy, query: &Query, body: &[u8]) -> Result<Response, ApiError> {
     match query.str(headers::QP_WHAT) {
+        "qryxstats" => super::jobs::qryxstats(proxy, body).await,
+        "status" => super::jobs::status(proxy, body).await,
+        "status_all" => super::jobs::status_all(proxy, body).await,
+        "running_all" => super::jobs::running_all(proxy, body).await,
         "smap" => Ok(json_response(&**proxy.shared.smap.load())),
         "bmd" => Ok(json_response(&**proxy.shared.bmd.load())),
         "cluster_config" | "config" => Ok(json_response(&**proxy.shared.config.load())),
         "meta" => Ok(json_response(&proxy.shared.meta())),
         "getbatch" => getbatch_stats(proxy).await,
         other => Err(ApiError::bad_request(format!(
-            "invalid what={other:?} (expecting smap, bmd, cluster_config, getbatch)"
+            "invalid what={other:?} (expecting smap, bmd, cluster_config, getbatch, qryxstats, status, status_all, running_all)"
         ))),
     }
 }

@@ -1,7 +1,9 @@
 //! The proxy (gateway): owns the cluster map, bucket metadata and config; serves bucket and
 //! cluster calls itself and redirects object calls and GetBatch to targets.
+mod bucket_ops;
 mod buckets;
 mod endpoint;
+mod jobs;
 mod membership;
 mod moss;
 
@@ -51,6 +53,8 @@ pub struct Proxy {
     /// Serializes metadata changes: clone → modify → version++ → persist → push.
     modify_lock: tokio::sync::Mutex<()>,
     requests: std::sync::atomic::AtomicU64,
+    /// Jobs this proxy launched: who runs them, how they ended.
+    jobs: jobs::JobTable,
 }
 
 /// A running proxy.
@@ -85,9 +89,11 @@ pub async fn start_proxy(
         ),
         modify_lock: tokio::sync::Mutex::new(()),
         requests: Default::default(),
+        jobs: jobs::JobTable::default(),
     });
     proxy.persist(&proxy.shared.meta())?;
     tokio::spawn(membership::track_keepalives(proxy.clone()));
+    bucket_ops::resume_renames(&proxy);
     let router = Router::new().fallback(dispatch).with_state(proxy.clone());
     tracing::info!(node = %proxy.shared.name, %url, "proxy started");
     let task = tokio::spawn(node::serve(listener, router, cancel));
@@ -210,7 +216,10 @@ async fn handle(
         ProxyEndpoint::Health => Ok(StatusCode::OK.into_response()),
         ProxyEndpoint::Metrics => Ok(metrics(proxy)),
         ProxyEndpoint::Daemon => daemon_get(proxy, &query),
-        ProxyEndpoint::ClusterGet => membership::cluster_get(proxy, &query).await,
+        ProxyEndpoint::ClusterGet => {
+            let body = read_body(req.into_body(), CONTROL_BODY_LIMIT).await?;
+            membership::cluster_get(proxy, &query, &body).await
+        }
         ProxyEndpoint::SetConfig => set_config(proxy, &query).await,
         ProxyEndpoint::ClusterAction => cluster_action(proxy, req).await,
         ProxyEndpoint::Register => membership::register(proxy, req).await,
@@ -219,7 +228,12 @@ async fn handle(
         ProxyEndpoint::BucketGet { bucket } => {
             buckets::bucket_get(proxy, &bucket, &query, req).await
         }
-        ProxyEndpoint::BucketHead { bucket } => buckets::bucket_head(proxy, &bucket, &query),
+        ProxyEndpoint::BucketHead { bucket, prefix } => {
+            bucket_ops::bucket_head(proxy, &bucket, prefix.as_deref(), &query).await
+        }
+        ProxyEndpoint::BucketPut { bucket } => {
+            bucket_ops::bucket_put(proxy, &bucket, &query, req).await
+        }
         ProxyEndpoint::BucketPost { bucket } => {
             buckets::bucket_post(proxy, &bucket, &query, req).await
         }
@@ -276,7 +290,7 @@ async fn set_config(proxy: &Proxy, query: &Query) -> Result<Response, ApiError> 
     Ok(StatusCode::OK.into_response())
 }
 
-async fn cluster_action(proxy: &Proxy, req: Request) -> Result<Response, ApiError> {
+async fn cluster_action(proxy: &Arc<Proxy>, req: Request) -> Result<Response, ApiError> {
     let body = read_body(req.into_body(), CONTROL_BODY_LIMIT).await?;
     let msg: moss_types::lso::ActMsg = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid action message: {e}")))?;
@@ -300,6 +314,8 @@ async fn cluster_action(proxy: &Proxy, req: Request) -> Result<Response, ApiErro
                 .await?;
             Ok(StatusCode::OK.into_response())
         }
+        "start" => jobs::start(proxy, &msg.value).await,
+        "stop" => jobs::stop(proxy, &msg.value).await,
         other => Err(ApiError::bad_request(format!(
             "invalid cluster action {other:?}"
         ))),

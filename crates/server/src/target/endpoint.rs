@@ -26,6 +26,12 @@ pub enum TargetEndpoint {
     MossSend,
     /// `GET /v1/internal/getbatch`: GetBatch statistics of this node.
     GetBatchStats,
+    /// `GET /v1/internal/jobs`: job snapshots.
+    JobQuery,
+    /// `POST /v1/internal/jobs`: start this target's share of a job.
+    JobStart,
+    /// `POST /v1/internal/jobs/stop`
+    JobStop,
     /// `GET /v1/internal/list/<b>`: this target's objects of a bucket.
     List {
         bucket: String,
@@ -66,6 +72,15 @@ impl TargetEndpoint {
             ["ml", "moss", bucket] => moss(method, Some(decode_component(bucket)?)),
             ["internal", "moss", "send"] => only(method, Method::POST, TargetEndpoint::MossSend),
             ["internal", "getbatch"] => only(method, Method::GET, TargetEndpoint::GetBatchStats),
+            ["internal", "jobs"] => match *method {
+                Method::GET => Ok(TargetEndpoint::JobQuery),
+                Method::POST => Ok(TargetEndpoint::JobStart),
+                _ => Err(ApiError::method_not_allowed(
+                    method,
+                    &[Method::GET, Method::POST],
+                )),
+            },
+            ["internal", "jobs", "stop"] => only(method, Method::POST, TargetEndpoint::JobStop),
             ["internal", "list", bucket] => only(
                 method,
                 Method::GET,

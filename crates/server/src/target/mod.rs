@@ -1,10 +1,12 @@
 //! The target (storage node): serves objects from its mountpaths, assembles GetBatch responses as
 //! the designated target, streams its share of batches to other DTs, and keeps itself registered.
 mod endpoint;
+mod jobs;
 mod join;
 mod moss;
 mod objects;
 mod rebalance;
+mod xact;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +20,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use moss_getbatch::Engine;
 use moss_getbatch::item::LocalReader;
+use moss_jobs::Registry;
 use moss_storage::Store;
 use moss_types::config::ClusterConfig;
 use moss_types::headers;
@@ -58,6 +61,8 @@ pub struct Target {
     pub reader: Arc<LocalReader>,
     pub proxy_url: String,
     pub metrics: ObjectMetrics,
+    /// This node's jobs (GetBatch, rebalance, and its shares of cluster jobs).
+    pub jobs: Arc<Registry>,
     /// Wakes the rebalancer after a cluster-map change.
     rebalance_kick: Notify,
 }
@@ -104,13 +109,15 @@ pub async fn start_target(
     let store = Arc::new(store);
     let shared = Arc::new(Shared::new(&id, &url, 't', empty, cancel.clone()));
     let reader = Arc::new(LocalReader::new(store.clone()));
+    let jobs = Registry::new(&shared.name, cancel.clone());
     let target = Arc::new(Target {
-        engine: Engine::new(shared.clone(), reader.clone()),
+        engine: Engine::new(shared.clone(), reader.clone(), jobs.clone()),
         shared,
         reader,
         store,
         proxy_url: opts.proxy_url.trim_end_matches('/').to_string(),
         metrics: ObjectMetrics::default(),
+        jobs,
         rebalance_kick: Notify::new(),
     });
     let router = Router::new().fallback(dispatch).with_state(target.clone());
@@ -126,28 +133,37 @@ impl Target {
     pub fn on_meta(self: &Arc<Self>, meta: &ClusterMeta) {
         let changed = self.shared.install(meta);
         if changed.smap {
+            // Registered before the metasync is answered, so the pass is visible (as a job) to
+            // whoever changed the map as soon as the change returns.
+            rebalance::register(self);
             self.rebalance_kick.notify_one();
         }
         if changed.bmd {
             let target = self.clone();
             tokio::task::spawn_blocking(move || target.drop_destroyed_buckets());
+            xact::rename::on_bmd(self);
         }
     }
 
-    /// Removes the data of buckets that are no longer in the BMD.
-    fn drop_destroyed_buckets(&self) {
+    /// Removes the data of buckets that are no longer in the BMD — except buckets renamed into
+    /// another one, whose data belongs to it (`xact::rename` moves it). Returns how many.
+    pub(crate) fn drop_destroyed_buckets(&self) -> u64 {
         let bmd = self.shared.bmd.load_full();
         if bmd.version == 0 {
-            return;
+            return 0;
         }
+        let mut dropped = 0;
         for bck in self.store.buckets_on_disk() {
-            if bmd.get(&bck).is_none() {
-                tracing::info!(bucket = %bck, "removing data of destroyed bucket");
-                if let Err(e) = self.store.destroy_bucket(&bck) {
-                    tracing::warn!(bucket = %bck, "failed to remove bucket data: {e}");
-                }
+            if bmd.get(&bck).is_some() || bmd.renamed_into(&bck).is_some() {
+                continue;
+            }
+            tracing::info!(bucket = %bck, "removing data of destroyed bucket");
+            match self.store.destroy_bucket(&bck) {
+                Ok(()) => dropped += 1,
+                Err(e) => tracing::warn!(bucket = %bck, "failed to remove bucket data: {e}"),
             }
         }
+        dropped
     }
 
     /// Requires the intra-cluster caller headers of a known node.
@@ -229,6 +245,18 @@ async fn handle(
             moss::send(target, req).await
         }
         TargetEndpoint::GetBatchStats => Ok(json_response(&target.engine.snapshot())),
+        TargetEndpoint::JobQuery => {
+            target.check_intra(&req)?;
+            jobs::query(target, req).await
+        }
+        TargetEndpoint::JobStart => {
+            target.check_intra(&req)?;
+            jobs::start(target, req).await
+        }
+        TargetEndpoint::JobStop => {
+            target.check_intra(&req)?;
+            jobs::stop(target, req).await
+        }
     }
 }
 

@@ -6,9 +6,14 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
+use moss_getbatch::BatchJob;
 use moss_getbatch::stats::Snapshot;
+use moss_jobs::{Job, JobDesc, WorkItem};
+use moss_types::Bck;
 use moss_types::headers;
+use moss_types::jobs::GET_BATCH;
 use moss_types::moss::SendReq;
+use moss_types::units::{duration_ns, iec};
 
 use super::Target;
 use crate::batch::{MOSS_BODY_LIMIT, validate};
@@ -46,9 +51,14 @@ pub async fn getbatch(
     }
     let format = moss_archive::Format::from_mime(&request.mime)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let job = BatchJob {
+        item: getbatch_work_item(target, default_bck.as_ref()),
+        max_soft: None,
+        counts_entries: true,
+    };
     let started = target
         .engine
-        .getbatch(request, entries, format)
+        .getbatch(request, entries, format, job)
         .await
         .map_err(|e| ApiError {
             status: StatusCode::from_u16(e.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
@@ -63,6 +73,46 @@ pub async fn getbatch(
         response.headers_mut().insert(header::CONTENT_TYPE, value);
     }
     Ok(response)
+}
+
+/// The request as a pending work item of this target's `get-batch` job for its default bucket:
+/// a running one is reused (AIStore's rule), else a new `gbt-` job starts.
+fn getbatch_work_item(target: &Arc<Target>, default_bck: Option<&Bck>) -> WorkItem {
+    let reuse = |job: &Job| job.kind.kind == GET_BATCH && job.bck.as_ref() == default_bck;
+    target.jobs.renew_item(reuse, || {
+        let stats = target.engine.stats.clone();
+        let shared = target.shared.clone();
+        let mut desc = JobDesc::new(moss_jobs::getbatch_id(), GET_BATCH)
+            .idle_lag(moss_getbatch::GETBATCH_IDLE_LAG)
+            .ctl(Box::new(move |job: &Job| {
+                let workers = shared.config.load().get_batch.warmup_workers.max(0);
+                getbatch_ctl(&stats.snapshot(workers), job.pending())
+            }));
+        if let Some(bck) = default_bck {
+            desc = desc.bck(bck);
+        }
+        desc
+    })
+}
+
+/// The control message of a get-batch job, in the layout of the seed's `ais show job`:
+/// `pending:(1,1) reqs:21849 objs: [1398300 2.00GiB] files: [391284 8.70GiB], bewarm:on avg-wait:2.3ms`.
+/// `pending` is (work items being assembled or sent on this node, work items of this job).
+pub fn getbatch_ctl(s: &Snapshot, job_pending: u64) -> String {
+    let active = (s.active_work_items + s.active_send_streams).max(0);
+    let avg_wait = match s.reqs {
+        0 => "-".to_string(),
+        reqs => duration_ns(s.rxwait_ns / reqs),
+    };
+    let bewarm = if s.bewarm_workers > 0 { "on" } else { "off" };
+    format!(
+        "pending:({active},{job_pending}) reqs:{} objs: [{} {}] files: [{} {}], bewarm:{bewarm} avg-wait:{avg_wait}",
+        s.reqs,
+        s.obj_count,
+        iec(s.obj_bytes),
+        s.file_count,
+        iec(s.file_bytes),
+    )
 }
 
 /// `POST /v1/internal/moss/send`: this target's share of a batch, as a framed stream.

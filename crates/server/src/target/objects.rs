@@ -479,6 +479,9 @@ async fn put(
         Ok(Some(meta)) => {
             inc(&target.metrics.put_count, 1);
             inc(&target.metrics.put_bytes, meta.size);
+            if internal && let Some(job) = query.get("xid").and_then(|id| target.jobs.get(id)) {
+                job.add_in(1, meta.size);
+            }
             let mut response = StatusCode::OK.into_response();
             let h = response.headers_mut();
             h.insert(headers::CHECKSUM_TYPE, HeaderValue::from_static(CKSUM_TYPE));
@@ -510,7 +513,38 @@ async fn copy(
     if target.shared.bmd.load().get(&dst).is_none() {
         return Err(ApiError::no_bucket(&dst.cname()));
     }
-    // The source streams through, checksum-verified; nothing is held whole in memory.
+    copy_object(target, src, objname, &dst, &dst_name, &CopyOpts::default()).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// How [`copy_object`] writes.
+#[derive(Debug, Clone, Default)]
+pub struct CopyOpts {
+    /// The job the receiver counts the copy under.
+    pub xid: Option<String>,
+    /// Keep the destination's copy if it has one (a rebalance moving an object must not
+    /// overwrite a newer write at the owner).
+    pub only_if_absent: bool,
+}
+
+/// What one object copy did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Copied {
+    pub bytes: u64,
+    /// The destination is another target (else this one).
+    pub sent: bool,
+}
+
+/// Copies one local object to `dst/dst_name` on the destination's owner — streamed and
+/// checksum-verified, never held whole in memory, with its custom metadata.
+pub async fn copy_object(
+    target: &Arc<Target>,
+    src: &Bck,
+    objname: &str,
+    dst: &Bck,
+    dst_name: &str,
+    opts: &CopyOpts,
+) -> Result<Copied, ApiError> {
     let reader = target.reader.clone();
     let (b, name) = (src.clone(), objname.to_string());
     let item = tokio::task::spawn_blocking(move || {
@@ -527,41 +561,65 @@ async fn copy(
     .map_err(|e| ApiError::internal(format!("copy task failed: {e}")))?
     .map_err(item_error)?;
     let size = item.size;
+    let custom = item
+        .object()
+        .map(|h| h.meta.custom.clone())
+        .unwrap_or_default();
     let body = item_body(item).await?;
     let smap = target.shared.smap.load_full();
-    let owner = moss_cluster::owner_of_object(&smap, &dst, &dst_name)
+    let owner = moss_cluster::owner_of_object(&smap, dst, dst_name)
         .ok_or_else(|| ApiError::unavailable("no targets in the cluster"))?;
-    if owner.daemon_id == target.shared.id {
+    let sent = owner.daemon_id != target.shared.id;
+    if !sent {
         stream_put(
             target.store.clone(),
             dst.clone(),
-            dst_name.clone(),
+            dst_name.to_string(),
             body,
-            BTreeMap::new(),
-            false,
+            custom,
+            opts.only_if_absent,
         )
         .await
         .map_err(|e| ApiError::internal(format!("copy task failed: {e}")))?
-        .map_err(|e| ApiError::from_store(e, &cname(&dst, &dst_name)))?;
+        .map_err(|e| ApiError::from_store(e, &cname(dst, dst_name)))?;
     } else {
-        let response = forward_request(target, owner, reqwest::Method::PUT, &dst, &dst_name, "")
-            .header(header::CONTENT_LENGTH, size)
+        let mut extra = opts
+            .xid
+            .as_ref()
+            .map(|id| format!("&xid={id}"))
+            .unwrap_or_default();
+        if opts.only_if_absent {
+            extra.push_str("&rebalance=true");
+        }
+        let mut request =
+            forward_request(target, owner, reqwest::Method::PUT, dst, dst_name, &extra)
+                .header(header::CONTENT_LENGTH, size);
+        if !custom.is_empty() {
+            let text: Vec<String> = custom.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            request = request.header(headers::CUSTOM_MD, text.join(","));
+        }
+        let response = request
             .body(reqwest::Body::wrap_stream(body.into_data_stream()))
             // A hang guard, not a speed limit: a peer that stopped answering must not hold the
-            // copy (and the rebalance waiting on it) forever.
+            // copy (and the job or rebalance waiting on it) forever.
             .timeout(COPY_BASE_TIME + Duration::from_secs(size >> 20))
             .send()
             .await
             .map_err(|e| ApiError::unavailable(format!("copy to {}: {e}", owner.display())))?;
         if !response.status().is_success() {
+            let status = response.status();
+            let body = response
+                .json::<moss_types::ErrorBody>()
+                .await
+                .unwrap_or_default();
             return Err(ApiError::new(
-                response.status(),
-                format!("copy to {} failed", cname(&dst, &dst_name)),
+                status,
+                format!("copy to {} failed: {}", cname(dst, dst_name), body.message),
             ));
         }
     }
     inc(&target.metrics.put_count, 1);
-    Ok(StatusCode::OK.into_response())
+    Ok(Copied { bytes: size, sent })
 }
 
 /// Splits an object uname (`ais/@#/bucket/object`) into bucket and object name.
@@ -668,22 +726,7 @@ async fn delete(
     };
     if !internal {
         // Copies not yet moved by a rebalance must go too, or they would come back.
-        // Concurrently and bounded: one hung neighbor must not stall every delete.
-        let calls = other_targets(target).into_iter().map(|neighbor| {
-            forward_request(
-                target,
-                &neighbor,
-                reqwest::Method::DELETE,
-                &bck,
-                objname,
-                "",
-            )
-            .timeout(NEIGHBOR_TIMEOUT)
-            .send()
-        });
-        for answer in futures::future::join_all(calls).await {
-            deleted |= answer.is_ok_and(|r| r.status().is_success());
-        }
+        deleted |= delete_on_neighbors(target, &bck, objname).await;
     }
     if deleted {
         Ok(StatusCode::OK.into_response())
@@ -693,6 +736,20 @@ async fn delete(
             &cname(&bck, objname),
         ))
     }
+}
+
+/// Deletes the copies other targets hold of an object (not yet moved by a rebalance);
+/// concurrently and bounded, so one hung neighbor cannot stall a delete. True if any had one.
+pub async fn delete_on_neighbors(target: &Target, bck: &Bck, objname: &str) -> bool {
+    let calls = other_targets(target).into_iter().map(|neighbor| {
+        forward_request(target, &neighbor, reqwest::Method::DELETE, bck, objname, "")
+            .timeout(NEIGHBOR_TIMEOUT)
+            .send()
+    });
+    futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .any(|answer| answer.is_ok_and(|r| r.status().is_success()))
 }
 
 /// `GET /v1/internal/list/<b>`: this target's objects, sorted.

@@ -1,17 +1,23 @@
 //! Rebalance: after the set of targets changes, move every object this target no longer owns to
-//! its HRW owner, deleting the local copy only once the owner has it.
+//! its HRW owner, deleting the local copy only once the owner has it. Each pass is a `rebalance`
+//! job `g<smap version>`; the same mover also finishes bucket renames (`xact::rename`).
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
+use moss_jobs::{Job, JobDesc};
 use moss_types::Bck;
+use moss_types::jobs::REBALANCE;
+use tokio::sync::mpsc;
 
 use super::Target;
-use crate::http::{bucket_query, encode_path};
+use super::objects::{CopyOpts, copy_object};
 use crate::metrics::inc;
 
 /// Objects moved concurrently.
 const PARALLEL_MOVES: usize = 4;
+/// Misplaced objects handed from the disk walk to the movers at a time.
+const MOVE_BATCH: usize = 256;
 
 /// Waits for cluster-map changes and rebalances after each (coalescing bursts of changes).
 pub async fn run(target: Arc<Target>) {
@@ -22,97 +28,178 @@ pub async fn run(target: Arc<Target>) {
         }
         // Let a burst of joins settle before walking the disks.
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let version = target.shared.smap.load().version;
+        let smap = target.shared.smap.load_full();
+        if !smap.tmap.contains_key(&target.shared.id) {
+            continue;
+        }
+        let Some(job) = register(&target) else {
+            continue;
+        };
+        // Passes for map versions that a newer one replaced before they ran.
+        let older = target.jobs.select(&moss_types::jobs::JobFilter {
+            kind: REBALANCE.to_string(),
+            only_running: true,
+            ..Default::default()
+        });
+        for stale in older.iter().filter(|j| j.id != job.id) {
+            stale.abort(format!("superseded by rebalance {}", job.id));
+        }
         target
             .shared
             .rebalancing
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let outcome = rebalance_once(&target).await;
+        let outcome = move_misplaced(&target, &job, None).await;
         target
             .shared
             .rebalancing
             .store(false, std::sync::atomic::Ordering::Relaxed);
         match outcome {
-            Ok(0) => {}
             Ok(moved) => {
-                tracing::info!(node = %target.shared.name, moved, smap = version, "rebalance done")
+                if moved > 0 {
+                    tracing::info!(node = %target.shared.name, moved, smap = smap.version, "rebalance done");
+                }
+                job.finish();
             }
-            Err(e) => tracing::warn!(node = %target.shared.name, "rebalance incomplete: {e}"),
+            Err(e) => {
+                tracing::warn!(node = %target.shared.name, job = %job.id, "rebalance incomplete: {e:#}");
+                job.abort(format!("{e:#}"));
+            }
         }
     }
 }
 
-/// One pass over all local objects; returns how many were moved.
-async fn rebalance_once(target: &Arc<Target>) -> anyhow::Result<usize> {
+/// The rebalance job of the current map version on this target (registered on first call).
+pub fn register(target: &Target) -> Option<Arc<Job>> {
+    let smap = target.shared.smap.load();
+    if !smap.tmap.contains_key(&target.shared.id) {
+        return None;
+    }
+    let id = moss_jobs::rebalance_id(smap.version);
+    if let Some(job) = target.jobs.get(&id) {
+        return Some(job);
+    }
+    match target
+        .jobs
+        .register(JobDesc::new(id, REBALANCE).workers(PARALLEL_MOVES as u64))
+    {
+        Ok(job) => Some(job),
+        Err(e) => {
+            tracing::warn!(node = %target.shared.name, "rebalance not registered: {e}");
+            None
+        }
+    }
+}
+
+/// Moves the local objects of `only` (or of every bucket) that HRW places on another target to
+/// that target; returns how many moved. The disk walk streams names through a small channel, so
+/// memory does not grow with the number of misplaced objects. Objects that fail to move are
+/// recorded on the job and stay here (readable by get-from-neighbor) for the next pass.
+pub async fn move_misplaced(
+    target: &Arc<Target>,
+    job: &Arc<Job>,
+    only: Option<&Bck>,
+) -> anyhow::Result<u64> {
     let smap = target.shared.smap.load_full();
     if smap.tmap.len() < 2 || !smap.tmap.contains_key(&target.shared.id) {
         return Ok(0);
     }
-    let bmd = target.shared.bmd.load_full();
-    let store = target.store.clone();
-    let id = target.shared.id.clone();
-    let misplaced: Vec<(Bck, String, String)> = tokio::task::spawn_blocking(move || {
-        let mut found = Vec::new();
-        for bck in store.buckets_on_disk() {
-            if bmd.get(&bck).is_none() {
-                continue;
-            }
-            let _ = store.walk_bucket(&bck, |objname, _| {
-                if let Some(owner) = moss_cluster::owner_of_object(&smap, &bck, objname)
-                    && owner.daemon_id != id
-                {
-                    found.push((bck.clone(), objname.to_string(), owner.url().to_string()));
+    let (tx, rx) = mpsc::channel::<Vec<(Bck, String)>>(4);
+    let walker = {
+        let store = target.store.clone();
+        let bmd = target.shared.bmd.load_full();
+        let me = target.shared.id.clone();
+        let buckets: Vec<Bck> = match only {
+            Some(b) => vec![b.clone()],
+            None => store.buckets_on_disk(),
+        };
+        let cancel = job.cancel_token().clone();
+        tokio::task::spawn_blocking(move || {
+            let mut batch = Vec::with_capacity(MOVE_BATCH);
+            for bck in buckets {
+                if bmd.get(&bck).is_none() {
+                    continue;
                 }
-            });
-        }
-        found
+                let mut open = true;
+                let walked = store.walk_prefix(&bck, "", |obj| {
+                    let owner = moss_cluster::owner_of_object(&smap, &bck, obj.name);
+                    if owner.is_some_and(|o| o.daemon_id != me) {
+                        batch.push((bck.clone(), obj.name.to_string()));
+                    }
+                    if batch.len() >= MOVE_BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(MOVE_BATCH));
+                        open = !cancel.is_cancelled() && tx.blocking_send(full).is_ok();
+                    }
+                    open
+                });
+                if let Err(e) = walked {
+                    tracing::warn!(bucket = %bck, "rebalance walk failed: {e}");
+                }
+                if !open {
+                    return;
+                }
+            }
+            if !batch.is_empty() {
+                let _ = tx.blocking_send(batch);
+            }
+        })
+    };
+    let misplaced = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|batch| (batch, rx))
     })
-    .await?;
-    let moves = futures::stream::iter(misplaced)
-        .map(|(bck, objname, owner_url)| {
-            let target = target.clone();
-            async move { move_one(&target, &bck, &objname, &owner_url).await.is_ok() }
+    .flat_map(futures::stream::iter);
+    let moves = misplaced
+        .map(|(bck, objname)| {
+            let (target, job) = (target.clone(), job.clone());
+            async move { move_one(&target, &job, &bck, &objname).await }
         })
         .buffer_unordered(PARALLEL_MOVES);
-    let moved = moves.filter(|ok| futures::future::ready(*ok)).count().await;
+    futures::pin_mut!(moves);
+    let mut moved = 0u64;
+    while let Some(outcome) = moves.next().await {
+        if job.cancel_token().is_cancelled() {
+            anyhow::bail!("aborted");
+        }
+        match outcome {
+            Ok(true) => moved += 1,
+            Ok(false) => {}
+            Err(e) => job.add_err(e),
+        }
+    }
+    walker.await?;
     Ok(moved)
 }
 
+/// Moves one object to its owner; `Ok(false)` when it is gone already.
 async fn move_one(
     target: &Arc<Target>,
+    job: &Arc<Job>,
     bck: &Bck,
     objname: &str,
-    owner_url: &str,
-) -> anyhow::Result<()> {
-    if target.shared.cancel.is_cancelled() {
-        anyhow::bail!("shutting down");
+) -> anyhow::Result<bool> {
+    let opts = CopyOpts {
+        xid: Some(job.id.clone()),
+        only_if_absent: true,
+    };
+    let copied = match copy_object(target, bck, objname, bck, objname, &opts).await {
+        Ok(copied) => copied,
+        Err(e) if e.status == http::StatusCode::NOT_FOUND => return Ok(false),
+        Err(e) => anyhow::bail!("move {}/{objname}: {}", bck.cname(), e.message),
+    };
+    if !copied.sent {
+        // The map changed under us and this target owns it after all.
+        return Ok(false);
     }
     let store = target.store.clone();
     let (b, name) = (bck.clone(), objname.to_string());
-    let data = tokio::task::spawn_blocking(move || {
-        store
-            .open_object(&b, &name)
-            .and_then(|h| h.read_all_verified())
-    })
-    .await??;
-    let url = format!(
-        "{owner_url}/v1/internal/objects/{}/{}?{}&rebalance=true",
-        bck.name,
-        encode_path(objname),
-        bucket_query(bck)
-    );
-    let response = target
-        .shared
-        .intra(target.shared.client.put(url))
-        .body(data)
-        .send()
-        .await?;
-    if !response.status().is_success() {
-        anyhow::bail!("owner refused {objname}: {}", response.status());
+    match tokio::task::spawn_blocking(move || store.delete(&b, &name)).await? {
+        Ok(()) | Err(moss_storage::StoreError::NotFound) => {}
+        Err(e) => anyhow::bail!(
+            "moved {}/{objname} but could not delete it here: {e}",
+            bck.cname()
+        ),
     }
-    let store = target.store.clone();
-    let (b, name) = (bck.clone(), objname.to_string());
-    tokio::task::spawn_blocking(move || store.delete(&b, &name)).await??;
+    job.add_out(1, copied.bytes);
+    job.add_loc(1, copied.bytes);
     inc(&target.metrics.rebalance_moved_count, 1);
-    Ok(())
+    Ok(true)
 }

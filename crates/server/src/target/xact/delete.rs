@@ -1,0 +1,84 @@
+//! `delete-listrange`: this target removes its objects of a list, range or prefix.
+use std::sync::Arc;
+
+use moss_jobs::{Job, RegisterError, worker_fn};
+use moss_storage::StoreError;
+use moss_types::Bck;
+use moss_types::jobs::{DELETE_OBJECTS, Selection};
+
+use super::{Scope, desc, missing, selected_names};
+use crate::target::Target;
+use crate::target::objects::delete_on_neighbors;
+
+pub fn start(
+    target: &Arc<Target>,
+    id: String,
+    bck: Bck,
+    selection: Selection,
+) -> Result<Arc<Job>, RegisterError> {
+    let target = target.clone();
+    let job_desc = desc(id, DELETE_OBJECTS).bck(&bck).workers(1);
+    target.jobs.clone().start(
+        job_desc,
+        worker_fn(move |job: Arc<Job>| async move {
+            // In list mode a name nobody holds is an error of the job, as in AIStore; in range
+            // and prefix mode missing names are simply not there. So in list mode only the owner
+            // acts on a name (and, for a miss, asks the others for a copy not yet moved to it);
+            // otherwise every target removes what it holds.
+            let list_mode = matches!(selection, Selection::List(_));
+            let scope = if list_mode {
+                Scope::Owned
+            } else {
+                Scope::OwnedOrHeld
+            };
+            let mut names = selected_names(&target, &job, &bck, selection, scope);
+            while let Some(batch) = names.recv().await {
+                let batch = batch?;
+                if job.cancel_token().is_cancelled() {
+                    anyhow::bail!("aborted");
+                }
+                let store = target.store.clone();
+                let b = bck.clone();
+                let (deleted, bytes, missed, failed) = tokio::task::spawn_blocking(move || {
+                    let (mut deleted, mut bytes) = (0u64, 0u64);
+                    let (mut missed, mut failed) = (Vec::new(), Vec::new());
+                    for selected in batch {
+                        let size = store.stat_size(&b, &selected.name).unwrap_or(0);
+                        match store.delete(&b, &selected.name) {
+                            Ok(()) => {
+                                deleted += 1;
+                                bytes += size;
+                            }
+                            Err(StoreError::NotFound) if selected.owned => {
+                                missed.push(selected.name)
+                            }
+                            Err(StoreError::NotFound) => {}
+                            Err(e) => {
+                                failed.push(format!("delete {}/{}: {e}", b.cname(), selected.name))
+                            }
+                        }
+                    }
+                    (deleted, bytes, missed, failed)
+                })
+                .await?;
+                job.add_loc(deleted, bytes);
+                for e in failed {
+                    job.add_err(e);
+                }
+                if !list_mode {
+                    continue;
+                }
+                for name in missed {
+                    let held_elsewhere = target.shared.neighbors_may_hold(&bck)
+                        && delete_on_neighbors(&target, &bck, &name).await;
+                    if held_elsewhere {
+                        job.add_loc(1, 0);
+                    } else {
+                        job.add_err(missing(&bck, &name));
+                    }
+                }
+            }
+            Ok(())
+        }),
+    )
+}
