@@ -4,5 +4,6 @@
 mod batch;
 mod cluster;
 mod faults;
+mod jobs;
 mod objects;
 mod shards;

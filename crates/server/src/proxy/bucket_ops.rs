@@ -25,6 +25,8 @@ const UNSUPPORTED: &[&str] = &["etl-listrange", "etl-bck", "blob-download"];
 
 /// How often a rename's coordinator looks at the targets' shares.
 const RENAME_POLL: Duration = Duration::from_millis(300);
+/// How long a rename's coordinator waits before running a failed share again.
+const RENAME_RETRY: Duration = Duration::from_secs(5);
 
 fn value_of<T: serde::de::DeserializeOwned + Default>(
     value: &serde_json::Value,
@@ -337,7 +339,17 @@ async fn summary_progress(
     proxy: &Proxy,
     id: &str,
 ) -> Result<(StatusCode, Option<SummaryPart>), ApiError> {
-    let participants = all_targets(proxy);
+    let participants = super::jobs::participants(proxy, id).unwrap_or_else(|| all_targets(proxy));
+    let smap = proxy.shared.smap.load_full();
+    if let Some(gone) = participants
+        .iter()
+        .find(|p| !smap.tmap.contains_key(&p.daemon_id))
+    {
+        return Err(ApiError::unavailable(format!(
+            "bucket summary {id} is incomplete: {} left the cluster; start a new summary",
+            gone.display()
+        )));
+    }
     let filter = jobs::JobFilter {
         id: id.to_string(),
         ..Default::default()
@@ -494,6 +506,7 @@ async fn rename(proxy: &Arc<Proxy>, from: &Bck, query: &Query) -> Result<Respons
     tokio::spawn(coordinate_rename(
         proxy.clone(),
         id.clone(),
+        from.clone(),
         to,
         participants,
     ));
@@ -503,7 +516,14 @@ async fn rename(proxy: &Arc<Proxy>, from: &Bck, query: &Query) -> Result<Respons
 /// Waits until every participant has done its share of rename `id` (a participant that left the
 /// cluster resumes when it comes back, and the wait goes on), then clears the bucket's
 /// `renaming` mark and finishes the job.
-async fn coordinate_rename(proxy: Arc<Proxy>, id: String, to: Bck, participants: Vec<Snode>) {
+async fn coordinate_rename(
+    proxy: Arc<Proxy>,
+    id: String,
+    from: Bck,
+    to: Bck,
+    participants: Vec<Snode>,
+) {
+    let mut retry_at: Option<std::time::Instant> = None;
     loop {
         if proxy.shared.cancel.is_cancelled() {
             return;
@@ -537,6 +557,31 @@ async fn coordinate_rename(proxy: Arc<Proxy>, id: String, to: Bck, participants:
                 .and_then(|s| s.as_ref())
                 .is_some_and(|s| s.finished() && !s.aborted)
         });
+        // A share that failed (an I/O error) is run again: the rename is committed, so the only
+        // way is forward. One a target does not know yet starts when its BMD catches up.
+        let failed: Vec<Snode> = present
+            .iter()
+            .filter(|p| {
+                shares
+                    .get(&p.daemon_id)
+                    .and_then(|s| s.as_ref())
+                    .is_some_and(|s| s.aborted)
+            })
+            .cloned()
+            .collect();
+        if !failed.is_empty() && retry_at.is_none_or(|at| at <= std::time::Instant::now()) {
+            let spec = JobSpec::MoveBucket {
+                from: from.clone(),
+                to: to.clone(),
+            };
+            for t in &failed {
+                tracing::warn!(job = %id, node = %t.display(), "rename share failed; running it again");
+            }
+            if let Err(e) = super::jobs::restart_on(&proxy, &id, spec, &failed).await {
+                tracing::warn!(job = %id, "rename share restart failed: {}", e.message);
+            }
+            retry_at = Some(std::time::Instant::now() + RENAME_RETRY);
+        }
         if done {
             let cleared = proxy
                 .modify(|meta| {
@@ -568,12 +613,16 @@ async fn coordinate_rename(proxy: Arc<Proxy>, id: String, to: Bck, participants:
 pub fn resume_renames(proxy: &Arc<Proxy>) {
     let bmd = proxy.shared.bmd.load_full();
     for props in bmd.buckets.values().filter(|p| !p.renaming.is_empty()) {
+        let Some(from) = props.renamed_from.last().cloned() else {
+            continue;
+        };
         let participants = all_targets(proxy);
         record_coordinated(proxy, &props.renaming, jobs::MOVE_BCK, participants.clone());
         tracing::info!(job = %props.renaming, bucket = %props.bck, "resuming a rename");
         tokio::spawn(coordinate_rename(
             proxy.clone(),
             props.renaming.clone(),
+            from,
             props.bck.clone(),
             participants,
         ));

@@ -210,7 +210,6 @@ pub async fn qryxstats(proxy: &Proxy, body: &[u8]) -> Result<Response, ApiError>
         return Ok(json_response(&by_target));
     }
     if let Some(launched) = proxy.jobs.get(&args.id)
-        && launched.done.is_none()
         && !launched.coordinated
     {
         let smap = proxy.shared.smap.load();
@@ -353,19 +352,28 @@ async fn one_status(proxy: &Proxy, id: &str) -> Option<JobStatus> {
         None => targets(proxy),
     };
     let mut reports = BTreeMap::new();
-    for (t, answer) in fanout(proxy, &asked, &filter).await {
+    let answers = fanout(proxy, &asked, &filter).await;
+    let smap = proxy.shared.smap.load_full();
+    for (t, answer) in answers {
         match answer {
             Answer::Reports(r) => {
                 reports.insert(t.daemon_id, r.into_iter().map(|r| r.snap).collect());
             }
             Answer::Unknown => {}
-            // Unreachable for now: neither done nor lost yet.
+            // Unreachable but still a member: neither done nor lost yet. One that left the map is
+            // lost (`status_of` says so).
             Answer::Failed(_) => {
-                reports.insert(t.daemon_id, vec![running_placeholder(id)]);
+                let member = smap
+                    .tmap
+                    .get(&t.daemon_id)
+                    .is_some_and(|now| now.url() == t.url());
+                if member {
+                    reports.insert(t.daemon_id, vec![running_placeholder(id)]);
+                }
             }
         }
     }
-    let status = status_of(id, launched.as_ref(), &reports, &proxy.shared.smap.load())?;
+    let status = status_of(id, launched.as_ref(), &reports, &smap)?;
     if status.end_time != 0 && launched.is_some() {
         proxy.jobs.set_done(id, &status);
     }
@@ -593,16 +601,84 @@ async fn broadcast_stop(proxy: &Proxy, targets: &[Snode], stop: &JobStop) {
             .json(stop);
         let name = t.display();
         async move {
-            match request.send().await {
-                Ok(r) if r.status().is_success() => {}
-                Ok(r) => {
+            // A hung target is not waited for past its removal from the map (it then aborts its
+            // jobs itself when it finds out).
+            match while_member(proxy, t, FANOUT_TIMEOUT, request.send()).await {
+                Ok(Ok(r)) if r.status().is_success() => {}
+                Ok(Ok(r)) => {
                     tracing::warn!(node = %name, status = r.status().as_u16(), "job stop refused")
                 }
-                Err(e) => tracing::warn!(node = %name, "job stop failed: {e}"),
+                Ok(Err(e)) => tracing::warn!(node = %name, "job stop failed: {e}"),
+                Err(abandoned) => {
+                    tracing::warn!(node = %name, "job stop not delivered: target {abandoned}")
+                }
             }
         }
     });
     join_all(calls).await;
+}
+
+/// Starts (again) job `id` on some of its participants, e.g. a share that failed.
+pub async fn restart_on(
+    proxy: &Proxy,
+    id: &str,
+    spec: JobSpec,
+    targets: &[Snode],
+) -> Result<(), ApiError> {
+    send_start(proxy, id, spec, targets).await.map(|_| ())
+}
+
+/// Sends a job start to `targets`; the first failure, if any.
+async fn send_start(
+    proxy: &Proxy,
+    id: &str,
+    spec: JobSpec,
+    targets: &[Snode],
+) -> Result<(), ApiError> {
+    let start = JobStart {
+        id: id.to_string(),
+        spec,
+    };
+    let body = serde_json::to_vec(&start)
+        .map_err(|e| ApiError::internal(format!("encode job start: {e}")))?;
+    let calls = targets.iter().map(|t| {
+        let request = proxy
+            .shared
+            .intra(
+                proxy
+                    .shared
+                    .client
+                    .post(format!("{}/v1/internal/jobs", t.url())),
+            )
+            .timeout(FANOUT_TIMEOUT)
+            .header("content-type", "application/json")
+            .body(body.clone());
+        async move {
+            match while_member(proxy, t, FANOUT_TIMEOUT, request.send()).await {
+                Ok(Ok(r)) if r.status().is_success() => Ok(()),
+                Ok(Ok(r)) => {
+                    let status = r.status();
+                    let body = r.json::<moss_types::ErrorBody>().await.unwrap_or_default();
+                    Err(ApiError::new(
+                        status,
+                        format!("{}: {}", t.display(), body.message),
+                    ))
+                }
+                Ok(Err(e)) => Err(ApiError::unavailable(format!(
+                    "{} could not start the job: {e}",
+                    t.display()
+                ))),
+                Err(abandoned) => Err(ApiError::unavailable(format!(
+                    "{} could not start the job: target {abandoned}",
+                    t.display()
+                ))),
+            }
+        }
+    });
+    match join_all(calls).await.into_iter().find_map(Result::err) {
+        Some(first) => Err(first),
+        None => Ok(()),
+    }
 }
 
 /// Starts job `id` on `participants` and remembers them. Every participant registers the job
@@ -628,48 +704,8 @@ pub async fn launch(
             coordinated: false,
         },
     );
-    let start = JobStart {
-        id: id.clone(),
-        spec,
-    };
-    let body = serde_json::to_vec(&start)
-        .map_err(|e| ApiError::internal(format!("encode job start: {e}")))?;
-    let calls = participants.iter().map(|t| {
-        let request = proxy
-            .shared
-            .intra(
-                proxy
-                    .shared
-                    .client
-                    .post(format!("{}/v1/internal/jobs", t.url())),
-            )
-            .timeout(FANOUT_TIMEOUT)
-            .header("content-type", "application/json")
-            .body(body.clone());
-        async move {
-            match request.send().await {
-                Ok(r) if r.status().is_success() => Ok(()),
-                Ok(r) => {
-                    let status = r.status();
-                    let body = r.json::<moss_types::ErrorBody>().await.unwrap_or_default();
-                    Err(ApiError::new(
-                        status,
-                        format!("{}: {}", t.display(), body.message),
-                    ))
-                }
-                Err(e) => Err(ApiError::unavailable(format!(
-                    "{} could not start the job: {e}",
-                    t.display()
-                ))),
-            }
-        }
-    });
-    let failures: Vec<ApiError> = join_all(calls)
-        .await
-        .into_iter()
-        .filter_map(Result::err)
-        .collect();
-    if let Some(first) = failures.into_iter().next() {
+    let failures = send_start(proxy, &id, spec, &participants).await.err();
+    if let Some(first) = failures {
         let stop = JobStop {
             id: id.clone(),
             reason: format!("failed to start everywhere: {}", first.message),
@@ -691,6 +727,11 @@ pub async fn launch(
     }
     tracing::info!(job = %id, kind = kind.kind, targets = participants.len(), "job launched");
     Ok(id)
+}
+
+/// The targets a launched job was started on, if this proxy launched it.
+pub fn participants(proxy: &Proxy, id: &str) -> Option<Vec<Snode>> {
+    proxy.jobs.get(id).map(|l| l.participants)
 }
 
 /// Records a job whose status the proxy itself decides (a rename), before it is announced.

@@ -29,6 +29,9 @@ pub async fn stay_registered(target: Arc<Target>) {
             }
         }
         tracing::info!(node = %target.shared.name, "proxy does not know this target; registering again");
+        // The proxy has written this target's shares of running jobs off as lost; going on with
+        // them after rejoining would do work that nobody accounts for.
+        target.abort_jobs_of_a_dropped_member();
     }
 }
 

@@ -166,6 +166,23 @@ impl Target {
         dropped
     }
 
+    /// Aborts the running jobs of this target after the proxy dropped it from the map — except
+    /// renames, whose shares resume (their data must end up under the new name).
+    fn abort_jobs_of_a_dropped_member(&self) {
+        let running = self.jobs.select(&moss_types::jobs::JobFilter {
+            only_running: true,
+            ..Default::default()
+        });
+        for job in running {
+            if job.kind.kind != moss_types::jobs::MOVE_BCK {
+                job.abort(format!(
+                    "{} was removed from the cluster map while the job ran",
+                    self.shared.name
+                ));
+            }
+        }
+    }
+
     /// Requires the intra-cluster caller headers of a known node.
     fn check_intra(&self, req: &Request) -> Result<(), ApiError> {
         let caller = header_str(req.headers(), headers::CALLER_ID).unwrap_or("");

@@ -180,7 +180,12 @@ async fn move_one(
         xid: Some(job.id.clone()),
         only_if_absent: true,
     };
-    let copied = match copy_object(target, bck, objname, bck, objname, &opts).await {
+    let copying = copy_object(target, bck, objname, bck, objname, &opts);
+    let copied = tokio::select! {
+        copied = copying => copied,
+        () = job.cancelled() => anyhow::bail!("aborted"),
+    };
+    let copied = match copied {
         Ok(copied) => copied,
         Err(e) if e.status == http::StatusCode::NOT_FOUND => return Ok(false),
         Err(e) => anyhow::bail!("move {}/{objname}: {}", bck.cname(), e.message),

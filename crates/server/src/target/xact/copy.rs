@@ -103,7 +103,12 @@ async fn copy_one(
         xid: Some(job.id.clone()),
         only_if_absent: false,
     };
-    match copy_object(target, src, name, dst, &dst_name, &opts).await {
+    // An abort cuts the transfer in flight too (its connection is dropped), not only the next.
+    let copied = tokio::select! {
+        copied = copy_object(target, src, name, dst, &dst_name, &opts) => copied,
+        () = job.cancelled() => anyhow::bail!("aborted"),
+    };
+    match copied {
         Ok(copied) => {
             job.add_loc(1, copied.bytes);
             if copied.sent {
