@@ -372,7 +372,7 @@ pub fn render_jobs(snaps: &JobSnaps) -> String {
         }
         if kind == GET_BATCH {
             out.push_str(&format!("{kind}[{id}] (ctl:\n"));
-            for (_, snap) in rows {
+            for (_, snap) in rows.iter().filter(|(_, s)| !s.ctlmsg.is_empty()) {
                 out.push_str(&format!("  {}\n", snap.ctlmsg));
             }
             out.push_str(")\n");

@@ -135,6 +135,16 @@ impl Engine {
         })
     }
 
+    /// The control message of this node's get-batch jobs (`JobDesc::ctl`).
+    pub fn job_ctl(&self) -> moss_jobs::CtlFn {
+        let stats = self.stats.clone();
+        let view = self.view.clone();
+        Box::new(move |job: &moss_jobs::Job| {
+            let workers = view.config().get_batch.warmup_workers.max(0);
+            stats::job_ctl(&stats.snapshot(workers), job.pending())
+        })
+    }
+
     /// Statistics snapshot including live gauges.
     pub fn snapshot(&self) -> stats::Snapshot {
         let workers = self.view.config().get_batch.warmup_workers.max(0);

@@ -59,9 +59,23 @@ impl Engine {
         } else {
             req.xid.clone()
         };
+        // Only GetBatch reads idle with a lag (a burst with gaps is one running job); the archive
+        // job's gathering is idle as soon as its stream is done.
+        let lag = if kind == GET_BATCH {
+            crate::GETBATCH_IDLE_LAG
+        } else {
+            std::time::Duration::ZERO
+        };
         self.jobs.renew(
             |job| job.id == id,
-            || JobDesc::new(id.clone(), kind).idle_lag(crate::GETBATCH_IDLE_LAG),
+            || {
+                let desc = JobDesc::new(id.clone(), kind).idle_lag(lag);
+                if kind == GET_BATCH {
+                    desc.ctl(self.job_ctl())
+                } else {
+                    desc
+                }
+            },
         )
     }
 

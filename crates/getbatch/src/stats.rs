@@ -73,3 +73,63 @@ impl Stats {
         }
     }
 }
+
+/// The control message of a get-batch job, in the layout of the seed's `ais show job`:
+/// `pending:(1,1) reqs:21849 objs: [1398300 2.00GiB] files: [391284 8.70GiB], bewarm:on avg-wait:2.3ms`.
+/// `pending` is (work items being assembled or sent on this node, work items of this job); the
+/// other counters are the node's lifetime GetBatch counters.
+pub fn job_ctl(s: &Snapshot, job_pending: u64) -> String {
+    use moss_types::units::{duration_ns, iec};
+    let active = (s.active_work_items + s.active_send_streams).max(0);
+    let avg_wait = match s.reqs {
+        0 => "-".to_string(),
+        reqs => duration_ns(s.rxwait_ns / reqs),
+    };
+    let bewarm = if s.bewarm_workers > 0 { "on" } else { "off" };
+    // Errors only when there are any, so the common line keeps the seed's layout.
+    let mut errs = String::new();
+    if s.err_count > 0 {
+        errs.push_str(&format!(" errs:{}", s.err_count));
+    }
+    if s.err_soft_count > 0 {
+        errs.push_str(&format!(" soft-errs:{}", s.err_soft_count));
+    }
+    format!(
+        "pending:({active},{job_pending}) reqs:{}{errs} objs: [{} {}] files: [{} {}], bewarm:{bewarm} avg-wait:{avg_wait}",
+        s.reqs,
+        s.obj_count,
+        iec(s.obj_bytes),
+        s.file_count,
+        iec(s.file_bytes),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_control_message_has_the_seeds_layout() {
+        let s = Snapshot {
+            reqs: 4,
+            obj_count: 1398300,
+            obj_bytes: 2 << 30,
+            file_count: 2,
+            file_bytes: 2048,
+            rxwait_ns: 9_200_000,
+            active_work_items: 1,
+            bewarm_workers: 2,
+            ..Default::default()
+        };
+        assert_eq!(
+            job_ctl(&s, 1),
+            "pending:(1,1) reqs:4 objs: [1398300 2.00GiB] files: [2 2.00KiB], bewarm:on avg-wait:2.3ms"
+        );
+        let failing = Snapshot {
+            err_count: 2,
+            err_soft_count: 5,
+            ..s
+        };
+        assert!(job_ctl(&failing, 0).starts_with("pending:(1,0) reqs:4 errs:2 soft-errs:5 objs:"));
+    }
+}

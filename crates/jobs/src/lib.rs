@@ -8,7 +8,7 @@ mod job;
 mod registry;
 
 pub use id::{archive_id, copy_id, generic_id, getbatch_id, rebalance_id};
-pub use job::{Job, JobDesc, State, WorkItem, rfc3339, unix_nanos};
+pub use job::{CtlFn, Job, JobDesc, State, WorkItem, rfc3339, unix_nanos};
 pub use registry::{RegisterError, Registry, Worker, worker_fn};
 
 /// How long a demand-driven job stays running without work before it finishes (AIStore: 1 min).

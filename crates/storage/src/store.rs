@@ -588,6 +588,21 @@ impl Store {
         Ok(moved)
     }
 
+    /// Fsyncs each directory once (after [`PutTxn::commit_but_dir`]).
+    pub fn sync_dirs<'a>(
+        &self,
+        dirs: impl IntoIterator<Item = &'a Path>,
+    ) -> Result<(), StoreError> {
+        let mut done: Vec<&Path> = Vec::new();
+        for dir in dirs {
+            if !done.contains(&dir) {
+                File::open(dir)?.sync_all()?;
+                done.push(dir);
+            }
+        }
+        Ok(())
+    }
+
     /// True when any mountpath has a directory for the bucket.
     pub fn has_bucket_data(&self, bck: &Bck) -> bool {
         (0..self.mountpaths.len()).any(|i| self.bucket_dir(i, bck).exists())
@@ -720,9 +735,22 @@ impl PutTxn {
 
     /// Makes the object durable and visible: metadata, fsync, rename, directory fsync.
     pub fn commit(
-        mut self,
+        self,
         custom: std::collections::BTreeMap<String, String>,
     ) -> Result<ObjMeta, StoreError> {
+        let (meta, dir) = self.commit_but_dir(custom)?;
+        File::open(&dir)?.sync_all()?;
+        Ok(meta)
+    }
+
+    /// [`PutTxn::commit`] without the directory fsync: the object is written durably and renamed
+    /// into place, and the caller fsyncs the returned directory ([`Store::sync_dirs`]) before it
+    /// calls the object durable. A writer of many objects into a few directories syncs each
+    /// directory once instead of once per object.
+    pub fn commit_but_dir(
+        mut self,
+        custom: std::collections::BTreeMap<String, String>,
+    ) -> Result<(ObjMeta, PathBuf), StoreError> {
         let file = self
             .file
             .take()
@@ -765,13 +793,13 @@ impl PutTxn {
         }
         self.committed = true;
         self.changes.changed(self.digest);
-        File::open(parent)?.sync_all()?;
+        let dir = parent.to_path_buf();
         for stale in &self.stale {
             if fs::remove_file(stale).is_ok() {
                 prune_empty_parents(stale, &self.objdir);
             }
         }
-        Ok(meta)
+        Ok((meta, dir))
     }
 }
 

@@ -36,6 +36,10 @@ pub enum TargetEndpoint {
     List {
         bucket: String,
     },
+    /// `PUT /v1/internal/bulk/<b>`: many objects in one body (copy jobs).
+    BulkPut {
+        bucket: String,
+    },
     /// `HEAD|GET|PUT /v1/internal/objects/<b>/<o>`: local-only access between targets (GFN, rebalance).
     Internal {
         method: ObjMethod,
@@ -81,6 +85,13 @@ impl TargetEndpoint {
                 )),
             },
             ["internal", "jobs", "stop"] => only(method, Method::POST, TargetEndpoint::JobStop),
+            ["internal", "bulk", bucket] => only(
+                method,
+                Method::PUT,
+                TargetEndpoint::BulkPut {
+                    bucket: decode_component(bucket)?,
+                },
+            ),
             ["internal", "list", bucket] => only(
                 method,
                 Method::GET,

@@ -1,5 +1,6 @@
 //! The target (storage node): serves objects from its mountpaths, assembles GetBatch responses as
 //! the designated target, streams its share of batches to other DTs, and keeps itself registered.
+mod bulk;
 mod endpoint;
 mod jobs;
 mod join;
@@ -269,6 +270,10 @@ async fn handle(
         TargetEndpoint::JobStart => {
             target.check_intra(&req)?;
             jobs::start(target, req).await
+        }
+        TargetEndpoint::BulkPut { bucket } => {
+            target.check_intra(&req)?;
+            bulk::receive(target, &bucket, &query, req).await
         }
         TargetEndpoint::JobStop => {
             target.check_intra(&req)?;

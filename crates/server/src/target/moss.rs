@@ -13,7 +13,6 @@ use moss_types::Bck;
 use moss_types::headers;
 use moss_types::jobs::GET_BATCH;
 use moss_types::moss::SendReq;
-use moss_types::units::{duration_ns, iec};
 
 use super::Target;
 use crate::batch::{MOSS_BODY_LIMIT, validate};
@@ -80,39 +79,14 @@ pub async fn getbatch(
 fn getbatch_work_item(target: &Arc<Target>, default_bck: Option<&Bck>) -> WorkItem {
     let reuse = |job: &Job| job.kind.kind == GET_BATCH && job.bck.as_ref() == default_bck;
     target.jobs.renew_item(reuse, || {
-        let stats = target.engine.stats.clone();
-        let shared = target.shared.clone();
         let mut desc = JobDesc::new(moss_jobs::getbatch_id(), GET_BATCH)
             .idle_lag(moss_getbatch::GETBATCH_IDLE_LAG)
-            .ctl(Box::new(move |job: &Job| {
-                let workers = shared.config.load().get_batch.warmup_workers.max(0);
-                getbatch_ctl(&stats.snapshot(workers), job.pending())
-            }));
+            .ctl(target.engine.job_ctl());
         if let Some(bck) = default_bck {
             desc = desc.bck(bck);
         }
         desc
     })
-}
-
-/// The control message of a get-batch job, in the layout of the seed's `ais show job`:
-/// `pending:(1,1) reqs:21849 objs: [1398300 2.00GiB] files: [391284 8.70GiB], bewarm:on avg-wait:2.3ms`.
-/// `pending` is (work items being assembled or sent on this node, work items of this job).
-pub fn getbatch_ctl(s: &Snapshot, job_pending: u64) -> String {
-    let active = (s.active_work_items + s.active_send_streams).max(0);
-    let avg_wait = match s.reqs {
-        0 => "-".to_string(),
-        reqs => duration_ns(s.rxwait_ns / reqs),
-    };
-    let bewarm = if s.bewarm_workers > 0 { "on" } else { "off" };
-    format!(
-        "pending:({active},{job_pending}) reqs:{} objs: [{} {}] files: [{} {}], bewarm:{bewarm} avg-wait:{avg_wait}",
-        s.reqs,
-        s.obj_count,
-        iec(s.obj_bytes),
-        s.file_count,
-        iec(s.file_bytes),
-    )
 }
 
 /// `POST /v1/internal/moss/send`: this target's share of a batch, as a framed stream.

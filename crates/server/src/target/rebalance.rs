@@ -41,8 +41,10 @@ pub async fn run(target: Arc<Target>) {
             only_running: true,
             ..Default::default()
         });
+        // Nothing is lost by not running them: this pass moves everything misplaced.
         for stale in older.iter().filter(|j| j.id != job.id) {
-            stale.abort(format!("superseded by rebalance {}", job.id));
+            stale.set_note(format!("superseded by rebalance {}", job.id));
+            stale.finish();
         }
         target
             .shared

@@ -5,7 +5,6 @@
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use moss_archive::Format;
 use moss_archive::shard::{self, ScanLimits, Select, ZipIndex};
 use moss_archive::writer::{ArchiveWriter, new_writer};
@@ -20,6 +19,7 @@ use tokio::sync::mpsc;
 
 use super::{NAME_BATCH, desc, missing};
 use crate::target::Target;
+use crate::target::bulk::ChannelReader;
 
 /// Entries gathered per GetBatch work item.
 const ENTRIES_PER_ITEM: usize = 1024;
@@ -313,7 +313,7 @@ fn write_shard(
             completed = true;
             break;
         };
-        let mut reader = BodyReader::new(body);
+        let mut reader = ChannelReader::new(body);
         let limits = ScanLimits {
             max_output_bytes: u64::MAX,
             ..ScanLimits::default()
@@ -458,42 +458,5 @@ impl Drop for TxnSink {
     fn drop(&mut self) {
         // The writer is dropped after `finish` flushed; a failed write leaves nothing to keep.
         let _ = self.write_out();
-    }
-}
-
-/// A GetBatch response body as a blocking `Read`.
-struct BodyReader {
-    rx: mpsc::Receiver<BodyItem>,
-    current: Bytes,
-    /// The body ended cleanly (not cut by an error).
-    ended: bool,
-}
-
-impl BodyReader {
-    fn new(rx: mpsc::Receiver<BodyItem>) -> BodyReader {
-        BodyReader {
-            rx,
-            current: Bytes::new(),
-            ended: false,
-        }
-    }
-}
-
-impl Read for BodyReader {
-    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.blocking_recv() {
-                Some(Ok(chunk)) => self.current = chunk,
-                Some(Err(e)) => return Err(e),
-                None => {
-                    self.ended = true;
-                    return Ok(0);
-                }
-            }
-        }
-        let n = out.len().min(self.current.len());
-        out[..n].copy_from_slice(&self.current[..n]);
-        bytes::Buf::advance(&mut self.current, n);
-        Ok(n)
     }
 }
