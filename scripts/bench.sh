@@ -4,6 +4,7 @@
 #
 #   scripts/bench.sh                   full run: about a minute of cells plus ~15-20 s of setup
 #   scripts/bench.sh --quick           smoke run on tiny data (seconds)
+#   scripts/bench.sh --jobs            the job cells instead (copy, archive, delete of 100,000 objects)
 #   scripts/bench.sh --sizes 10k       only some object sizes; any other moss-bench flag works too
 #   scripts/bench.sh --help            moss-bench's own flags
 #

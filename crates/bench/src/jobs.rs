@@ -114,11 +114,12 @@ pub async fn run(
         let cpu0 = sys::total_cpu_ticks(&pids);
         let t0 = Instant::now();
         let job = start(peer, proxy, method, bucket, action, value, &query).await?;
-        wait(peer, proxy, &job)
+        let snaps = wait(peer, proxy, &job)
             .await
             .with_context(|| format!("{id} {what}"))?;
         let secs = t0.elapsed().as_secs_f64();
         let cpu = sys::total_cpu_ticks(&pids).saturating_sub(cpu0);
+        verify(id, &snaps, objects).with_context(|| format!("{id} {what}"))?;
         cells.push(JobCell {
             id,
             what,
@@ -205,8 +206,41 @@ async fn start(
     Ok(text)
 }
 
-/// Polls the job until every target's share is finished (or idle, for idle kinds).
-async fn wait(peer: &mut Peer, proxy: SocketAddr, id: &str) -> Result<()> {
+/// The job did all of its work: every object counted (an archive: one shard with every member).
+fn verify(cell: &str, snaps: &[Value], objects: u64) -> Result<()> {
+    let count = |key: &str| -> u64 {
+        snaps
+            .iter()
+            .filter_map(|s| s["stats"][key].as_str()?.parse::<u64>().ok())
+            .sum()
+    };
+    if cell == "J3" {
+        let note = format!("{objects} member(s)");
+        ensure!(
+            count("loc-objs") == 1
+                && snaps
+                    .iter()
+                    .any(|s| s["ctlmsg"].as_str().is_some_and(|m| m.starts_with(&note))),
+            "the archive does not hold {objects} members: {snaps:?}"
+        );
+        return Ok(());
+    }
+    ensure!(
+        count("loc-objs") == objects,
+        "{} objects processed, expected {objects}",
+        count("loc-objs")
+    );
+    if let Some(err) = snaps
+        .iter()
+        .find_map(|s| s["err"].as_str().filter(|e| !e.is_empty()))
+    {
+        bail!("job reported errors: {err}");
+    }
+    Ok(())
+}
+
+/// Polls the job until every target's share is finished (or idle, for idle kinds); its snapshots.
+async fn wait(peer: &mut Peer, proxy: SocketAddr, id: &str) -> Result<Vec<Value>> {
     let path = "/v1/cluster?what=qryxstats";
     let body = Bytes::from(json!({"ID": id, "Kind": ""}).to_string());
     let deadline = Instant::now() + Duration::from_secs(1800);
@@ -225,7 +259,7 @@ async fn wait(peer: &mut Peer, proxy: SocketAddr, id: &str) -> Result<()> {
             if let Some(failed) = all.iter().find(|s| s["aborted"] == true) {
                 bail!("job {id} aborted: {}", failed["abort-err"]);
             }
-            return Ok(());
+            return Ok(all.into_iter().cloned().collect());
         }
         if Instant::now() > deadline {
             bail!("job {id} did not finish");

@@ -22,15 +22,49 @@ fn cell<'a>(doc: &'a Value, group: &str, id: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("cell {group}/{id} missing"))
 }
 
+/// The moss binary; a missing one fails the test (it must not pass untested).
+fn moss() -> PathBuf {
+    moss_bin().unwrap_or_else(|| {
+        panic!(
+            "no moss binary next to {}; run `cargo build --workspace` first",
+            env!("CARGO_BIN_EXE_moss-bench")
+        )
+    })
+}
+
+#[test]
+fn quick_jobs_run_times_and_verifies_every_job() {
+    let moss = moss();
+    let out = std::env::temp_dir().join(format!("moss-bench-jobs-{}", std::process::id()));
+    let run = Command::new(env!("CARGO_BIN_EXE_moss-bench"))
+        .args(["--jobs", "--quick", "--job-objects", "300", "--moss-bin"])
+        .arg(&moss)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .expect("run moss-bench --jobs");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "moss-bench --jobs failed ({}):\n{stdout}\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    for cell in ["J1", "J2", "J3", "J4", "J5"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(cell))
+            .unwrap_or_else(|| panic!("{cell} missing:\n{stdout}"));
+        assert!(line.contains(" 300 "), "{line}");
+    }
+    let saved = std::fs::read_to_string(out.join("jobs.txt")).expect("jobs.txt");
+    assert_eq!(saved, stdout);
+    let _ = std::fs::remove_dir_all(&out);
+}
+
 #[test]
 fn quick_run_verifies_every_cell() {
-    let Some(moss) = moss_bin() else {
-        eprintln!(
-            "note: no moss binary next to {}; run `cargo build --workspace` first. Skipping.",
-            env!("CARGO_BIN_EXE_moss-bench")
-        );
-        return;
-    };
+    let moss = moss();
     let out = std::env::temp_dir().join(format!("moss-bench-smoke-{}", std::process::id()));
     let started = Instant::now();
     let run = Command::new(env!("CARGO_BIN_EXE_moss-bench"))
