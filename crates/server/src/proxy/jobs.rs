@@ -436,7 +436,8 @@ pub async fn status(proxy: &Proxy, body: &[u8]) -> Result<Response, ApiError> {
 /// The running job of a kind, or else the one launched most recently.
 async fn latest_of_kind(proxy: &Proxy, kind: &str) -> Option<String> {
     let launched = proxy.jobs.of_kind(kind);
-    for (id, _) in launched.iter().rev() {
+    // The newest few are enough: an older one still running is rare, and each look is a fan-out.
+    for (id, _) in launched.iter().rev().take(16) {
         if one_status(proxy, id).await.is_some_and(|s| s.end_time == 0) {
             return Some(id.clone());
         }

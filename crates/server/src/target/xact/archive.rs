@@ -76,7 +76,12 @@ async fn run(
         let done = batch.is_none();
         if let Some(batch) = batch {
             match batch {
-                Ok(batch) => pending.extend(batch),
+                // A prefix may select the shard being appended to; it is not its own member.
+                Ok(batch) => pending.extend(
+                    batch
+                        .into_iter()
+                        .filter(|name| !(src == dst && name == &archive.archname)),
+                ),
                 Err(e) => {
                     gathered = Err(e);
                     break;
