@@ -61,6 +61,19 @@ struct Inner {
     jobs: HashMap<String, Arc<Job>>,
     /// Ids in registration order.
     order: VecDeque<String>,
+    /// Jobs not known to be finished, oldest first: what `renew` searches on every GetBatch
+    /// request, a handful of entries instead of the whole history.
+    running: Vec<Arc<Job>>,
+}
+
+impl Inner {
+    fn insert(&mut self, job: Arc<Job>) {
+        self.order.retain(|id| id != &job.id);
+        self.order.push_back(job.id.clone());
+        self.running.retain(|j| j.id != job.id);
+        self.running.push(job.clone());
+        self.jobs.insert(job.id.clone(), job);
+    }
 }
 
 /// Why a job could not be registered.
@@ -116,9 +129,7 @@ impl Registry {
             return Err(RegisterError::Duplicate(desc.id));
         }
         let job = Arc::new(Job::new(desc));
-        inner.order.retain(|id| id != &job.id);
-        inner.order.push_back(job.id.clone());
-        inner.jobs.insert(job.id.clone(), job.clone());
+        inner.insert(job.clone());
         tracing::debug!(node = %self.node, job = %job.id, kind = job.kind.kind, "job registered");
         Ok(job)
     }
@@ -146,20 +157,18 @@ impl Registry {
         reuse: impl Fn(&Job) -> bool,
         desc: impl FnOnce() -> JobDesc,
     ) -> Arc<Job> {
+        inner.running.retain(|job| !job.is_finished());
         let found = inner
-            .order
+            .running
             .iter()
             .rev()
-            .filter_map(|id| inner.jobs.get(id))
-            .find(|job| !job.is_finished() && reuse(job))
+            .find(|job| reuse(job))
             .cloned();
         if let Some(job) = found {
             return job;
         }
         let job = Arc::new(Job::new(desc()));
-        inner.order.retain(|id| id != &job.id);
-        inner.order.push_back(job.id.clone());
-        inner.jobs.insert(job.id.clone(), job.clone());
+        inner.insert(job.clone());
         job
     }
 
@@ -246,13 +255,7 @@ impl Registry {
     }
 
     fn abort_all(&self, reason: &str) {
-        let running: Vec<Arc<Job>> = self
-            .lock()
-            .jobs
-            .values()
-            .filter(|j| !j.is_finished())
-            .cloned()
-            .collect();
+        let running: Vec<Arc<Job>> = self.lock().running.clone();
         for job in running {
             job.abort(reason);
         }
@@ -265,7 +268,7 @@ impl Registry {
 
     fn sweep(&self, idle_finish: Duration) {
         let mut inner = self.lock();
-        for job in inner.jobs.values() {
+        for job in &inner.running {
             if job.kind.idles
                 && !job.is_finished()
                 && job.pending() == 0
@@ -283,7 +286,8 @@ impl Registry {
             job.ended_ago().is_some_and(|ago| ago > keep)
         };
         let mut finished = inner.jobs.values().filter(|j| j.is_finished()).count();
-        let Inner { jobs, order } = &mut *inner;
+        inner.running.retain(|job| !job.is_finished());
+        let Inner { jobs, order, .. } = &mut *inner;
         order.retain(|id| {
             let Some(job) = jobs.get(id) else {
                 return false;
