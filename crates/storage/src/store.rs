@@ -311,14 +311,15 @@ impl Store {
         })
     }
 
-    /// Removes an object from every mountpath; `NotFound` if it was nowhere.
-    pub fn delete(&self, bck: &Bck, objname: &str) -> Result<(), StoreError> {
-        let mut found = false;
+    /// Removes an object from every mountpath; returns its size (that of the first copy found),
+    /// `NotFound` if it was nowhere.
+    pub fn delete(&self, bck: &Bck, objname: &str) -> Result<u64, StoreError> {
+        let mut found: Option<u64> = None;
         for (mountpath, path) in self.candidates(bck, objname) {
             match fs::symlink_metadata(&path) {
                 Ok(md) if md.is_file() => {
                     fs::remove_file(&path)?;
-                    found = true;
+                    found.get_or_insert(md.len());
                     let objdir = self.bucket_dir(mountpath, bck).join(OBJ_DIR);
                     prune_empty_parents(&path, &objdir);
                 }
@@ -329,13 +330,12 @@ impl Store {
                 },
             }
         }
-        if found {
-            self.changes
-                .changed(moss_cluster::object_digest(bck, objname));
-            Ok(())
-        } else {
-            Err(StoreError::NotFound)
-        }
+        let Some(size) = found else {
+            return Err(StoreError::NotFound);
+        };
+        self.changes
+            .changed(moss_cluster::object_digest(bck, objname));
+        Ok(size)
     }
 
     /// Removes a bucket's data from every mountpath (moved aside first, so it vanishes at once).

@@ -720,7 +720,7 @@ async fn delete(
         .await
         .map_err(|e| ApiError::internal(format!("delete task failed: {e}")))?;
     let mut deleted = match local {
-        Ok(()) => true,
+        Ok(_) => true,
         Err(StoreError::NotFound) => false,
         Err(e) => return Err(ApiError::from_store(e, &cname(&bck, objname))),
     };

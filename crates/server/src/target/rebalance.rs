@@ -199,7 +199,7 @@ async fn move_one(
     let store = target.store.clone();
     let (b, name) = (bck.clone(), objname.to_string());
     match tokio::task::spawn_blocking(move || store.delete(&b, &name)).await? {
-        Ok(()) | Err(moss_storage::StoreError::NotFound) => {}
+        Ok(_) | Err(moss_storage::StoreError::NotFound) => {}
         Err(e) => anyhow::bail!(
             "moved {}/{objname} but could not delete it here: {e}",
             bck.cname()

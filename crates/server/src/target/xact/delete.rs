@@ -43,9 +43,8 @@ pub fn start(
                     let (mut deleted, mut bytes) = (0u64, 0u64);
                     let (mut missed, mut failed) = (Vec::new(), Vec::new());
                     for selected in batch {
-                        let size = store.stat_size(&b, &selected.name).unwrap_or(0);
                         match store.delete(&b, &selected.name) {
-                            Ok(()) => {
+                            Ok(size) => {
                                 deleted += 1;
                                 bytes += size;
                             }

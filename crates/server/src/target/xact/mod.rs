@@ -71,8 +71,8 @@ fn desc(id: String, kind: &str) -> JobDesc {
 #[derive(Debug, Clone)]
 pub(crate) struct Selected {
     pub name: String,
-    /// HRW places the object on this target (else it is a copy found here, e.g. not yet moved
-    /// by a rebalance).
+    /// HRW places the object on this target (else this target may hold a copy not yet moved by
+    /// a rebalance: found on its disks for a prefix, merely possible for a list or range).
     pub owned: bool,
 }
 
@@ -81,8 +81,8 @@ pub(crate) struct Selected {
 pub(crate) enum Scope {
     /// Only names HRW assigns to this target.
     Owned,
-    /// Also copies held here while objects are in transit (deletes must remove them, or they
-    /// would come back).
+    /// While objects may be in transit, also the names of copies this target may hold (deletes
+    /// must remove them, or they would come back).
     OwnedOrHeld,
 }
 
@@ -118,11 +118,13 @@ pub(crate) fn selected_names(
             let full = std::mem::replace(batch, Vec::with_capacity(NAME_BATCH));
             !job.cancel_token().is_cancelled() && tx.blocking_send(Ok(full)).is_ok()
         };
+        // A name this target does not own is passed on as is: the job's own attempt (a delete)
+        // finds out whether a copy is here, with no extra lookup first.
         let consider = |name: String, batch: &mut Vec<Selected>| -> bool {
             if owns(&name) {
                 return push(Selected { name, owned: true }, batch);
             }
-            if held_too && target.store.stat_size(&bck, &name).is_ok() {
+            if held_too {
                 return push(Selected { name, owned: false }, batch);
             }
             true
