@@ -166,10 +166,6 @@ impl Job {
         self.in_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
 
-    pub fn loc_objs(&self) -> u64 {
-        self.loc_objs.load(Ordering::Relaxed)
-    }
-
     /// Records an error that does not stop the job (it shows in `err`) and logs it.
     pub fn add_err(&self, err: impl std::fmt::Display) {
         tracing::warn!(job = %self.id, kind = self.kind.kind, "{err}");
@@ -192,10 +188,6 @@ impl Job {
             text.push_str(&format!(" (and {} more)", errors.more));
         }
         text
-    }
-
-    pub fn set_workers(&self, n: u64) {
-        self.workers.store(n, Ordering::Relaxed);
     }
 
     /// Sets the status line shown in the snapshot's `ctlmsg`.

@@ -158,12 +158,7 @@ impl Registry {
         desc: impl FnOnce() -> JobDesc,
     ) -> Arc<Job> {
         inner.running.retain(|job| !job.is_finished());
-        let found = inner
-            .running
-            .iter()
-            .rev()
-            .find(|job| reuse(job))
-            .cloned();
+        let found = inner.running.iter().rev().find(|job| reuse(job)).cloned();
         if let Some(job) = found {
             return job;
         }

@@ -2,7 +2,7 @@
 //! here (4xx before any target is involved), then the job is launched on the targets that do
 //! the work. Wire contract: `shared/reference/ais-jobs.md` §3–§4; design: RFC 0003.
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode};
@@ -17,7 +17,7 @@ use moss_types::{Bck, Provider, headers, names};
 
 use super::buckets::{action_message, set_props_header};
 use super::jobs::{finish_coordinated, launch, record_coordinated, shares};
-use super::{Proxy, require_bucket, url_bucket};
+use super::{Proxy, new_bid, now_nanos, require_bucket, unsupported, url_bucket};
 use crate::http::{ApiError, Query};
 
 /// Bucket actions that exist in AIStore but that moss does not run.
@@ -78,9 +78,7 @@ pub async fn post_action(
         action if UNSUPPORTED.contains(&action) => Err(ApiError::bad_request(format!(
             "bucket action {action:?} is not supported by moss"
         ))),
-        other => Err(ApiError::bad_request(format!(
-            "unsupported bucket action {other:?}"
-        ))),
+        other => Err(unsupported(other)),
     }
 }
 
@@ -105,9 +103,7 @@ pub async fn delete_action(
             require_bucket(proxy, bck)?;
             Err(remote_only(&msg.action, bck))
         }
-        other => Err(ApiError::bad_request(format!(
-            "unsupported bucket action {other:?}"
-        ))),
+        other => Err(unsupported(other)),
     }
 }
 
@@ -122,9 +118,7 @@ pub async fn bucket_put(
     let msg = action_message(req).await?;
     match msg.action.as_str() {
         jobs::ARCHIVE => archive(proxy, &bck, &msg.value).await,
-        other => Err(ApiError::bad_request(format!(
-            "unsupported bucket action {other:?}"
-        ))),
+        other => Err(unsupported(other)),
     }
 }
 
@@ -154,21 +148,13 @@ async fn copy_destination(
             if meta.bmd.get(src).is_none() {
                 return Err(ApiError::no_bucket(&src.cname()));
             }
-            let bid = (meta.bmd.version + 1) << 32 | (rand::random::<u32>() as u64);
-            let props = BucketProps::new(dst.clone(), now_nanos(), bid);
+            let props = BucketProps::new(dst.clone(), now_nanos(), new_bid(&meta.bmd));
             meta.bmd.buckets.insert(dst.uname_prefix(), props);
             Ok(())
         })
         .await?;
     tracing::info!(bucket = %dst, from = %src, "bucket created as a copy destination");
     Ok(())
-}
-
-fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 fn check_copy(src: &Bck, copy: &CopyMsg) -> Result<(), ApiError> {
@@ -488,8 +474,7 @@ async fn rename(proxy: &Arc<Proxy>, from: &Bck, query: &Query) -> Result<Respons
                 )));
             }
             reuse_renamed_name(&mut meta.bmd, &to)?;
-            let bid = (meta.bmd.version + 1) << 32 | (rand::random::<u32>() as u64);
-            let mut props = BucketProps::new(to.clone(), old.created, bid);
+            let mut props = BucketProps::new(to.clone(), old.created, new_bid(&meta.bmd));
             props.renamed_from = old.renamed_from.clone();
             props.renamed_from.push(from.clone());
             props.renaming = id.clone();

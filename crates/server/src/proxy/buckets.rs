@@ -1,7 +1,6 @@
 //! Bucket calls on the proxy: create, destroy, head, list buckets, and list objects (merged from
 //! every target, JSON or msgpack).
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -12,7 +11,7 @@ use moss_types::smap::BucketProps;
 use moss_types::{Bck, ErrorBody, Provider, headers};
 
 use super::membership::{FANOUT_TIMEOUT, while_member};
-use super::{Proxy, require_bucket, url_bucket};
+use super::{Proxy, new_bid, now_nanos, require_bucket, unsupported, url_bucket};
 use crate::http::{ApiError, Query, encode_path, header_str, json_response, read_body};
 
 /// Largest bucket action message: a multi-object operation may list many names.
@@ -105,11 +104,8 @@ pub async fn bucket_post(
                 )));
             }
             super::bucket_ops::reuse_renamed_name(&mut meta.bmd, &bck)?;
-            let created = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0);
-            let bid = (meta.bmd.version + 1) << 32 | (rand::random::<u32>() as u64);
+            let created = now_nanos();
+            let bid = new_bid(&meta.bmd);
             meta.bmd
                 .buckets
                 .insert(key, BucketProps::new(bck.clone(), created, bid));
@@ -167,10 +163,7 @@ pub async fn bucket_get(
         return super::bucket_ops::summary(proxy, &bck, &msg.value).await;
     }
     if msg.action != "list" && !msg.action.is_empty() {
-        return Err(ApiError::bad_request(format!(
-            "unsupported bucket action {:?}",
-            msg.action
-        )));
+        return Err(unsupported(&msg.action));
     }
     if msg.value.is_null() && bucket.is_empty() {
         return list_buckets(proxy, query);

@@ -4,7 +4,7 @@
 //! Design: `docs/rfcs/0003-jobs.md`; wire contract: `shared/reference/ais-jobs.md` §2.
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,8 +15,8 @@ use moss_types::jobs::{
 };
 use moss_types::smap::Snode;
 
-use super::Proxy;
 use super::membership::{FANOUT_TIMEOUT, while_member};
+use super::{Proxy, now_nanos};
 use crate::http::{ApiError, json_response};
 
 /// Launched jobs remembered (their participants, then their final status).
@@ -113,16 +113,7 @@ enum Answer {
 /// Asks `targets` (concurrently, each bounded) for the jobs `filter` selects.
 async fn fanout(proxy: &Proxy, targets: &[Snode], filter: &JobFilter) -> Vec<(Snode, Answer)> {
     let calls = targets.iter().map(|t| {
-        let request = proxy
-            .shared
-            .intra(
-                proxy
-                    .shared
-                    .client
-                    .get(format!("{}/v1/internal/jobs", t.url())),
-            )
-            .timeout(FANOUT_TIMEOUT)
-            .json(filter);
+        let request = jobs_call(proxy, reqwest::Method::GET, t, "").json(filter);
         async move {
             let call = async {
                 match request.send().await {
@@ -143,6 +134,20 @@ async fn fanout(proxy: &Proxy, targets: &[Snode], filter: &JobFilter) -> Vec<(Sn
         }
     });
     join_all(calls).await
+}
+
+/// A call to a target's job API (`/v1/internal/jobs{suffix}`), bounded by the fan-out timeout.
+fn jobs_call(
+    proxy: &Proxy,
+    method: reqwest::Method,
+    t: &Snode,
+    suffix: &str,
+) -> reqwest::RequestBuilder {
+    let url = format!("{}/v1/internal/jobs{suffix}", t.url());
+    proxy
+        .shared
+        .intra(proxy.shared.client.request(method, url))
+        .timeout(FANOUT_TIMEOUT)
 }
 
 fn targets(proxy: &Proxy) -> Vec<Snode> {
@@ -221,12 +226,11 @@ pub async fn qryxstats(proxy: &Proxy, body: &[u8]) -> Result<Response, ApiError>
             if by_target.contains_key(&p.daemon_id) || !(said_unknown || left) {
                 continue;
             }
-            if let Some(why) = lost(&smap, p) {
-                by_target.insert(
-                    p.daemon_id.clone(),
-                    vec![lost_snap(&args.id, &launched, &why)],
-                );
-            }
+            let why = lost(&smap, p);
+            by_target.insert(
+                p.daemon_id.clone(),
+                vec![lost_snap(&args.id, &launched, &why)],
+            );
         }
     }
     if by_target.values().all(Vec::is_empty) {
@@ -235,18 +239,18 @@ pub async fn qryxstats(proxy: &Proxy, body: &[u8]) -> Result<Response, ApiError>
     Ok(json_response(&by_target))
 }
 
-/// Why a participant cannot report on a job any more: it left the cluster map (or came back as
-/// another node), or it restarted and forgot the job. `None` while it may still answer.
-fn lost(smap: &moss_types::smap::Smap, participant: &Snode) -> Option<String> {
+/// Why a participant that no longer reports on a job cannot: it left the cluster map (or came
+/// back as another node), or it restarted and forgot the job.
+fn lost(smap: &moss_types::smap::Smap, participant: &Snode) -> String {
     match smap.tmap.get(&participant.daemon_id) {
-        Some(now) if now.url() == participant.url() => Some(format!(
+        Some(now) if now.url() == participant.url() => format!(
             "{} restarted while the job ran and no longer knows it",
             participant.display()
-        )),
-        _ => Some(format!(
+        ),
+        _ => format!(
             "{} left the cluster while the job ran",
             participant.display()
-        )),
+        ),
     }
 }
 
@@ -262,13 +266,6 @@ fn lost_snap(id: &str, launched: &Launched, why: &str) -> Snap {
         is_idle: true,
         ..Snap::default()
     }
-}
-
-fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(1)
 }
 
 /// The IC status of job `id` from its participants' snapshots (`reports`, by target id). Lost
@@ -289,9 +286,8 @@ fn status_of(
             if !reports
                 .get(&p.daemon_id)
                 .is_some_and(|v| v.iter().any(|s| s.id == id))
-                && let Some(why) = lost(smap, p)
             {
-                lost_errs.push(why);
+                lost_errs.push(lost(smap, p));
             }
         }
     } else if snaps.is_empty() {
@@ -590,16 +586,7 @@ pub async fn stop(proxy: &Proxy, value: &serde_json::Value) -> Result<Response, 
 
 async fn broadcast_stop(proxy: &Proxy, targets: &[Snode], stop: &JobStop) {
     let calls = targets.iter().map(|t| {
-        let request = proxy
-            .shared
-            .intra(
-                proxy
-                    .shared
-                    .client
-                    .post(format!("{}/v1/internal/jobs/stop", t.url())),
-            )
-            .timeout(FANOUT_TIMEOUT)
-            .json(stop);
+        let request = jobs_call(proxy, reqwest::Method::POST, t, "/stop").json(stop);
         let name = t.display();
         async move {
             // A hung target is not waited for past its removal from the map (it then aborts its
@@ -643,15 +630,7 @@ async fn send_start(
     let body = serde_json::to_vec(&start)
         .map_err(|e| ApiError::internal(format!("encode job start: {e}")))?;
     let calls = targets.iter().map(|t| {
-        let request = proxy
-            .shared
-            .intra(
-                proxy
-                    .shared
-                    .client
-                    .post(format!("{}/v1/internal/jobs", t.url())),
-            )
-            .timeout(FANOUT_TIMEOUT)
+        let request = jobs_call(proxy, reqwest::Method::POST, t, "")
             .header("content-type", "application/json")
             .body(body.clone());
         async move {
@@ -719,7 +698,7 @@ pub async fn launch(
                 kind: kind.kind.to_string(),
                 uuid: id.clone(),
                 err: stop.reason.clone(),
-                end_time: now_nanos(),
+                end_time: now_nanos().max(1),
                 aborted: true,
                 is_idle: true,
             },
@@ -760,7 +739,7 @@ pub fn finish_coordinated(proxy: &Proxy, id: &str, err: Option<String>) {
         kind: launched.kind.kind.to_string(),
         uuid: id.to_string(),
         err: err.clone().unwrap_or_default(),
-        end_time: now_nanos(),
+        end_time: now_nanos().max(1),
         aborted: err.is_some(),
         is_idle: true,
     };
@@ -779,8 +758,8 @@ pub async fn reports(proxy: &Proxy, targets: &[Snode], filter: &JobFilter) -> Ve
         .collect()
 }
 
-/// Snapshots of job `id` on `targets`, for coordinators: (finished, unknown-or-unreachable,
-/// aborted-with-reason) per target id.
+/// The snapshot of job `id` on each of `targets`, for coordinators (`None` where a target does
+/// not know the job or did not answer).
 pub async fn shares(proxy: &Proxy, id: &str, targets: &[Snode]) -> BTreeMap<String, Option<Snap>> {
     let filter = JobFilter {
         id: id.to_string(),

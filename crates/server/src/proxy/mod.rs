@@ -322,6 +322,25 @@ async fn cluster_action(proxy: &Arc<Proxy>, req: Request) -> Result<Response, Ap
     }
 }
 
+/// Now, in Unix nanoseconds.
+pub(crate) fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+/// A bucket id for a bucket created in the next BMD version: distinct incarnations of one name
+/// get distinct ids.
+pub(crate) fn new_bid(bmd: &Bmd) -> u64 {
+    (bmd.version + 1) << 32 | (rand::random::<u32>() as u64)
+}
+
+/// 400 for a bucket action this endpoint does not serve.
+pub(crate) fn unsupported(action: &str) -> ApiError {
+    ApiError::bad_request(format!("unsupported bucket action {action:?}"))
+}
+
 /// Fails with the SDK-recognized 404 unless the bucket exists.
 pub fn require_bucket(proxy: &Proxy, bck: &Bck) -> Result<(), ApiError> {
     if proxy.shared.bmd.load().get(bck).is_some() {

@@ -68,7 +68,8 @@ fn cname(bck: &Bck, objname: &str) -> String {
     format!("{}/{}", bck.cname(), objname)
 }
 
-fn item_error(err: ItemError) -> ApiError {
+/// The API error of an item that cannot be read.
+pub(crate) fn item_error(err: ItemError) -> ApiError {
     match err {
         ItemError::NotFound(m) => ApiError::not_found(m),
         ItemError::Range(m) => ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, m),

@@ -10,14 +10,14 @@ use moss_archive::shard::{self, ScanLimits, Select, ZipIndex};
 use moss_archive::writer::{ArchiveWriter, new_writer};
 use moss_getbatch::BatchJob;
 use moss_getbatch::coalesce::BodyItem;
-use moss_jobs::{Job, RegisterError, worker_fn};
+use moss_jobs::{Job, JobDesc, RegisterError, worker_fn};
 use moss_storage::{PutTxn, Store, StoreError};
 use moss_types::jobs::{ARCHIVE, ArchiveMsg, Selection};
 use moss_types::moss::{Entry, MISSING_PREFIX, MossReq};
 use moss_types::{Bck, lso};
 use tokio::sync::mpsc;
 
-use super::{NAME_BATCH, desc, missing};
+use super::{NAME_BATCH, missing};
 use crate::target::Target;
 use crate::target::bulk::ChannelReader;
 
@@ -38,7 +38,7 @@ pub fn start(
 ) -> Result<Arc<Job>, RegisterError> {
     let target = target.clone();
     target.jobs.clone().start(
-        desc(id, ARCHIVE).src_dst(&src, &dst).workers(1),
+        JobDesc::new(id, ARCHIVE).src_dst(&src, &dst).workers(1),
         worker_fn(move |job: Arc<Job>| async move {
             run(&target, &job, &src, &dst, selection, &archive).await
         }),

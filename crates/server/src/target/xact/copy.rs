@@ -6,18 +6,18 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use futures::StreamExt;
-use moss_getbatch::item::{ItemError, ItemSpec};
-use moss_jobs::{Job, RegisterError, worker_fn};
+use moss_getbatch::item::ItemSpec;
+use moss_jobs::{Job, JobDesc, RegisterError, worker_fn};
 use moss_types::Bck;
 use moss_types::jobs::{COPY_BCK, COPY_OBJECTS, CopyMsg, Selection};
 use moss_types::smap::Snode;
 use tokio::sync::mpsc;
 
-use super::{Scope, Selected, desc, missing, selected_names, workers};
+use super::{Scope, Selected, missing, selected_names, workers};
 use crate::http::ApiError;
 use crate::target::Target;
 use crate::target::bulk::{self, BulkWriter, Outgoing, Stored};
-use crate::target::objects::{CopyOpts, copy_object};
+use crate::target::objects::{CopyOpts, copy_object, item_error};
 
 /// Objects up to this size are read whole and sent in bulk requests.
 const BULK_OBJECT: u64 = 1 << 20;
@@ -67,7 +67,9 @@ pub fn start(
     });
     let parallel = workers(copy.num_workers);
     let shown_workers = if copy.dry_run { 0 } else { parallel as u64 };
-    let job_desc = desc(id, kind).src_dst(&src, &dst).workers(shown_workers);
+    let job_desc = JobDesc::new(id, kind)
+        .src_dst(&src, &dst)
+        .workers(shown_workers);
     let target = target.clone();
     target.jobs.clone().start(
         job_desc,
@@ -169,46 +171,22 @@ fn produce(
                     send(Err(anyhow::anyhow!("no targets in the cluster map")));
                     return;
                 };
-                let spec = ItemSpec {
-                    bck: &src,
-                    objname: &selected.name,
-                    archpath: "",
-                    archmime: "",
-                    range: None,
-                };
-                let mut item = match target.reader.open(&spec) {
-                    Ok(item) => item,
-                    Err(e) => {
-                        let unit = Unit::Failed {
+                let (custom, data) = match read_source(&target, &src, &selected.name) {
+                    Ok(Source::Small { custom, data }) => (custom, data),
+                    Ok(Source::Large) => {
+                        let unit = Unit::Large {
                             name: selected.name,
-                            error: item_api_error(e),
+                            dst_name,
                         };
                         if !send(Ok(unit)) {
                             return;
                         }
                         continue;
                     }
-                };
-                if item.size > BULK_OBJECT {
-                    let unit = Unit::Large {
-                        name: selected.name,
-                        dst_name,
-                    };
-                    if !send(Ok(unit)) {
-                        return;
-                    }
-                    continue;
-                }
-                let custom = item
-                    .object()
-                    .map(|h| h.meta.custom.clone())
-                    .unwrap_or_default();
-                let data = match item.read_all() {
-                    Ok(data) => data,
-                    Err(e) => {
+                    Err(error) => {
                         let unit = Unit::Failed {
                             name: selected.name,
-                            error: item_api_error(e),
+                            error,
                         };
                         if !send(Ok(unit)) {
                             return;
@@ -267,12 +245,33 @@ impl Pending {
     }
 }
 
-fn item_api_error(e: ItemError) -> ApiError {
-    match e {
-        ItemError::NotFound(m) => ApiError::not_found(m),
-        ItemError::Corrupt(m) => ApiError::new(http::StatusCode::GONE, m),
-        other => ApiError::internal(other.to_string()),
+/// A source object, read whole and verified when it is small enough for a bulk request.
+enum Source {
+    Small {
+        custom: BTreeMap<String, String>,
+        data: bytes::Bytes,
+    },
+    Large,
+}
+
+fn read_source(target: &Target, src: &Bck, name: &str) -> Result<Source, ApiError> {
+    let spec = ItemSpec {
+        bck: src,
+        objname: name,
+        archpath: "",
+        archmime: "",
+        range: None,
+    };
+    let mut item = target.reader.open(&spec).map_err(item_error)?;
+    if item.size > BULK_OBJECT {
+        return Ok(Source::Large);
     }
+    let custom = item
+        .object()
+        .map(|h| h.meta.custom.clone())
+        .unwrap_or_default();
+    let data = item.read_all().map_err(item_error)?;
+    Ok(Source::Small { custom, data })
 }
 
 impl Ctx {

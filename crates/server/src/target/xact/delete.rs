@@ -1,12 +1,12 @@
 //! `delete-listrange`: this target removes its objects of a list, range or prefix.
 use std::sync::Arc;
 
-use moss_jobs::{Job, RegisterError, worker_fn};
+use moss_jobs::{Job, JobDesc, RegisterError, worker_fn};
 use moss_storage::StoreError;
 use moss_types::Bck;
 use moss_types::jobs::{DELETE_OBJECTS, Selection};
 
-use super::{Scope, desc, missing, selected_names};
+use super::{Scope, missing, selected_names};
 use crate::target::Target;
 use crate::target::objects::delete_on_neighbors;
 
@@ -17,7 +17,7 @@ pub fn start(
     selection: Selection,
 ) -> Result<Arc<Job>, RegisterError> {
     let target = target.clone();
-    let job_desc = desc(id, DELETE_OBJECTS).bck(&bck).workers(1);
+    let job_desc = JobDesc::new(id, DELETE_OBJECTS).bck(&bck).workers(1);
     target.jobs.clone().start(
         job_desc,
         worker_fn(move |job: Arc<Job>| async move {

@@ -2,10 +2,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use moss_jobs::{Job, RegisterError, worker_fn};
+use moss_jobs::{Job, JobDesc, RegisterError, worker_fn};
 use moss_types::jobs::{CLEANUP, LRU};
 
-use super::desc;
 use crate::target::Target;
 
 /// AIStore's default high watermark: LRU evicts only above it.
@@ -19,7 +18,7 @@ const STALE_WORK: Duration = Duration::from_secs(3600);
 pub fn start_lru(target: &Arc<Target>, id: String) -> Result<Arc<Job>, RegisterError> {
     let target = target.clone();
     target.jobs.clone().start(
-        desc(id, LRU),
+        JobDesc::new(id, LRU),
         worker_fn(move |job: Arc<Job>| async move {
             let store = target.store.clone();
             let usage = tokio::task::spawn_blocking(move || store.usage()).await?;
@@ -45,7 +44,7 @@ pub fn start_lru(target: &Arc<Target>, id: String) -> Result<Arc<Job>, RegisterE
 pub fn start_cleanup(target: &Arc<Target>, id: String) -> Result<Arc<Job>, RegisterError> {
     let target = target.clone();
     target.jobs.clone().start(
-        desc(id, CLEANUP),
+        JobDesc::new(id, CLEANUP),
         worker_fn(move |job: Arc<Job>| async move {
             let cleaner = target.clone();
             let (buckets, (files, bytes, dirs)) = tokio::task::spawn_blocking(move || {

@@ -9,7 +9,7 @@ mod summary;
 
 use std::sync::Arc;
 
-use moss_jobs::{Job, JobDesc, RegisterError};
+use moss_jobs::{Job, RegisterError};
 use moss_types::Bck;
 use moss_types::jobs::{JobSpec, JobStart, Selection};
 use tokio::sync::mpsc;
@@ -61,10 +61,6 @@ fn workers(requested: i64) -> usize {
         n if n < 0 => 1,
         n => (n as usize).min(MAX_WORKERS),
     }
-}
-
-fn desc(id: String, kind: &str) -> JobDesc {
-    JobDesc::new(id, kind)
 }
 
 /// One name of a selection that this target acts on.

@@ -5,11 +5,10 @@
 //! down, or restarted mid-way, does its share when it sees the BMD (RFC 0003, "Rename").
 use std::sync::Arc;
 
-use moss_jobs::{Job, RegisterError, worker_fn};
+use moss_jobs::{Job, JobDesc, RegisterError, worker_fn};
 use moss_types::Bck;
 use moss_types::jobs::MOVE_BCK;
 
-use super::desc;
 use crate::target::Target;
 use crate::target::rebalance::move_misplaced;
 
@@ -27,7 +26,7 @@ pub fn start(
     }
     let target = target.clone();
     target.jobs.clone().start(
-        desc(id, MOVE_BCK).src_dst(&from, &to).workers(1),
+        JobDesc::new(id, MOVE_BCK).src_dst(&from, &to).workers(1),
         worker_fn(move |job: Arc<Job>| async move {
             let store = target.store.clone();
             let (f, t) = (from.clone(), to.clone());

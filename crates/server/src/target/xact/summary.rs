@@ -2,11 +2,10 @@
 //! merges the parts.
 use std::sync::Arc;
 
-use moss_jobs::{Job, RegisterError, worker_fn};
+use moss_jobs::{Job, JobDesc, RegisterError, worker_fn};
 use moss_types::Bck;
 use moss_types::jobs::{SUMMARY, SummaryPart};
 
-use super::desc;
 use crate::target::Target;
 
 pub fn start(
@@ -17,7 +16,7 @@ pub fn start(
 ) -> Result<Arc<Job>, RegisterError> {
     let target = target.clone();
     target.jobs.clone().start(
-        desc(id, SUMMARY).bck(&bck),
+        JobDesc::new(id, SUMMARY).bck(&bck),
         worker_fn(move |job: Arc<Job>| async move {
             let store = target.store.clone();
             let walker = job.clone();
