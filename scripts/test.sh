@@ -41,15 +41,24 @@ as_root() {
     fi
 }
 
-ensure_lz4_cli() {
-    if command -v lz4 >/dev/null 2>&1; then
-        echo "lz4 CLI present: $(command -v lz4)"
-        return
+# Tools the tests run as independent readers of what moss writes: the lz4 CLI and Info-ZIP
+# unzip (Debian packages), plus python3 and tar, which the machine already has.
+ensure_test_tools() {
+    local missing=()
+    command -v lz4 >/dev/null 2>&1 || missing+=(lz4)
+    command -v unzip >/dev/null 2>&1 || missing+=(unzip)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        echo "installing ${missing[*]} via apt-get"
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
     fi
-    echo "installing the lz4 CLI via apt-get"
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lz4
-    command -v lz4 >/dev/null
+    for tool in lz4 unzip python3 tar; do
+        command -v "$tool" >/dev/null || {
+            echo "error: $tool is required by the tests" >&2
+            exit 1
+        }
+        echo "$tool: $(command -v "$tool")"
+    done
 }
 
 # Wall-clock limits for running the tests (not for compiling them).
@@ -61,7 +70,7 @@ elapsed() { echo "$((SECONDS - started_at))s"; }
 
 if [ "$mode" != all ]; then
     section "setup: system tools"
-    ensure_lz4_cli
+    ensure_test_tools
 fi
 
 run_rust() {

@@ -539,8 +539,7 @@ def test_streaming_format_content_type_and_names(client, dataset, fmt, content_t
 def test_lz4_output_over_http(endpoint, dataset, http, streaming):
     """mime .tar.lz4 (not constructible via the SDK) returns an LZ4 frame the lz4 CLI decodes to the TAR."""
     lz4 = shutil.which("lz4")
-    if lz4 is None:
-        pytest.skip("lz4 CLI not installed (scripts/test.sh installs it)")
+    assert lz4, "lz4 CLI required (scripts/test.sh installs it)"
     bucket, contents = dataset
     order = sorted(contents)[:12]
     body = {"in": [{"objname": n} for n in order], "mime": ".tar.lz4", "strm": streaming}
