@@ -61,6 +61,28 @@ ensure_test_tools() {
     done
 }
 
+# The cloud emulators remote-bucket tests talk to (moto for S3 and GCS's XML API, Azurite for
+# Azure), installed at pinned versions and started on free loopback ports for this run only;
+# their environment (scripts/emulators.sh) is exported to the tests and the clusters they start.
+start_emulators() {
+    section "setup: cloud emulators"
+    "$root/scripts/setup-emulators.sh"
+    emu_dir="$(mktemp -d)"
+    trap '"$root/scripts/emulators.sh" stop "$emu_dir" || true; rm -rf "$emu_dir"' EXIT
+    local s3_port azure_port
+    s3_port="$(free_port)"
+    azure_port="$(free_port)"
+    MOSS_EMU_S3_PORT="$s3_port" MOSS_EMU_AZURE_PORT="$azure_port" \
+        "$root/scripts/emulators.sh" start "$emu_dir" >/dev/null
+    # shellcheck disable=SC1091
+    source "$emu_dir/env.sh"
+    echo "emulators: S3 $MOSS_S3_ENDPOINT, Azure $MOSS_AZURE_BLOB_URL"
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 # Wall-clock limits for running the tests (not for compiling them).
 rust_test_limit="${MOSS_RUST_TEST_TIMEOUT:-900}"
 python_test_limit="${MOSS_PYTHON_TEST_TIMEOUT:-600}"
@@ -74,6 +96,7 @@ if [ "$mode" != all ]; then
 fi
 
 run_rust() {
+    start_emulators
     section "rust: cargo build --workspace"
     cargo build --workspace
     section "rust: cargo test --workspace (build)"
@@ -87,6 +110,7 @@ run_rust() {
 run_python() {
     section "python: virtualenv"
     "$root/scripts/setup-python.sh"
+    start_emulators
 
     if [ -n "${MOSS_ENDPOINT:-}" ]; then
         echo "using the running cluster at MOSS_ENDPOINT=$MOSS_ENDPOINT"

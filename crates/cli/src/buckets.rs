@@ -13,8 +13,8 @@ pub async fn run(client: &Client, command: BucketCommand) -> Result<()> {
                 client
                     .create_bucket(&bucket)
                     .await
-                    .with_context(|| format!("create bucket ais://{bucket}"))?;
-                println!("created ais://{bucket}");
+                    .with_context(|| format!("create bucket {bucket}"))?;
+                println!("created {bucket}");
             }
         }
         BucketCommand::Ls => {
@@ -30,8 +30,8 @@ pub async fn run(client: &Client, command: BucketCommand) -> Result<()> {
                 client
                     .destroy_bucket(&bucket)
                     .await
-                    .with_context(|| format!("destroy bucket ais://{bucket}"))?;
-                println!("destroyed ais://{bucket}");
+                    .with_context(|| format!("destroy bucket {bucket}"))?;
+                println!("destroyed {bucket}");
             }
         }
         BucketCommand::Mv { from, to } => crate::jobs::rename(client, &from, &to).await?,

@@ -11,7 +11,7 @@ use moss_types::template::Template;
 
 use crate::fmt::{emit, iec, table};
 use crate::names::{bucket, bucket_and_object};
-use crate::{ArchiveArgs, CpArgs, JobCommand, RmArgs, SelectArgs, progress};
+use crate::{ArchiveArgs, CpArgs, JobCommand, PrefetchArgs, RmArgs, SelectArgs, progress};
 
 /// How often a command waiting for its job looks at it.
 const POLL: Duration = Duration::from_millis(250);
@@ -141,9 +141,52 @@ pub async fn rm(client: &Client, args: RmArgs) -> Result<()> {
     let id = client
         .delete_objects(&bck, &range)
         .await
-        .with_context(|| format!("delete from ais://{bck}"))?;
+        .with_context(|| format!("delete from {bck}"))?;
     let outcome = follow(client, &id, total, "deleted").await?;
-    report(&format!("deleted from ais://{bck}"), &id, &outcome, started)
+    report(&format!("deleted from {bck}"), &id, &outcome, started)
+}
+
+pub async fn prefetch(client: &Client, args: PrefetchArgs) -> Result<()> {
+    let bck = bucket(&args.bucket)?;
+    let Some((range, total)) = selection(&args.select, &args.names)? else {
+        bail!(
+            "moss prefetch: say what to fetch: object names, --list, --template, --prefix or --all"
+        );
+    };
+    let started = Instant::now();
+    let id = client
+        .prefetch_objects(&bck, &range, args.latest)
+        .await
+        .with_context(|| format!("prefetch from {bck}"))?;
+    let outcome = follow(client, &id, total, "fetched").await?;
+    report(&format!("prefetched from {bck}"), &id, &outcome, started)
+}
+
+/// `moss evict BUCKET …`: a selection evicts those objects (a job); `--all` the whole bucket's
+/// cached copies (the bucket keeps its props).
+pub async fn evict(client: &Client, args: RmArgs) -> Result<()> {
+    let bck = bucket(&args.bucket)?;
+    let started = Instant::now();
+    if args.select.all && args.names.is_empty() {
+        client
+            .evict_bucket(&bck, true)
+            .await
+            .with_context(|| format!("evict {bck}"))?;
+        println!(
+            "evicted every cached object of {bck} ({:.1}s)",
+            started.elapsed().as_secs_f64()
+        );
+        return Ok(());
+    }
+    let Some((range, total)) = selection(&args.select, &args.names)? else {
+        bail!("moss evict: say what to evict: object names, --list, --template, --prefix or --all");
+    };
+    let id = client
+        .evict_objects(&bck, &range)
+        .await
+        .with_context(|| format!("evict from {bck}"))?;
+    let outcome = follow(client, &id, total, "evicted").await?;
+    report(&format!("evicted from {bck}"), &id, &outcome, started)
 }
 
 pub async fn cp(client: &Client, args: CpArgs) -> Result<()> {
@@ -163,7 +206,7 @@ pub async fn cp(client: &Client, args: CpArgs) -> Result<()> {
         let id = client
             .copy_bucket(&src, &dst, &prefix, &options)
             .await
-            .with_context(|| format!("copy ais://{src} to ais://{dst}"))?;
+            .with_context(|| format!("copy {src} to {dst}"))?;
         (id, None)
     } else {
         let Some((range, total)) = selection(&args.select, &args.names)? else {
@@ -172,14 +215,14 @@ pub async fn cp(client: &Client, args: CpArgs) -> Result<()> {
         let id = client
             .copy_objects(&src, &dst, &range, &options)
             .await
-            .with_context(|| format!("copy objects of ais://{src} to ais://{dst}"))?;
+            .with_context(|| format!("copy objects of {src} to {dst}"))?;
         (id, total)
     };
     let outcome = follow(client, &id, total, "copied").await?;
     let what = if args.dry_run {
-        format!("dry run: would copy ais://{src} to ais://{dst}")
+        format!("dry run: would copy {src} to {dst}")
     } else {
-        format!("copied ais://{src} to ais://{dst}")
+        format!("copied {src} to {dst}")
     };
     report(&what, &id, &outcome, started)
 }
@@ -201,7 +244,7 @@ pub async fn archive(client: &Client, args: ArchiveArgs) -> Result<()> {
     let id = client
         .archive_objects(&src, &dst, &archname, &range, &options)
         .await
-        .with_context(|| format!("archive objects of ais://{src} into ais://{dst}/{archname}"))?;
+        .with_context(|| format!("archive objects of {src} into {dst}/{archname}"))?;
     let spinner = progress::count(0, "archived");
     let outcome = client
         .wait_job(&id, POLL, |_, _| spinner.tick())
@@ -218,7 +261,7 @@ pub async fn archive(client: &Client, args: ArchiveArgs) -> Result<()> {
         .flatten()
         .map(|s| s.ctlmsg.clone())
         .find(|m| !m.is_empty())
-        .unwrap_or_else(|| format!("ais://{dst}/{archname}"));
+        .unwrap_or_else(|| format!("{dst}/{archname}"));
     println!(
         "archived: {what} ({}, job {id}, {:.1}s)",
         iec(outcome.bytes),
@@ -236,7 +279,7 @@ pub async fn rename(client: &Client, from: &str, to: &str) -> Result<()> {
     let id = client
         .rename_bucket(&from, &to)
         .await
-        .with_context(|| format!("rename ais://{from} to ais://{to}"))?;
+        .with_context(|| format!("rename {from} to {to}"))?;
     loop {
         let status = client.job_status(&id).await?;
         if status.end_time != 0 {
@@ -248,7 +291,7 @@ pub async fn rename(client: &Client, from: &str, to: &str) -> Result<()> {
         tokio::time::sleep(POLL).await;
     }
     println!(
-        "renamed ais://{from} to ais://{to} (job {id}, {:.1}s)",
+        "renamed {from} to {to} (job {id}, {:.1}s)",
         started.elapsed().as_secs_f64()
     );
     Ok(())
@@ -259,9 +302,9 @@ pub async fn summary(client: &Client, name: &str, prefix: &str) -> Result<()> {
     let s = client
         .bucket_summary(&bck, prefix)
         .await
-        .with_context(|| format!("summarize ais://{bck}"))?;
+        .with_context(|| format!("summarize {bck}"))?;
     let rows = vec![vec![
-        format!("ais://{bck}"),
+        bck.to_string(),
         s.obj_count.present.to_string(),
         iec(s.total_size.present_objs),
         iec(s.total_size.on_disk),

@@ -47,6 +47,10 @@ pub enum Command {
     Rm(RmArgs),
     /// Copy a bucket, or some of its objects, to another bucket (a job, with progress)
     Cp(CpArgs),
+    /// Bring objects of a remote bucket (s3://, gs://, az://) into the cluster (a job)
+    Prefetch(PrefetchArgs),
+    /// Drop the cluster's copies of a remote bucket's objects; the cloud keeps them (a job)
+    Evict(RmArgs),
     /// Build a shard (.tar, .tgz, .zip, .tar.lz4) from objects, in the order given (a job)
     Archive(ArchiveArgs),
     /// Start, stop or wait for jobs
@@ -127,6 +131,21 @@ pub struct RmArgs {
     pub names: Vec<String>,
     #[command(flatten)]
     pub select: SelectArgs,
+}
+
+/// `moss prefetch s3://BUCKET [NAME...] [--list F | --template T | --prefix P | --all] [--latest]`
+#[derive(Debug, Args)]
+pub struct PrefetchArgs {
+    #[arg(value_name = "BUCKET")]
+    pub bucket: String,
+    /// Object names
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+    #[command(flatten)]
+    pub select: SelectArgs,
+    /// Also fetch again cached objects that changed in the cloud
+    #[arg(long)]
+    pub latest: bool,
 }
 
 /// `moss cp SRC DST [NAME...] [selection] [--prepend P] [--dry-run]`
@@ -344,6 +363,8 @@ pub async fn run(endpoint: &str, command: Command) -> anyhow::Result<()> {
         Command::Batch(args) => batch::run(&client, args).await,
         Command::Rm(args) => jobs::rm(&client, args).await,
         Command::Cp(args) => jobs::cp(&client, args).await,
+        Command::Prefetch(args) => jobs::prefetch(&client, args).await,
+        Command::Evict(args) => jobs::evict(&client, args).await,
         Command::Archive(args) => jobs::archive(&client, args).await,
         Command::Job { command } => jobs::job(&client, command).await,
         Command::Config {

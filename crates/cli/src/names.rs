@@ -10,31 +10,38 @@ use moss_types::names;
 /// The `ais://` scheme, optional everywhere a bucket is named.
 const AIS_SCHEME: &str = "ais://";
 
-/// Strips `ais://`; refuses other providers' schemes.
-fn strip_scheme(text: &str) -> Result<&str> {
+/// Splits off the scheme: `ais://b` and `b` → (`ais://`, `b`); `s3://b/x` → (`s3://`, `b/x`).
+/// Remote schemes (`s3`, `gs`, `az` and their long forms) are kept for the client, which sends
+/// them as the bucket's provider; anything else is refused here.
+fn split_scheme(text: &str) -> Result<(String, &str)> {
     if let Some(rest) = text.strip_prefix(AIS_SCHEME) {
-        return Ok(rest);
+        return Ok((AIS_SCHEME.to_string(), rest));
     }
-    if let Some((scheme, _)) = text.split_once("://") {
-        bail!(
-            "unsupported bucket scheme {scheme:?} in {text:?}: only ais:// buckets exist in moss"
-        );
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return Ok((AIS_SCHEME.to_string(), text));
+    };
+    match moss_types::Provider::parse(scheme) {
+        Ok(p) if p != moss_types::Provider::Oci => Ok((format!("{}://", p.scheme()), rest)),
+        _ => bail!(
+            "unsupported bucket scheme {scheme:?} in {text:?}: expected ais://, s3://, gs:// or az://"
+        ),
     }
-    Ok(text)
 }
 
-/// A bucket name argument (`b` or `ais://b`).
+/// A bucket name argument (`b`, `ais://b`, or a remote bucket `s3://b`, `gs://b`, `az://b`), as
+/// the bucket's display name with its scheme (`ais://b`), which is also what the client takes.
 pub fn bucket(text: &str) -> Result<String> {
-    let name = strip_scheme(text)?.trim_end_matches('/');
+    let (scheme, rest) = split_scheme(text)?;
+    let name = rest.trim_end_matches('/');
     names::validate_bucket_name(name).map_err(anyhow::Error::msg)?;
-    Ok(name.to_string())
+    Ok(format!("{scheme}{name}"))
 }
 
 /// `BUCKET[/PATH]` → bucket and the (possibly empty) rest.
 pub fn bucket_and_path(text: &str) -> Result<(String, String)> {
-    let bare = strip_scheme(text)?;
+    let (scheme, bare) = split_scheme(text)?;
     let (bck, path) = bare.split_once('/').unwrap_or((bare, ""));
-    Ok((bucket(bck)?, path.to_string()))
+    Ok((bucket(&format!("{scheme}{bck}"))?, path.to_string()))
 }
 
 /// `BUCKET/OBJECT` with a non-empty, valid object name.
@@ -58,7 +65,7 @@ pub fn bucket_and_object(text: &str) -> Result<(String, String)> {
 pub fn batch_entry(text: &str, has_default_bucket: bool) -> Result<MossIn> {
     let text = text.trim();
     let explicit = text.contains("://");
-    let bare = strip_scheme(text)?;
+    let (scheme, bare) = split_scheme(text)?;
     let (bck, path) = if explicit || !has_default_bucket {
         let Some((bck, path)) = bare.split_once('/') else {
             bail!("entry {text:?}: expected BUCKET/OBJECT (or give --default-bucket)");
@@ -67,6 +74,17 @@ pub fn batch_entry(text: &str, has_default_bucket: bool) -> Result<MossIn> {
     } else {
         (String::new(), bare)
     };
+    let provider = if explicit {
+        let name = scheme.trim_end_matches("://");
+        let provider = moss_types::Provider::parse(name).map_err(anyhow::Error::msg)?;
+        provider.as_str().to_string()
+    } else {
+        String::new()
+    };
+    let bck = match bck.split_once("://") {
+        Some((_, name)) => name.to_string(),
+        None => bck,
+    };
     if path.is_empty() {
         bail!("entry {text:?} names no object");
     }
@@ -74,6 +92,7 @@ pub fn batch_entry(text: &str, has_default_bucket: bool) -> Result<MossIn> {
     Ok(MossIn {
         objname: objname.to_string(),
         bucket: bck,
+        provider,
         archpath: archpath.unwrap_or_default().to_string(),
         ..MossIn::default()
     })
@@ -165,7 +184,7 @@ mod tests {
     fn bad_entries_are_rejected() {
         assert!(batch_entry("justobject", false).is_err());
         assert!(batch_entry("b/", false).is_err());
-        assert!(batch_entry("s3://b/o", false).is_err());
+        assert!(batch_entry("ftp://b/o", false).is_err());
         assert!(batch_entry("bad bucket/o", false).is_err());
     }
 
@@ -184,17 +203,24 @@ mod tests {
 
     #[test]
     fn bucket_arguments() {
-        assert_eq!(bucket("ais://b").unwrap(), "b");
-        assert_eq!(bucket("b/").unwrap(), "b");
-        assert!(bucket("gs://b").is_err());
+        assert_eq!(bucket("ais://b").unwrap(), "ais://b");
+        assert_eq!(bucket("b/").unwrap(), "ais://b");
+        assert_eq!(bucket("gs://b").unwrap(), "gs://b");
+        assert_eq!(bucket("aws://b/").unwrap(), "s3://b");
+        assert!(bucket("oc://b").is_err());
+        assert!(bucket("ftp://b").is_err());
+        assert_eq!(
+            bucket_and_path("s3://b/pre/x").unwrap(),
+            ("s3://b".to_string(), "pre/x".to_string())
+        );
         assert!(bucket("").is_err());
         assert_eq!(
             bucket_and_path("b/pre/x").unwrap(),
-            ("b".to_string(), "pre/x".to_string())
+            ("ais://b".to_string(), "pre/x".to_string())
         );
         assert_eq!(
             bucket_and_path("ais://b").unwrap(),
-            ("b".to_string(), String::new())
+            ("ais://b".to_string(), String::new())
         );
         assert!(bucket_and_object("b").is_err());
         assert!(bucket_and_object("b/../x").is_err());

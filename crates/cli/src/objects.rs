@@ -53,7 +53,7 @@ pub async fn put(client: &Client, args: PutArgs) -> Result<()> {
         bar.finish_and_clear();
         result?;
         println!(
-            "uploaded {} ({}) as ais://{bucket}/{} in {:.1}s",
+            "uploaded {} ({}) as {bucket}/{} in {:.1}s",
             source.display(),
             iec(upload.size),
             upload.objname,
@@ -109,9 +109,9 @@ pub async fn put(client: &Client, args: PutArgs) -> Result<()> {
     }
     bar.finish_and_clear();
     let target = if prefix.is_empty() {
-        format!("ais://{bucket}")
+        bucket.to_string()
     } else {
-        format!("ais://{bucket}/{prefix}")
+        format!("{bucket}/{prefix}")
     };
     let uploaded = count - failures.len();
     println!(
@@ -223,8 +223,8 @@ pub async fn get(client: &Client, args: GetArgs) -> Result<()> {
         archpath: args.archpath.clone(),
     };
     let source = match &args.archpath {
-        Some(archpath) => format!("{archpath} in ais://{bucket}/{objname}"),
-        None => format!("ais://{bucket}/{objname}"),
+        Some(archpath) => format!("{archpath} in {bucket}/{objname}"),
+        None => format!("{bucket}/{objname}"),
     };
     let to_stdout = args.destination.as_deref() == Some("-");
     let base_name = args
@@ -339,7 +339,7 @@ pub async fn ls(client: &Client, args: LsArgs) -> Result<()> {
     let mut width = 4;
     let mut printed_header = false;
     while let Some(page) = pages.next().await {
-        let page = page.with_context(|| format!("list ais://{bucket}"))?;
+        let page = page.with_context(|| format!("list {bucket}"))?;
         // Pages print as they arrive; a later, longer name widens the column from there on.
         for entry in &page.entries {
             width = width.max(entry.name.chars().count());

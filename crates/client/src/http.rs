@@ -85,19 +85,21 @@ impl Client {
         url
     }
 
-    /// URL of a bucket call (`/v1/buckets/<b>?provider=ais`).
+    /// URL of a bucket call (`/v1/buckets/<b>?provider=ais`; `s3://b` names a remote bucket).
     pub(crate) fn bucket_url(&self, bucket: &str, extra: &[(&str, &str)]) -> String {
-        let mut query = vec![("provider", "ais")];
+        let (name, provider) = bucket_parts(bucket);
+        let mut query = vec![("provider", provider)];
         query.extend_from_slice(extra);
-        self.url(&format!("buckets/{}", encode_path(bucket)), &query)
+        self.url(&format!("buckets/{}", encode_path(name)), &query)
     }
 
     /// URL of an object call (`/v1/objects/<b>/<obj>?provider=ais`), `/` kept in the name.
     pub(crate) fn object_url(&self, bucket: &str, objname: &str, extra: &[(&str, &str)]) -> String {
-        let mut query = vec![("provider", "ais")];
+        let (name, provider) = bucket_parts(bucket);
+        let mut query = vec![("provider", provider)];
         query.extend_from_slice(extra);
         self.url(
-            &format!("objects/{}/{}", encode_path(bucket), encode_path(objname)),
+            &format!("objects/{}/{}", encode_path(name), encode_path(objname)),
             &query,
         )
     }
@@ -246,6 +248,30 @@ fn truncate(text: &str) -> String {
         end -= 1;
     }
     format!("{}...", &text[..end])
+}
+
+/// The bucket a client argument names (see [`bucket_parts`]).
+pub fn bck_of(bucket: &str) -> moss_types::Bck {
+    let (name, provider) = bucket_parts(bucket);
+    moss_types::Bck {
+        name: name.to_string(),
+        provider: moss_types::Provider::parse(provider).unwrap_or(moss_types::Provider::Ais),
+        namespace: Default::default(),
+    }
+}
+
+/// A bucket as the client's calls take it — `b` (an ais bucket) or `<scheme>://b` for a remote
+/// one (`s3://`, `gs://`, `az://`, also `aws://`, `gcp://`, `azure://`) — split into its name
+/// and the provider's normalized name. An unknown scheme is passed on for the server to refuse.
+pub fn bucket_parts(bucket: &str) -> (&str, &str) {
+    let Some((scheme, name)) = bucket.split_once("://") else {
+        return (bucket, "ais");
+    };
+    let provider = match moss_types::Provider::parse(scheme) {
+        Ok(p) => p.as_str(),
+        Err(_) => scheme,
+    };
+    (name, provider)
 }
 
 #[cfg(test)]

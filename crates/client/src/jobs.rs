@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use moss_types::Bck;
 use moss_types::jobs::{BckJson, BucketSummary, JobStatus, ListRange, Snap, SummaryMsg};
 use moss_types::lso::ActMsg;
 use reqwest::{Method, StatusCode};
@@ -59,7 +58,8 @@ fn act(action: &str, value: serde_json::Value) -> ActMsg {
 }
 
 fn bck_json(bucket: &str) -> serde_json::Value {
-    serde_json::json!({"name": bucket, "provider": "ais", "namespace": null})
+    let (name, provider) = crate::http::bucket_parts(bucket);
+    serde_json::json!({"name": name, "provider": provider, "namespace": null})
 }
 
 fn selection_value(selection: &ListRange) -> Result<serde_json::Map<String, serde_json::Value>> {
@@ -88,6 +88,44 @@ impl Client {
             .await
             .map_err(|e| Error::transport(what, e))?;
         Ok(text.trim().trim_matches('"').to_string())
+    }
+
+    /// Brings the selected objects of a remote bucket into the cluster (a `prefetch-listrange`
+    /// job); `latest` also refetches cached objects the cloud has changed. Returns its id.
+    pub async fn prefetch_objects(
+        &self,
+        bucket: &str,
+        selection: &ListRange,
+        latest: bool,
+    ) -> Result<String> {
+        let mut value = selection_value(selection)?;
+        value.insert("latest-ver".into(), latest.into());
+        let msg = act("prefetch-listrange", serde_json::Value::Object(value));
+        self.job_action(Method::POST, self.bucket_url(bucket, &[]), &msg)
+            .await
+    }
+
+    /// Drops the cluster's copies of the selected objects of a remote bucket (an
+    /// `evict-listrange` job; the cloud keeps them); returns its id.
+    pub async fn evict_objects(&self, bucket: &str, selection: &ListRange) -> Result<String> {
+        let value = serde_json::Value::Object(selection_value(selection)?);
+        let msg = act("evict-listrange", value);
+        self.job_action(Method::DELETE, self.bucket_url(bucket, &[]), &msg)
+            .await
+    }
+
+    /// Drops every cached object of a remote bucket; `keep_props` keeps it in the cluster's
+    /// bucket metadata (else the next access adds it again with default props).
+    pub async fn evict_bucket(&self, bucket: &str, keep_props: bool) -> Result<()> {
+        let msg = act("evict-remote-bck", serde_json::Value::Null);
+        let keep = keep_props.to_string();
+        let call = Call::new(
+            Method::DELETE,
+            self.bucket_url(bucket, &[("keep_bck_md", keep.as_str())]),
+        )
+        .json(&msg)?;
+        self.execute(call).await?;
+        Ok(())
     }
 
     /// Deletes the selected objects of `bucket` (a `delete-listrange` job); returns its id.
@@ -137,7 +175,7 @@ impl Client {
         if options.workers != 0 {
             value["num-workers"] = options.workers.into();
         }
-        let to = Bck::ais(dst).uname_prefix();
+        let to = crate::http::bck_of(dst).uname_prefix();
         let msg = act("copy-bck", value);
         self.job_action(
             Method::POST,
@@ -170,7 +208,7 @@ impl Client {
 
     /// Renames bucket `from` to `to` (a `move-bck` job); returns its id.
     pub async fn rename_bucket(&self, from: &str, to: &str) -> Result<String> {
-        let to = Bck::ais(to).uname_prefix();
+        let to = crate::http::bck_of(to).uname_prefix();
         let msg = act("move-bck", serde_json::Value::Null);
         self.job_action(
             Method::POST,

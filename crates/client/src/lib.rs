@@ -57,6 +57,8 @@ impl Client {
     /// Sends nothing until the first call.
     pub fn new(endpoint: &str) -> Result<Client> {
         let base = normalize_endpoint(endpoint)?;
+        // TLS (when a URL is https) uses rustls with ring; installing twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             // Redirects are followed by `http::execute`, which knows which bodies can be re-sent.
             .redirect(reqwest::redirect::Policy::none())

@@ -301,6 +301,16 @@ pub struct LocalReader {
     /// Bytes of archived files the stat phase may hold in memory for the data phase, node-wide
     /// (extracted from compressed shards, verified ZIP members).
     memory_budget: Arc<AtomicI64>,
+    /// Brings missing objects of remote buckets into the store (cold GET); none on a node
+    /// without remote buckets and in tests.
+    fill: std::sync::OnceLock<Arc<dyn MissingFill>>,
+}
+
+/// Fetches objects of remote buckets that the store does not hold yet. Called on blocking
+/// threads; an implementation bounds its own concurrency and time.
+pub trait MissingFill: Send + Sync {
+    /// One result per name, in order: `Ok` once the object is in the store.
+    fn fill(&self, wanted: &[(&Bck, &str)]) -> Vec<Result<(), ItemError>>;
 }
 
 /// The descriptors stat phases may keep open, shared by every target in the process (the limit
@@ -330,7 +340,42 @@ impl LocalReader {
             open_shards: OpenShards::default(),
             fd_budget: process_fd_budget(),
             memory_budget: Arc::new(AtomicI64::new(HELD_MEMBER_BYTES)),
+            fill: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Installs the cold-GET hook (once, at node start).
+    pub fn set_fill(&self, fill: Arc<dyn MissingFill>) {
+        let _ = self.fill.set(fill);
+    }
+
+    /// Fetches the objects of remote buckets among `specs` that are not here yet; the failures,
+    /// by position.
+    fn fill_missing(&self, specs: &[ItemSpec]) -> Vec<(usize, ItemError)> {
+        let Some(fill) = self.fill.get() else {
+            return Vec::new();
+        };
+        let missing: Vec<usize> = (0..specs.len())
+            .filter(|&i| {
+                specs[i].bck.provider != moss_types::Provider::Ais
+                    && matches!(
+                        self.store.stat_size(specs[i].bck, specs[i].objname),
+                        Err(StoreError::NotFound)
+                    )
+            })
+            .collect();
+        if missing.is_empty() {
+            return Vec::new();
+        }
+        let wanted: Vec<(&Bck, &str)> = missing
+            .iter()
+            .map(|&i| (specs[i].bck, specs[i].objname))
+            .collect();
+        missing
+            .iter()
+            .zip(fill.fill(&wanted))
+            .filter_map(|(&i, result)| result.err().map(|e| (i, e)))
+            .collect()
     }
 
     /// Wraps `data` (already read) as held bytes if the node-wide budget has room for them; the
@@ -368,6 +413,9 @@ impl LocalReader {
 
     /// Opens an item: object, range, or archived file.
     pub fn open(&self, spec: &ItemSpec) -> Result<Item, ItemError> {
+        if let Some((_, e)) = self.fill_missing(std::slice::from_ref(spec)).pop() {
+            return Err(e);
+        }
         let handle = self
             .store
             .open_object(spec.bck, spec.objname)
@@ -384,8 +432,14 @@ impl LocalReader {
     /// shard are located with one pass over the shard.
     pub fn prepare(&self, specs: &[ItemSpec]) -> Vec<Result<Prepared, ItemError>> {
         let mut out: Vec<Option<Result<Prepared, ItemError>>> = vec![None; specs.len()];
+        for (i, e) in self.fill_missing(specs) {
+            out[i] = Some(Err(e));
+        }
         let mut archived = Vec::new();
         for (i, spec) in specs.iter().enumerate() {
+            if out[i].is_some() {
+                continue;
+            }
             if spec.archpath.is_empty() {
                 out[i] = Some(self.prepare_object(spec));
             } else {

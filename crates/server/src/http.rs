@@ -110,6 +110,22 @@ impl ApiError {
     }
 }
 
+impl From<moss_backend::BackendError> for ApiError {
+    /// The status of a cloud failure: missing → 404 (also for a provider this node has no
+    /// credentials for, as AIStore answers), refused → 403, throttled → 429, a request the cloud
+    /// rejects → 400, unreachable or failing → 502.
+    fn from(err: moss_backend::BackendError) -> ApiError {
+        use moss_backend::BackendError as B;
+        match err {
+            B::NotFound(m) | B::BucketNotFound(m) | B::NotConfigured(m) => ApiError::not_found(m),
+            B::Denied(m) => ApiError::new(StatusCode::FORBIDDEN, m),
+            B::Throttled(m) => ApiError::too_many(m),
+            B::Invalid(m) => ApiError::bad_request(m),
+            B::Unavailable(m) => ApiError::new(StatusCode::BAD_GATEWAY, m),
+        }
+    }
+}
+
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}", self.status.as_u16(), self.message)
@@ -195,6 +211,15 @@ pub struct Query {
     params: HashMap<String, String>,
     /// Parameters in order, for `set-config`.
     pub pairs: Vec<(String, String)>,
+}
+
+/// A boolean query value as AIStore parses it (Go's `ParseBool` plus `y`/`yes`/`on`); anything
+/// else, or nothing, is false.
+pub fn parse_bool(value: &str) -> bool {
+    matches!(
+        value,
+        "1" | "t" | "T" | "true" | "TRUE" | "True" | "y" | "yes" | "on"
+    )
 }
 
 impl Query {

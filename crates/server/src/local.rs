@@ -24,6 +24,8 @@ pub struct LocalOptions {
     pub listen: SocketAddr,
     pub targets: usize,
     pub data: PathBuf,
+    /// Credentials and endpoints of the clouds behind remote buckets.
+    pub cloud: moss_backend::CloudEnv,
 }
 
 impl LocalCluster {
@@ -39,7 +41,14 @@ impl LocalCluster {
         let listener = TcpListener::bind(opts.listen)
             .await
             .with_context(|| format!("listen on {}", opts.listen))?;
-        let proxy = start_proxy(listener, &opts.data.join("proxy"), None, cancel.clone()).await?;
+        let proxy = start_proxy(
+            listener,
+            &opts.data.join("proxy"),
+            None,
+            opts.cloud.clone(),
+            cancel.clone(),
+        )
+        .await?;
         let mut targets = Vec::with_capacity(opts.targets);
         for i in 0..opts.targets {
             let addr = if opts.listen.port() == 0 {
@@ -56,6 +65,7 @@ impl LocalCluster {
                 data_dir,
                 proxy_url: proxy.url.clone(),
                 advertise_url: None,
+                cloud: opts.cloud.clone(),
             };
             targets.push(start_target(listener, options, cancel.clone()).await?);
         }

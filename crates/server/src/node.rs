@@ -41,6 +41,8 @@ pub struct Shared {
     pub smap_changed_at: std::sync::Mutex<std::time::Instant>,
     /// Set while this node moves objects to their owners.
     pub rebalancing: std::sync::atomic::AtomicBool,
+    /// Clients of the cloud buckets behind remote buckets.
+    pub backends: moss_backend::Backends,
 }
 
 impl Shared {
@@ -49,6 +51,7 @@ impl Shared {
         url: &str,
         role: char,
         meta: ClusterMeta,
+        cloud: moss_backend::CloudEnv,
         cancel: CancellationToken,
     ) -> Shared {
         Shared {
@@ -62,7 +65,26 @@ impl Shared {
             cancel,
             smap_changed_at: std::sync::Mutex::new(std::time::Instant::now()),
             rebalancing: std::sync::atomic::AtomicBool::new(false),
+            backends: moss_backend::Backends::new(cloud, Default::default()),
         }
+    }
+
+    /// The client of the cloud bucket behind a remote bucket, with the bucket's own overrides
+    /// (`extra.aws.endpoint`, `extra.aws.cloud_region`).
+    pub fn backend(
+        &self,
+        bck: &moss_types::Bck,
+    ) -> Result<std::sync::Arc<dyn moss_backend::Backend>, crate::http::ApiError> {
+        let overrides = self
+            .bmd
+            .load()
+            .get(bck)
+            .map(|p| moss_backend::Overrides {
+                endpoint: p.extra.aws.endpoint.clone(),
+                region: p.extra.aws.cloud_region.clone(),
+            })
+            .unwrap_or_default();
+        Ok(self.backends.for_bucket(bck, &overrides)?)
     }
 
     /// Installs whatever parts of `meta` are newer than ours; returns what changed.
@@ -151,6 +173,8 @@ pub struct Installed {
 
 /// The HTTP client used between nodes: pooled keep-alive connections, no Nagle delay, no redirects.
 pub fn intra_client() -> reqwest::Client {
+    // TLS (when a URL is https) uses rustls with ring; installing twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(3))

@@ -733,6 +733,11 @@ impl PutTxn {
         self.size
     }
 
+    /// The work file, opened anew for reading from its start (an upload of what was written).
+    pub fn reader(&self) -> Result<File, StoreError> {
+        Ok(File::open(&self.tmp)?)
+    }
+
     /// Makes the object durable and visible: metadata, fsync, rename, directory fsync.
     pub fn commit(
         self,

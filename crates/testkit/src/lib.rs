@@ -2,6 +2,7 @@
 //! `moss` processes ([`ProcessNode`]) — and helpers to talk to them and read what they return.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod clouds;
 mod process;
 mod sandbox;
 
@@ -12,6 +13,8 @@ use bytes::Bytes;
 
 /// An HTTP client that follows redirects (as `curl -L` and the SDK do).
 pub fn http() -> reqwest::Client {
+    // TLS (when a URL is https) uses rustls with ring; installing twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::limited(5))
         .build()
@@ -20,6 +23,8 @@ pub fn http() -> reqwest::Client {
 
 /// An HTTP client that does not follow redirects.
 pub fn http_no_redirect() -> reqwest::Client {
+    // TLS (when a URL is https) uses rustls with ring; installing twice is harmless.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

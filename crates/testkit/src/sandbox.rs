@@ -13,6 +13,7 @@ pub struct SandboxBuilder {
     targets: usize,
     dir: Option<PathBuf>,
     config: Vec<(String, String)>,
+    cloud: moss_backend::CloudEnv,
 }
 
 impl SandboxBuilder {
@@ -33,6 +34,13 @@ impl SandboxBuilder {
         self
     }
 
+    /// The cloud credentials and endpoints every node uses (none by default: the test process's
+    /// own environment is never read).
+    pub fn cloud(mut self, env: moss_backend::CloudEnv) -> SandboxBuilder {
+        self.cloud = env;
+        self
+    }
+
     pub async fn start(self) -> ClusterSandbox {
         crate::init_logs();
         let tempdir = tempfile::tempdir().unwrap();
@@ -44,6 +52,7 @@ impl SandboxBuilder {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             targets: self.targets,
             data,
+            cloud: self.cloud.clone(),
         };
         let cluster = LocalCluster::start(&options).await.unwrap();
         cluster.wait_ready(Duration::from_secs(20)).await.unwrap();
@@ -74,6 +83,7 @@ impl ClusterSandbox {
             targets: 3,
             dir: None,
             config: Vec::new(),
+            cloud: Default::default(),
         }
     }
 

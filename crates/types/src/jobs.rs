@@ -57,6 +57,7 @@ pub const COPY_OBJECTS: &str = "copy-listrange";
 pub const DELETE_OBJECTS: &str = "delete-listrange";
 pub const EVICT_OBJECTS: &str = "evict-listrange";
 pub const PREFETCH_OBJECTS: &str = "prefetch-listrange";
+pub const EVICT_REMOTE_BCK: &str = "evict-remote-bck";
 pub const MOVE_BCK: &str = "move-bck";
 pub const COPY_BCK: &str = "copy-bck";
 pub const GET_BATCH: &str = "get-batch";
@@ -84,14 +85,14 @@ pub const KINDS: &[KindInfo] = &[
     kind("download", "", true, true, false, false),
     kind("dsort", "dsort", false, false, false, false),
     kind("promote", "promote-files", false, true, false, false),
-    kind(EVICT_OBJECTS, "evict-objects", false, true, false, false),
+    kind(EVICT_OBJECTS, "evict-objects", false, true, false, true),
     kind(
-        "evict-remote-bck",
+        EVICT_REMOTE_BCK,
         "evict-remote-bucket",
         false,
         false,
         false,
-        false,
+        true,
     ),
     kind(DELETE_OBJECTS, "delete-objects", false, true, false, true),
     kind(
@@ -100,7 +101,7 @@ pub const KINDS: &[KindInfo] = &[
         false,
         true,
         true,
-        false,
+        true,
     ),
     kind("ec-encode", "ec-bucket", false, true, true, false),
     kind("make-n-copies", "mirror", false, true, true, false),
@@ -573,10 +574,31 @@ pub enum JobSpec {
     Lru,
     #[serde(rename = "cleanup-store")]
     Cleanup,
+    /// Removes the objects; in a remote bucket from the cloud too.
     #[serde(rename = "delete-listrange")]
     Delete {
         bck: Bck,
         selection: Selection,
+    },
+    /// Removes the cluster's copies of a remote bucket's objects, never the cloud's.
+    #[serde(rename = "evict-listrange")]
+    Evict {
+        bck: Bck,
+        selection: Selection,
+        /// The whole bucket (`evict-remote-bck` with `keep_bck_md`), reported as that kind.
+        #[serde(default)]
+        whole_bucket: bool,
+    },
+    /// Brings a remote bucket's objects into the cluster.
+    #[serde(rename = "prefetch-listrange")]
+    Prefetch {
+        bck: Bck,
+        selection: Selection,
+        /// Also refetch cached objects the cloud has changed (`latest-ver`).
+        #[serde(default)]
+        latest: bool,
+        #[serde(default)]
+        workers: i64,
     },
     #[serde(rename = "copy-listrange")]
     CopyObjects {
@@ -616,6 +638,11 @@ impl JobSpec {
             JobSpec::Lru => LRU,
             JobSpec::Cleanup => CLEANUP,
             JobSpec::Delete { .. } => DELETE_OBJECTS,
+            JobSpec::Evict {
+                whole_bucket: true, ..
+            } => EVICT_REMOTE_BCK,
+            JobSpec::Evict { .. } => EVICT_OBJECTS,
+            JobSpec::Prefetch { .. } => PREFETCH_OBJECTS,
             JobSpec::CopyObjects { .. } => COPY_OBJECTS,
             JobSpec::CopyBucket { .. } => COPY_BCK,
             JobSpec::Archive { .. } => ARCHIVE,

@@ -30,6 +30,22 @@ pub struct LsoMsg {
 
 /// List flag: also list the files inside shards, as `<shard>/<member>` (`apc.LsArchDir`).
 pub const LS_ARCH_DIR: u64 = 1 << 3;
+/// List flag: only objects in the cluster (of a remote bucket) (`apc.LsCached`).
+pub const LS_CACHED: u64 = 1 << 0;
+/// List flag: names only (`apc.LsNameOnly`).
+pub const LS_NAME_ONLY: u64 = 1 << 4;
+/// List flag: names and sizes only (`apc.LsNameSize`).
+pub const LS_NAME_SIZE: u64 = 1 << 5;
+/// List flag: only objects of a remote bucket not in the cluster (`apc.LsNotCached`).
+pub const LS_NOT_CACHED: u64 = 1 << 9;
+/// List flag: one level only; deeper names become directory entries (`apc.LsNoRecursion`).
+pub const LS_NO_RECURSION: u64 = 1 << 11;
+/// List flag: no directory entries (`apc.LsNoDirs`).
+pub const LS_NO_DIRS: u64 = 1 << 13;
+/// Entry flag: the object is in the cluster (`apc.EntryIsCached`).
+pub const ENTRY_CACHED: u64 = 1 << 6;
+/// Entry flag: the entry is a directory (`apc.EntryIsDir`).
+pub const ENTRY_IS_DIR: u64 = 1 << 8;
 /// Entry flag: the entry is a file inside a shard (`apc.EntryInArch`).
 pub const ENTRY_IN_ARCH: u64 = 1 << 7;
 /// Entry flag: the entry is a shard whose files are listed (`apc.EntryIsArchive`).

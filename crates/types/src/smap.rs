@@ -132,6 +132,71 @@ pub struct BucketProps {
     /// The id of the rename job still moving objects into this bucket (empty when none).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub renaming: String,
+    #[serde(default)]
+    pub versioning: Versioning,
+    /// Provider-specific props (AIStore's `extra`); only `extra.aws` has fields.
+    #[serde(default, skip_serializing_if = "Extra::is_empty")]
+    pub extra: Extra,
+    /// Feature bits (AIStore's `features`, a decimal string).
+    #[serde(default = "no_features")]
+    pub features: String,
+}
+
+fn no_features() -> String {
+    "0".into()
+}
+
+/// `versioning.*`: for remote buckets, whether warm reads check the cloud.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Versioning {
+    pub enabled: bool,
+    /// Every warm GET first compares the cached copy with the cloud's (as `?latest-ver=true`).
+    pub validate_warm_get: bool,
+    /// Like `validate_warm_get`, and a copy the cloud no longer has is removed.
+    pub synchronize: bool,
+}
+
+impl Default for Versioning {
+    fn default() -> Versioning {
+        Versioning {
+            enabled: true,
+            validate_warm_get: false,
+            synchronize: false,
+        }
+    }
+}
+
+/// `extra`: provider-specific bucket props.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Extra {
+    #[serde(skip_serializing_if = "ExtraAws::is_empty")]
+    pub aws: ExtraAws,
+}
+
+impl Extra {
+    pub fn is_empty(&self) -> bool {
+        self.aws.is_empty()
+    }
+}
+
+/// `extra.aws`: per-bucket S3 endpoint and region (override the node's environment).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ExtraAws {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub endpoint: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub cloud_region: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub profile: String,
+}
+
+impl ExtraAws {
+    pub fn is_empty(&self) -> bool {
+        self.endpoint.is_empty() && self.cloud_region.is_empty() && self.profile.is_empty()
+    }
 }
 
 impl BucketProps {
@@ -143,6 +208,9 @@ impl BucketProps {
             bid,
             renamed_from: Vec::new(),
             renaming: String::new(),
+            versioning: Versioning::default(),
+            extra: Extra::default(),
+            features: no_features(),
         }
     }
 }

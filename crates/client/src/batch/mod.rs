@@ -267,14 +267,15 @@ impl Client {
         req: &MossReq,
         default_bucket: Option<&str>,
     ) -> Result<(String, ByteStream)> {
-        let path = match default_bucket {
-            Some(bucket) => format!("ml/moss/{}", encode_path(bucket)),
+        let parts = default_bucket.map(crate::http::bucket_parts);
+        let path = match parts {
+            Some((name, _)) => format!("ml/moss/{}", encode_path(name)),
             None => "ml/moss".to_string(),
         };
         let coloc = req.coloc.filter(|&c| c > 0).map(|c| c.to_string());
         let mut query: Vec<(&str, &str)> = Vec::new();
-        if default_bucket.is_some() {
-            query.push(("provider", "ais"));
+        if let Some((_, provider)) = parts {
+            query.push(("provider", provider));
         }
         if let Some(coloc) = &coloc {
             query.push(("coloc", coloc));

@@ -2,7 +2,7 @@
 //! order, and the pairing of each archive entry with its request entry (`MossOut`).
 use moss_archive::Format;
 use moss_types::moss::{Entry, MISSING_PREFIX, MossOut, MossReq, resolve_entries};
-use moss_types::{Bck, names};
+use moss_types::names;
 
 use crate::error::{Error, Result};
 
@@ -19,14 +19,15 @@ pub struct BatchPlan {
 
 impl BatchPlan {
     /// Validates `req` the way the server will (names, ranges, buckets, `mime`) and resolves
-    /// every entry's bucket; `default_bucket` is the `ais://` bucket of the request path.
+    /// every entry's bucket; `default_bucket` is the bucket of the request path (`b`, `s3://b`).
     pub fn new(req: &MossReq, default_bucket: Option<&str>) -> Result<BatchPlan> {
         let format =
             Format::from_mime(&req.mime).map_err(|e| Error::InvalidRequest(e.to_string()))?;
         let default_bck = match default_bucket {
-            Some(name) => {
-                names::validate_bucket_name(name).map_err(Error::InvalidRequest)?;
-                Some(Bck::ais(name))
+            Some(bucket) => {
+                let bck = crate::http::bck_of(bucket);
+                names::validate_bucket_name(&bck.name).map_err(Error::InvalidRequest)?;
+                Some(bck)
             }
             None => None,
         };

@@ -194,7 +194,7 @@ async fn proxy_redirects_to_a_target_and_post_works_too() {
     );
     // The designated target refuses requests that did not come through the proxy.
     let direct = location.split("?").next().unwrap();
-    let r = reqwest::Client::new()
+    let r = moss_testkit::http()
         .get(direct)
         .json(&body)
         .send()

@@ -106,7 +106,7 @@ async fn open_batch(c: &ProcCluster, body: &Value) -> (String, reqwest::Response
     assert_eq!(r.status(), 307);
     let location = r.headers()["location"].to_str().unwrap().to_string();
     let dt = location.split("/v1/").next().unwrap().to_string();
-    let response = reqwest::Client::new()
+    let response = moss_testkit::http()
         .get(&location)
         .json(body)
         .send()

@@ -6,4 +6,5 @@ mod cluster;
 mod faults;
 mod jobs;
 mod objects;
+mod remote;
 mod shards;

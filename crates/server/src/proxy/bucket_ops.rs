@@ -71,10 +71,7 @@ pub async fn post_action(
         jobs::COPY_OBJECTS => copy_objects(proxy, bck, &msg.value).await,
         jobs::COPY_BCK => copy_bucket(proxy, bck, query, &msg.value).await,
         jobs::MOVE_BCK => rename(proxy, bck, query).await,
-        jobs::PREFETCH_OBJECTS => {
-            require_bucket(proxy, bck)?;
-            Err(remote_only(&msg.action, bck))
-        }
+        jobs::PREFETCH_OBJECTS => prefetch(proxy, bck, &msg.value).await,
         action if UNSUPPORTED.contains(&action) => Err(ApiError::bad_request(format!(
             "bucket action {action:?} is not supported by moss"
         ))),
@@ -86,11 +83,12 @@ pub async fn post_action(
 pub async fn delete_action(
     proxy: &Arc<Proxy>,
     bck: &Bck,
+    query: &Query,
     msg: ActMsg,
 ) -> Result<Response, ApiError> {
     match msg.action.as_str() {
         jobs::DELETE_OBJECTS => {
-            require_bucket(proxy, bck)?;
+            require_bucket(proxy, bck).await?;
             let selection = selection_of(&msg.value)?;
             let spec = JobSpec::Delete {
                 bck: bck.clone(),
@@ -99,13 +97,99 @@ pub async fn delete_action(
             let id = launch(proxy, moss_jobs::generic_id(), spec, all_targets(proxy)).await?;
             Ok(id_response(id))
         }
-        jobs::EVICT_OBJECTS | "evict-remote-bck" => {
-            require_bucket(proxy, bck)?;
-            Err(remote_only(&msg.action, bck))
+        jobs::EVICT_OBJECTS => {
+            require_bucket(proxy, bck).await?;
+            if bck.provider == Provider::Ais {
+                return Err(remote_only(&msg.action, bck));
+            }
+            let spec = JobSpec::Evict {
+                bck: bck.clone(),
+                selection: selection_of(&msg.value)?,
+                whole_bucket: false,
+            };
+            let id = launch(proxy, moss_jobs::generic_id(), spec, all_targets(proxy)).await?;
+            Ok(id_response(id))
         }
+        jobs::EVICT_REMOTE_BCK => evict_bucket(proxy, bck, query).await,
         other => Err(unsupported(other)),
     }
 }
+
+/// `prefetch-listrange` as SDK 2.0.0 sends it (`PrefetchMsg`).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct PrefetchMsg {
+    #[serde(flatten)]
+    list_range: ListRange,
+    #[serde(rename = "latest-ver")]
+    latest: bool,
+    #[serde(rename = "num-workers")]
+    workers: i64,
+}
+
+/// `POST /v1/buckets/<b> {"action":"prefetch-listrange"}`: every target cold-GETs the selected
+/// objects it owns; answers the job id.
+async fn prefetch(
+    proxy: &Arc<Proxy>,
+    bck: &Bck,
+    value: &serde_json::Value,
+) -> Result<Response, ApiError> {
+    require_bucket(proxy, bck).await?;
+    if bck.provider == Provider::Ais {
+        return Err(ApiError::bad_request(format!(
+            "{}: expecting remote bucket (have {})",
+            jobs::PREFETCH_OBJECTS,
+            bck.cname()
+        )));
+    }
+    let msg: PrefetchMsg = value_of(value, "prefetch")?;
+    let spec = JobSpec::Prefetch {
+        bck: bck.clone(),
+        selection: Selection::of(&msg.list_range).map_err(ApiError::bad_request)?,
+        latest: msg.latest,
+        workers: msg.workers,
+    };
+    let id = launch(proxy, moss_jobs::generic_id(), spec, all_targets(proxy)).await?;
+    Ok(id_response(id))
+}
+
+/// `DELETE /v1/buckets/<b> {"action":"evict-remote-bck"}`: drops every cached object. With
+/// `keep_bck_md=true` the bucket stays in the metadata with its props (the cached copies are
+/// evicted by a job this call waits for); without, the bucket leaves the metadata and the
+/// targets drop its data, as for a destroyed bucket (the next access adds it again).
+async fn evict_bucket(proxy: &Arc<Proxy>, bck: &Bck, query: &Query) -> Result<Response, ApiError> {
+    if bck.provider == Provider::Ais {
+        return Err(ApiError::bad_request(format!(
+            "{}: expecting remote bucket (have {})",
+            jobs::EVICT_REMOTE_BCK,
+            bck.cname()
+        )));
+    }
+    if proxy.shared.bmd.load().get(bck).is_none() {
+        return Err(ApiError::no_bucket(&bck.cname()));
+    }
+    if !crate::http::parse_bool(query.str("keep_bck_md")) {
+        proxy
+            .modify(|meta| {
+                meta.bmd.buckets.remove(&bck.uname_prefix());
+                Ok(())
+            })
+            .await?;
+        tracing::info!(bucket = %bck, "remote bucket evicted");
+        return Ok(StatusCode::OK.into_response());
+    }
+    let spec = JobSpec::Evict {
+        bck: bck.clone(),
+        selection: Selection::Prefix(String::new()),
+        whole_bucket: true,
+    };
+    let id = launch(proxy, moss_jobs::generic_id(), spec, all_targets(proxy)).await?;
+    super::jobs::wait_done(proxy, &id, EVICT_WAIT).await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// The longest an `evict-remote-bck` call waits for the cached copies to be gone.
+const EVICT_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// `PUT /v1/buckets/<b>`: `archive`.
 pub async fn bucket_put(
@@ -178,7 +262,7 @@ async fn copy_objects(
     src: &Bck,
     value: &serde_json::Value,
 ) -> Result<Response, ApiError> {
-    require_bucket(proxy, src)?;
+    require_bucket(proxy, src).await?;
     let selection = selection_of(value)?;
     let copy: CopyMsg = value_of(value, "copy")?;
     check_copy(src, &copy)?;
@@ -214,7 +298,7 @@ async fn copy_bucket(
     query: &Query,
     value: &serde_json::Value,
 ) -> Result<Response, ApiError> {
-    require_bucket(proxy, src)?;
+    require_bucket(proxy, src).await?;
     let dst = bck_to(query)?;
     let copy: CopyMsg = value_of(value, "copy-bucket")?;
     check_copy(src, &copy)?;
@@ -240,7 +324,7 @@ async fn archive(
     src: &Bck,
     value: &serde_json::Value,
 ) -> Result<Response, ApiError> {
-    require_bucket(proxy, src)?;
+    require_bucket(proxy, src).await?;
     let selection = selection_of(value)?;
     let archive: ArchiveMsg = value_of(value, "archive")?;
     names::validate_objname(&archive.archname)
@@ -265,7 +349,7 @@ async fn archive(
         Some(dst) => dst,
         None => src.clone(),
     };
-    require_bucket(proxy, &dst)?;
+    require_bucket(proxy, &dst).await?;
     let owner = {
         let smap = proxy.shared.smap.load();
         moss_cluster::owner_of_object(&smap, &dst, &archive.archname)
@@ -290,7 +374,7 @@ pub async fn summary(
     value: &serde_json::Value,
 ) -> Result<Response, ApiError> {
     let msg: SummaryMsg = value_of(value, "summary")?;
-    require_bucket(proxy, bck)?;
+    require_bucket(proxy, bck).await?;
     if msg.uuid.is_empty() {
         let id = start_summary(proxy, bck, &msg.prefix).await?;
         return Ok((StatusCode::ACCEPTED, id).into_response());
@@ -386,10 +470,10 @@ pub async fn bucket_head(
                 "HEAD with an object prefix needs bsumm_remote (bucket info)",
             ));
         }
-        return super::buckets::bucket_head(proxy, bucket, query);
+        return super::buckets::bucket_head(proxy, bucket, query).await;
     }
     let bck = url_bucket(bucket, query)?;
-    require_bucket(proxy, &bck)?;
+    require_bucket(proxy, &bck).await?;
     let uuid = query.str("uuid");
     if uuid.is_empty() {
         let id = start_summary(proxy, &bck, prefix.unwrap_or("")).await?;

@@ -6,7 +6,9 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::future::join_all;
-use moss_types::lso::{ActMsg, LS_ARCH_DIR, LsoEntry, LsoMsg, LsoRes, MAX_PAGE_SIZE};
+use moss_types::lso::{
+    ActMsg, ENTRY_CACHED, LS_ARCH_DIR, LS_CACHED, LsoEntry, LsoMsg, LsoRes, MAX_PAGE_SIZE,
+};
 use moss_types::smap::BucketProps;
 use moss_types::{Bck, ErrorBody, Provider, headers};
 
@@ -50,8 +52,9 @@ pub fn list_buckets(proxy: &Proxy, query: &Query) -> Result<Response, ApiError> 
 }
 
 /// `HEAD /v1/buckets/<b>`: 200 with the props in `Ais-Bucket-Props`, or 404.
-pub fn bucket_head(proxy: &Proxy, bucket: &str, query: &Query) -> Result<Response, ApiError> {
+pub async fn bucket_head(proxy: &Proxy, bucket: &str, query: &Query) -> Result<Response, ApiError> {
     let bck = url_bucket(bucket, query)?;
+    require_bucket(proxy, &bck).await?;
     let mut response = StatusCode::OK.into_response();
     set_props_header(proxy, &bck, &mut response)?;
     Ok(response)
@@ -68,7 +71,9 @@ pub fn set_props_header(proxy: &Proxy, bck: &Bck, response: &mut Response) -> Re
         "created": props.created.to_string(),
         "bid": props.bid.to_string(),
         "checksum": {"type": "xxhash2"},
-        "versioning": {"enabled": true},
+        "versioning": props.versioning,
+        "extra": props.extra,
+        "features": props.features,
     });
     if let Ok(value) = HeaderValue::from_str(&json.to_string()) {
         response.headers_mut().insert(headers::BUCKET_PROPS, value);
@@ -116,6 +121,149 @@ pub async fn bucket_post(
     Ok(StatusCode::OK.into_response())
 }
 
+/// `PATCH /v1/buckets/<b> {"action":"set-bprops","value":{…}}`: changes the props moss keeps —
+/// `versioning.validate_warm_get`, `versioning.synchronize`, `extra.aws.endpoint`,
+/// `extra.aws.cloud_region`, `extra.aws.profile`, `features` — and refuses the others by name.
+pub async fn set_props(
+    proxy: &Proxy,
+    bucket: &str,
+    query: &Query,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let bck = url_bucket(bucket, query)?;
+    let msg = action_message(req).await?;
+    if msg.action != "set-bprops" {
+        return Err(unsupported(&msg.action));
+    }
+    require_bucket(proxy, &bck).await?;
+    let changes = PropsChange::parse(&msg.value)?;
+    proxy
+        .modify(|meta| {
+            let props = meta
+                .bmd
+                .buckets
+                .get_mut(&bck.uname_prefix())
+                .ok_or_else(|| ApiError::no_bucket(&bck.cname()))?;
+            changes.apply(props);
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::OK.into_response())
+}
+
+/// The bucket props a `set-bprops` message may change.
+#[derive(Debug, Default)]
+struct PropsChange {
+    validate_warm_get: Option<bool>,
+    synchronize: Option<bool>,
+    endpoint: Option<String>,
+    cloud_region: Option<String>,
+    profile: Option<String>,
+    features: Option<String>,
+}
+
+impl PropsChange {
+    fn parse(value: &serde_json::Value) -> Result<PropsChange, ApiError> {
+        let invalid = |key: &str, why: &str| {
+            ApiError::bad_request(format!("set-bprops: invalid {key:?}: {why}"))
+        };
+        let obj = value
+            .as_object()
+            .ok_or_else(|| invalid("value", "expecting an object of props"))?;
+        let mut change = PropsChange::default();
+        let text = |key: &str, v: &serde_json::Value| -> Result<String, ApiError> {
+            match v {
+                serde_json::Value::String(s) => Ok(s.clone()),
+                serde_json::Value::Number(n) => Ok(n.to_string()),
+                _ => Err(invalid(key, "expecting a string")),
+            }
+        };
+        let flag = |key: &str, v: &serde_json::Value| match v {
+            serde_json::Value::Bool(b) => Ok(*b),
+            serde_json::Value::String(s) => Ok(crate::http::parse_bool(s)),
+            _ => Err(invalid(key, "expecting true or false")),
+        };
+        let section = |key: &str, v: &'_ serde_json::Value| {
+            v.as_object()
+                .cloned()
+                .ok_or_else(|| invalid(key, "expecting an object"))
+        };
+        for (key, v) in obj {
+            match key.as_str() {
+                "versioning" => {
+                    for (k, v) in section(key, v)? {
+                        match k.as_str() {
+                            "validate_warm_get" => change.validate_warm_get = Some(flag(&k, &v)?),
+                            "synchronize" => change.synchronize = Some(flag(&k, &v)?),
+                            "enabled" => {}
+                            _ => {
+                                return Err(invalid(
+                                    &format!("versioning.{k}"),
+                                    "not supported by moss",
+                                ));
+                            }
+                        }
+                    }
+                }
+                "extra" => {
+                    for (provider, v) in section(key, v)? {
+                        if provider != "aws" {
+                            return Err(invalid(
+                                &format!("extra.{provider}"),
+                                "not supported by moss",
+                            ));
+                        }
+                        for (k, v) in section("extra.aws", &v)? {
+                            let value = Some(text(&k, &v)?);
+                            match k.as_str() {
+                                "endpoint" => change.endpoint = value,
+                                "cloud_region" => change.cloud_region = value,
+                                "profile" => change.profile = value,
+                                _ => {
+                                    return Err(invalid(
+                                        &format!("extra.aws.{k}"),
+                                        "not supported by moss",
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+                "features" => {
+                    let features = text(key, v)?;
+                    features
+                        .parse::<u64>()
+                        .map_err(|_| invalid(key, "expecting a decimal number"))?;
+                    change.features = Some(features);
+                }
+                other => return Err(invalid(other, "not supported by moss")),
+            }
+        }
+        Ok(change)
+    }
+
+    fn apply(&self, props: &mut BucketProps) {
+        if let Some(v) = self.validate_warm_get {
+            props.versioning.validate_warm_get = v;
+        }
+        if let Some(v) = self.synchronize {
+            props.versioning.synchronize = v;
+        }
+        if let Some(v) = &self.endpoint {
+            props.extra.aws.endpoint = v.clone();
+        }
+        if let Some(v) = &self.cloud_region {
+            props.extra.aws.cloud_region = v.clone();
+        }
+        if let Some(v) = &self.profile {
+            props.extra.aws.profile = v.clone();
+        }
+        if let Some(v) = &self.features {
+            props.features = v.clone();
+        }
+    }
+}
+
 /// `DELETE /v1/buckets/<b>`: `destroy-bck`. Targets drop the data when the new BMD arrives.
 pub async fn bucket_delete(
     proxy: &Arc<Proxy>,
@@ -134,7 +282,7 @@ pub async fn bucket_delete(
         )));
     }
     if msg.action != "destroy-bck" {
-        return super::bucket_ops::delete_action(proxy, &bck, msg).await;
+        return super::bucket_ops::delete_action(proxy, &bck, query, msg).await;
     }
     proxy
         .modify(|meta| {
@@ -168,7 +316,7 @@ pub async fn bucket_get(
     if msg.value.is_null() && bucket.is_empty() {
         return list_buckets(proxy, query);
     }
-    require_bucket(proxy, &bck)?;
+    require_bucket(proxy, &bck).await?;
     let lso: LsoMsg = if msg.value.is_null() {
         LsoMsg::default()
     } else {
@@ -187,6 +335,10 @@ pub async fn bucket_get(
 /// Merges one page from every target: names are unique and sorted; the continuation token is the
 /// last name of a full page.
 async fn list_objects(proxy: &Proxy, bck: &Bck, lso: &LsoMsg) -> Result<LsoRes, ApiError> {
+    let remote = bck.provider != Provider::Ais;
+    if remote && lso.flags & (LS_CACHED | LS_ARCH_DIR) == 0 {
+        return super::remote_list::list(proxy, bck, lso).await;
+    }
     let page_size = match lso.pagesize {
         0 => MAX_PAGE_SIZE,
         n => n.min(MAX_PAGE_SIZE),
@@ -269,6 +421,12 @@ async fn list_objects(proxy: &Proxy, bck: &Bck, lso: &LsoMsg) -> Result<LsoRes, 
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
     entries.dedup_by(|a, b| a.name == b.name);
+    if remote {
+        // Everything a walk of the cluster's disks finds is, by definition, cached.
+        for e in &mut entries {
+            e.flags |= ENTRY_CACHED;
+        }
+    }
     entries.truncate(page_size as usize);
     let continuation_token = if entries.len() as u64 == page_size {
         entries.last().map(|e| e.name.clone()).unwrap_or_default()

@@ -45,6 +45,10 @@ pub enum ProxyEndpoint {
     BucketDelete {
         bucket: String,
     },
+    /// `PATCH /v1/buckets/<b>`: set-bprops.
+    BucketPatch {
+        bucket: String,
+    },
     /// Any object call: redirected to the owner.
     Object {
         bucket: String,
@@ -96,6 +100,7 @@ impl ProxyEndpoint {
                     Method::POST => ProxyEndpoint::BucketPost { bucket },
                     Method::PUT => ProxyEndpoint::BucketPut { bucket },
                     Method::DELETE => ProxyEndpoint::BucketDelete { bucket },
+                    Method::PATCH => ProxyEndpoint::BucketPatch { bucket },
                     _ => {
                         return Err(ApiError::method_not_allowed(
                             method,
@@ -105,6 +110,7 @@ impl ProxyEndpoint {
                                 Method::POST,
                                 Method::PUT,
                                 Method::DELETE,
+                                Method::PATCH,
                             ],
                         ));
                     }

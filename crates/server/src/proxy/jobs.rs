@@ -429,6 +429,30 @@ pub async fn status(proxy: &Proxy, body: &[u8]) -> Result<Response, ApiError> {
     Ok(json_response(&status))
 }
 
+/// Waits until job `id` has ended everywhere; its error (or abort) is the caller's error.
+pub async fn wait_done(proxy: &Proxy, id: &str, limit: Duration) -> Result<(), ApiError> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = one_status(proxy, id).await
+            && status.end_time != 0
+        {
+            if status.err.is_empty() && !status.aborted {
+                return Ok(());
+            }
+            return Err(ApiError::internal(format!(
+                "job {id} failed: {}",
+                status.err
+            )));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::unavailable(format!(
+                "job {id} is still running after {limit:?}"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The running job of a kind, or else the one launched most recently.
 async fn latest_of_kind(proxy: &Proxy, kind: &str) -> Option<String> {
     let launched = proxy.jobs.of_kind(kind);
@@ -504,7 +528,7 @@ pub async fn start(proxy: &Arc<Proxy>, value: &serde_json::Value) -> Result<Resp
         )));
     }
     for bck in args.bck.iter().chain(&args.buckets) {
-        super::require_bucket(proxy, bck)?;
+        super::require_bucket(proxy, bck).await?;
     }
     let id = match info.kind {
         jobs::LRU => launch(proxy, moss_jobs::generic_id(), JobSpec::Lru, targets(proxy)).await?,

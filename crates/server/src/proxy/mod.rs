@@ -6,6 +6,7 @@ mod endpoint;
 mod jobs;
 mod membership;
 mod moss;
+mod remote_list;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -55,6 +56,8 @@ pub struct Proxy {
     requests: std::sync::atomic::AtomicU64,
     /// Jobs this proxy launched: who runs them, how they ended.
     jobs: jobs::JobTable,
+    /// Held while a remote bucket is looked up in its cloud: many first requests, one lookup.
+    remote_add: tokio::sync::Mutex<()>,
 }
 
 /// A running proxy.
@@ -70,6 +73,7 @@ pub async fn start_proxy(
     listener: TcpListener,
     data_dir: &Path,
     advertise: Option<&str>,
+    cloud: moss_backend::CloudEnv,
     cancel: CancellationToken,
 ) -> anyhow::Result<ProxyHandle> {
     std::fs::create_dir_all(data_dir)
@@ -79,7 +83,7 @@ pub async fn start_proxy(
     let meta = load_meta(data_dir, &id, &url)?;
     let known_targets: Vec<String> = meta.smap.tmap.keys().cloned().collect();
     let proxy = Arc::new(Proxy {
-        shared: Shared::new(&id, &url, 'p', meta, cancel.clone()),
+        shared: Shared::new(&id, &url, 'p', meta, cloud, cancel.clone()),
         data_dir: data_dir.to_path_buf(),
         last_seen: Mutex::new(
             known_targets
@@ -90,6 +94,7 @@ pub async fn start_proxy(
         modify_lock: tokio::sync::Mutex::new(()),
         requests: Default::default(),
         jobs: jobs::JobTable::default(),
+        remote_add: tokio::sync::Mutex::new(()),
     });
     proxy.persist(&proxy.shared.meta())?;
     tokio::spawn(membership::track_keepalives(proxy.clone()));
@@ -240,8 +245,15 @@ async fn handle(
         ProxyEndpoint::BucketDelete { bucket } => {
             buckets::bucket_delete(proxy, &bucket, &query, req).await
         }
+        ProxyEndpoint::BucketPatch { bucket } => {
+            buckets::set_props(proxy, &bucket, &query, req).await
+        }
         ProxyEndpoint::Object { bucket, objname } => {
-            match redirect_object(proxy, &bucket, &objname, &query, &req) {
+            let known = match url_bucket(&bucket, &query) {
+                Ok(bck) => require_bucket(proxy, &bck).await,
+                Err(e) => Err(e),
+            };
+            match known.and_then(|()| redirect_object(proxy, &bucket, &objname, &query, &req)) {
                 Ok(response) => finish_unread_body(proxy, req, response).await,
                 Err(e) => {
                     crate::http::drain_body(req.into_body(), crate::http::ERROR_DRAIN_LIMIT).await;
@@ -341,13 +353,41 @@ pub(crate) fn unsupported(action: &str) -> ApiError {
     ApiError::bad_request(format!("unsupported bucket action {action:?}"))
 }
 
-/// Fails with the SDK-recognized 404 unless the bucket exists.
-pub fn require_bucket(proxy: &Proxy, bck: &Bck) -> Result<(), ApiError> {
+/// Fails with the SDK-recognized 404 unless the bucket exists. A remote bucket seen for the first
+/// time joins the bucket metadata if the cloud has it (AIStore's on-the-fly add).
+pub async fn require_bucket(proxy: &Proxy, bck: &Bck) -> Result<(), ApiError> {
     if proxy.shared.bmd.load().get(bck).is_some() {
-        Ok(())
-    } else {
-        Err(ApiError::no_bucket(&bck.cname()))
+        return Ok(());
     }
+    if bck.provider == moss_types::Provider::Ais {
+        return Err(ApiError::no_bucket(&bck.cname()));
+    }
+    add_remote_bucket(proxy, bck).await
+}
+
+/// Checks that the cloud holds the bucket, then adds it with the defaults for remote buckets.
+async fn add_remote_bucket(proxy: &Proxy, bck: &Bck) -> Result<(), ApiError> {
+    let _one_at_a_time = proxy.remote_add.lock().await;
+    if proxy.shared.bmd.load().get(bck).is_some() {
+        return Ok(());
+    }
+    let backend = proxy.shared.backends.for_bucket(bck, &Default::default())?;
+    let info = backend.head_bucket().await?;
+    proxy
+        .modify(|meta| {
+            let key = bck.uname_prefix();
+            if meta.bmd.buckets.contains_key(&key) {
+                return Ok(());
+            }
+            let mut props =
+                moss_types::smap::BucketProps::new(bck.clone(), now_nanos(), new_bid(&meta.bmd));
+            props.versioning.enabled = info.versioning;
+            meta.bmd.buckets.insert(key, props);
+            Ok(())
+        })
+        .await?;
+    tracing::info!(bucket = %bck, "remote bucket added");
+    Ok(())
 }
 
 /// Redirect markers: `pid=<proxy id>&utm=<unix nanos, base36>`.
@@ -401,7 +441,6 @@ fn redirect_object(
 ) -> Result<Response, ApiError> {
     let bck = url_bucket(bucket, query)?;
     names::validate_objname(objname).map_err(ApiError::bad_request)?;
-    require_bucket(proxy, &bck)?;
     let smap = proxy.shared.smap.load();
     let owner = moss_cluster::owner_of_object(&smap, &bck, objname)
         .ok_or_else(|| ApiError::unavailable("no targets in the cluster"))?;

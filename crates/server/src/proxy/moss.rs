@@ -22,7 +22,7 @@ pub async fn getbatch(
     let default_bck = match bucket {
         Some(name) => {
             let bck = url_bucket(name, query)?;
-            require_bucket(proxy, &bck)?;
+            require_bucket(proxy, &bck).await?;
             Some(bck)
         }
         None => None,
@@ -33,7 +33,7 @@ pub async fn getbatch(
     let (_, entries) = validate(&body, default_bck.as_ref())?;
     let referenced: BTreeSet<&Bck> = entries.iter().map(|e| &e.bck).collect();
     for bck in referenced {
-        require_bucket(proxy, bck)?;
+        require_bucket(proxy, bck).await?;
     }
     let smap = proxy.shared.smap.load();
     let dt = if coloc >= 1 {

@@ -36,6 +36,11 @@ pub enum TargetEndpoint {
     List {
         bucket: String,
     },
+    /// `POST /v1/internal/list/<b>` with a JSON list of names: which of them this target holds,
+    /// with their local metadata (remote listings mark cached objects with it).
+    Present {
+        bucket: String,
+    },
     /// `PUT /v1/internal/bulk/<b>`: many objects in one body (copy jobs).
     BulkPut {
         bucket: String,
@@ -92,6 +97,11 @@ impl TargetEndpoint {
                     bucket: decode_component(bucket)?,
                 },
             ),
+            ["internal", "list", bucket] if *method == Method::POST => {
+                Ok(TargetEndpoint::Present {
+                    bucket: decode_component(bucket)?,
+                })
+            }
             ["internal", "list", bucket] => only(
                 method,
                 Method::GET,

@@ -7,6 +7,7 @@ mod join;
 mod moss;
 mod objects;
 mod rebalance;
+mod remote;
 mod xact;
 
 use std::net::SocketAddr;
@@ -50,7 +51,12 @@ pub struct TargetOptions {
     /// URL other nodes use to reach this target; defaults to the listener's address (the host's
     /// primary address when listening on all interfaces).
     pub advertise_url: Option<String>,
+    /// Credentials and endpoints of the clouds behind remote buckets.
+    pub cloud: moss_backend::CloudEnv,
 }
+
+/// Largest list of names one presence check may carry (a page of a remote listing).
+const PRESENT_BODY_LIMIT: usize = 16 << 20;
 
 /// The target node.
 pub struct Target {
@@ -66,6 +72,8 @@ pub struct Target {
     pub jobs: Arc<Registry>,
     /// Wakes the rebalancer after a cluster-map change.
     rebalance_kick: Notify,
+    /// Cold GETs of remote objects in flight.
+    cold: remote::Cold,
 }
 
 /// A running target.
@@ -108,7 +116,14 @@ pub async fn start_target(
         },
     };
     let store = Arc::new(store);
-    let shared = Arc::new(Shared::new(&id, &url, 't', empty, cancel.clone()));
+    let shared = Arc::new(Shared::new(
+        &id,
+        &url,
+        't',
+        empty,
+        opts.cloud.clone(),
+        cancel.clone(),
+    ));
     let reader = Arc::new(LocalReader::new(store.clone()));
     let jobs = Registry::new(&shared.name, cancel.clone());
     let target = Arc::new(Target {
@@ -120,7 +135,12 @@ pub async fn start_target(
         metrics: ObjectMetrics::default(),
         jobs,
         rebalance_kick: Notify::new(),
+        cold: remote::Cold::default(),
     });
+    target.reader.set_fill(Arc::new(remote::Filler {
+        target: Arc::downgrade(&target),
+        handle: tokio::runtime::Handle::current(),
+    }));
     let router = Router::new().fallback(dispatch).with_state(target.clone());
     let task = tokio::spawn(node::serve(listener, router, cancel));
     tokio::spawn(join::stay_registered(target.clone()));
@@ -254,6 +274,11 @@ async fn handle(
         TargetEndpoint::List { bucket } => {
             target.check_intra(&req)?;
             objects::list(target, &bucket, &query).await
+        }
+        TargetEndpoint::Present { bucket } => {
+            target.check_intra(&req)?;
+            let body = crate::http::read_body(req.into_body(), PRESENT_BODY_LIMIT).await?;
+            objects::present(target, &bucket, &query, &body).await
         }
         TargetEndpoint::Moss { bucket } => {
             moss::getbatch(target, bucket.as_deref(), &query, req).await

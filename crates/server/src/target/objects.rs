@@ -151,6 +151,19 @@ async fn get(
     }
     let archmime = query.str(headers::QP_ARCHMIME).to_string();
     let range_header = header_str(req_headers, header::RANGE.as_str()).map(str::to_string);
+    if bck.provider != moss_types::Provider::Ais
+        && !internal
+        && let Some(response) = super::remote::get(
+            target,
+            &bck,
+            objname,
+            query,
+            archpath.is_empty() && range_header.is_none(),
+        )
+        .await?
+    {
+        return Ok(response);
+    }
     if archpath.is_empty()
         && range_header.is_none()
         && let Some(response) = get_cached(target, &bck, objname)
@@ -408,6 +421,9 @@ async fn head(
                     )
                     .await
                 }
+                None if bck.provider != moss_types::Provider::Ais => {
+                    super::remote::head_absent(target, &bck, objname).await
+                }
                 None => Err(ApiError::from_store(
                     StoreError::NotFound,
                     &cname(&bck, objname),
@@ -459,6 +475,24 @@ async fn put(
     let declared = header_str(req.headers(), header::CONTENT_LENGTH.as_str())
         .and_then(|v| v.parse::<u64>().ok());
     let custom = custom_metadata(req.headers());
+    if bck.provider != moss_types::Provider::Ais && !only_if_absent {
+        let body = req
+            .into_body()
+            .into_data_stream()
+            .map(|chunk| chunk.map_err(|e| format!("request body failed: {e}")));
+        let written = async {
+            let txn = spool(target.store.clone(), bck.clone(), objname.to_string(), body).await?;
+            super::remote::write_through(target, &bck, objname, txn, custom).await
+        }
+        .await;
+        return match written {
+            Ok(meta) => Ok(put_done(target, query, internal, &meta)),
+            Err(e) => {
+                inc(&target.metrics.err_put_count, 1);
+                Err(e)
+            }
+        };
+    }
     let store = target.store.clone();
     let (b, name) = (bck.clone(), objname.to_string());
     let result = if declared.is_some_and(|n| n <= SMALL_OBJECT) {
@@ -477,27 +511,42 @@ async fn put(
     }
     .map_err(|e| ApiError::internal(format!("write task failed: {e}")))?;
     match result {
-        Ok(Some(meta)) => {
-            inc(&target.metrics.put_count, 1);
-            inc(&target.metrics.put_bytes, meta.size);
-            if internal && let Some(job) = query.get("xid").and_then(|id| target.jobs.get(id)) {
-                job.add_in(1, meta.size);
-            }
-            let mut response = StatusCode::OK.into_response();
-            let h = response.headers_mut();
-            h.insert(headers::CHECKSUM_TYPE, HeaderValue::from_static(CKSUM_TYPE));
-            if let Ok(v) = HeaderValue::from_str(&meta.cksum) {
-                h.insert(headers::CHECKSUM_VALUE, v);
-            }
-            h.insert(headers::VERSION, HeaderValue::from(meta.version));
-            Ok(response)
-        }
+        Ok(Some(meta)) => Ok(put_done(target, query, internal, &meta)),
         Ok(None) => Ok(StatusCode::OK.into_response()),
         Err(e) => {
             inc(&target.metrics.err_put_count, 1);
             Err(ApiError::from_store(e, &cname(&bck, objname)))
         }
     }
+}
+
+/// Counts a finished write and answers it with the new object's checksum and version.
+fn put_done(
+    target: &Target,
+    query: &Query,
+    internal: bool,
+    meta: &moss_storage::ObjMeta,
+) -> Response {
+    inc(&target.metrics.put_count, 1);
+    inc(&target.metrics.put_bytes, meta.size);
+    if internal && let Some(job) = query.get("xid").and_then(|id| target.jobs.get(id)) {
+        job.add_in(1, meta.size);
+    }
+    let mut response = StatusCode::OK.into_response();
+    let h = response.headers_mut();
+    h.insert(headers::CHECKSUM_TYPE, HeaderValue::from_static(CKSUM_TYPE));
+    if let Ok(v) = HeaderValue::from_str(&meta.cksum) {
+        h.insert(headers::CHECKSUM_VALUE, v);
+    }
+    let version = meta
+        .custom
+        .get(super::remote::MD_VERSION)
+        .cloned()
+        .unwrap_or_else(|| meta.version.to_string());
+    if let Ok(v) = HeaderValue::from_str(&version) {
+        h.insert(headers::VERSION, v);
+    }
+    response
 }
 
 /// Time a copy to another target may take beyond one second per MiB.
@@ -692,6 +741,55 @@ async fn stream_put(
     writer.await
 }
 
+/// Writes a stream into an uncommitted write transaction (a work file) on a blocking thread; the
+/// caller commits it (or drops it, which removes the work file). Fails if the stream fails.
+pub(crate) async fn spool<S>(
+    store: Arc<moss_storage::Store>,
+    bck: Bck,
+    objname: String,
+    body: S,
+) -> Result<moss_storage::PutTxn, ApiError>
+where
+    S: futures::Stream<Item = Result<Bytes, String>> + Send,
+{
+    let cname = format!("{}/{objname}", bck.cname());
+    let (tx, mut rx) = mpsc::channel::<Bytes>(8);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut txn = store.begin_put(&bck, &objname)?;
+        while let Some(data) = rx.blocking_recv() {
+            txn.write(&data)?;
+        }
+        Ok::<_, StoreError>(txn)
+    });
+    let mut body = std::pin::pin!(body);
+    let mut failed = None;
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(data) => {
+                if tx.send(data).await.is_err() {
+                    break;
+                }
+            }
+            Err(e) => {
+                failed = Some(e);
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let txn = writer
+        .await
+        .map_err(|e| ApiError::internal(format!("write task failed: {e}")))?
+        .map_err(|e| ApiError::from_store(e, &cname))?;
+    match failed {
+        Some(e) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("{cname}: {e}"),
+        )),
+        None => Ok(txn),
+    }
+}
+
 fn custom_metadata(h: &HeaderMap) -> BTreeMap<String, String> {
     h.get_all(headers::CUSTOM_MD)
         .iter()
@@ -715,6 +813,16 @@ async fn delete(
             cname(&bck, objname)
         )));
     }
+    // As AIStore: the cloud first, then the cached copy whatever the cloud said; an eviction
+    // (`evict=true`) leaves the cloud alone.
+    let in_cloud = if bck.provider != moss_types::Provider::Ais
+        && !internal
+        && !crate::http::parse_bool(query.str("evict"))
+    {
+        Some(super::remote::delete(target, &bck, objname).await)
+    } else {
+        None
+    };
     let store = target.store.clone();
     let (b, name) = (bck.clone(), objname.to_string());
     let local = tokio::task::spawn_blocking(move || store.delete(&b, &name))
@@ -728,6 +836,11 @@ async fn delete(
     if !internal {
         // Copies not yet moved by a rebalance must go too, or they would come back.
         deleted |= delete_on_neighbors(target, &bck, objname).await;
+    }
+    match in_cloud {
+        Some(Err(e)) => return Err(e),
+        Some(Ok(())) => return Ok(StatusCode::OK.into_response()),
+        None => {}
     }
     if deleted {
         Ok(StatusCode::OK.into_response())
@@ -781,6 +894,43 @@ pub async fn list(target: &Arc<Target>, bucket: &str, query: &Query) -> Result<R
     .map_err(|e| ApiError::internal(format!("list task failed: {e}")))?
 }
 
+/// `POST /v1/internal/list/<b>`: the entries of the named objects this target holds, with local
+/// metadata and the cached flag.
+pub async fn present(
+    target: &Arc<Target>,
+    bucket: &str,
+    query: &Query,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let bck = url_bucket(bucket, query)?;
+    let names: Vec<String> = serde_json::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("invalid list of names: {e}")))?;
+    let store = target.store.clone();
+    let id = target.shared.id.clone();
+    tokio::task::spawn_blocking(move || {
+        let listed: Vec<ListedObject> = names
+            .into_iter()
+            .filter_map(|name| {
+                let handle = store.open_object(&bck, &name).ok()?;
+                Some(ListedObject {
+                    size: handle.meta.size,
+                    atime_ns: Some(handle.atime_secs() * 1_000_000_000),
+                    mountpath: handle.mountpath,
+                    meta: Some(handle.meta),
+                    name,
+                })
+            })
+            .collect();
+        let mut entries = listed_entries(&store, &id, listed, true);
+        for e in &mut entries {
+            e.flags |= moss_types::lso::ENTRY_CACHED;
+        }
+        json_response(&entries)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("list task failed: {e}")))
+}
+
 fn listed_entries(
     store: &Store,
     id: &str,
@@ -795,10 +945,11 @@ fn listed_entries(
                 name: o.name,
                 size: o.size,
                 checksum: meta.cksum,
-                version: if meta.version == 0 {
-                    String::new()
-                } else {
-                    meta.version.to_string()
+                // A cached remote object shows the cloud's version.
+                version: match meta.custom.get(super::remote::MD_VERSION) {
+                    Some(remote) => remote.clone(),
+                    None if meta.version == 0 => String::new(),
+                    None => meta.version.to_string(),
                 },
                 atime: o.atime_ns.map(rfc822_utc).unwrap_or_default(),
                 location: if with_meta {

@@ -1,10 +1,11 @@
-//! `delete-listrange`: this target removes its objects of a list, range or prefix.
+//! `delete-listrange` (and `evict-listrange`, the same for a remote bucket's cached copies):
+//! this target removes its objects of a list, range or prefix.
 use std::sync::Arc;
 
 use moss_jobs::{Job, JobDesc, RegisterError, worker_fn};
 use moss_storage::StoreError;
 use moss_types::Bck;
-use moss_types::jobs::{DELETE_OBJECTS, Selection};
+use moss_types::jobs::Selection;
 
 use super::{Scope, missing, selected_names};
 use crate::target::Target;
@@ -13,11 +14,12 @@ use crate::target::objects::delete_on_neighbors;
 pub fn start(
     target: &Arc<Target>,
     id: String,
+    kind: &'static str,
     bck: Bck,
     selection: Selection,
 ) -> Result<Arc<Job>, RegisterError> {
     let target = target.clone();
-    let job_desc = JobDesc::new(id, DELETE_OBJECTS).bck(&bck).workers(1);
+    let job_desc = JobDesc::new(id, kind).bck(&bck).workers(1);
     target.jobs.clone().start(
         job_desc,
         worker_fn(move |job: Arc<Job>| async move {

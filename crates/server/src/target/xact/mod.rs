@@ -4,6 +4,7 @@ mod archive;
 mod copy;
 mod delete;
 mod maintenance;
+mod remote;
 pub mod rename;
 mod summary;
 
@@ -11,7 +12,9 @@ use std::sync::Arc;
 
 use moss_jobs::{Job, RegisterError};
 use moss_types::Bck;
-use moss_types::jobs::{JobSpec, JobStart, Selection};
+use moss_types::jobs::{
+    DELETE_OBJECTS, EVICT_OBJECTS, EVICT_REMOTE_BCK, JobSpec, JobStart, Selection,
+};
 use tokio::sync::mpsc;
 
 use super::Target;
@@ -33,7 +36,30 @@ pub fn start(target: &Arc<Target>, start: JobStart) -> Result<(), ApiError> {
     let registered = match spec {
         JobSpec::Lru => maintenance::start_lru(target, id),
         JobSpec::Cleanup => maintenance::start_cleanup(target, id),
-        JobSpec::Delete { bck, selection } => delete::start(target, id, bck, selection),
+        JobSpec::Delete { bck, selection } if bck.provider != moss_types::Provider::Ais => {
+            remote::start_delete(target, id, bck, selection)
+        }
+        JobSpec::Delete { bck, selection } => {
+            delete::start(target, id, DELETE_OBJECTS, bck, selection)
+        }
+        JobSpec::Evict {
+            bck,
+            selection,
+            whole_bucket,
+        } => {
+            let kind = if whole_bucket {
+                EVICT_REMOTE_BCK
+            } else {
+                EVICT_OBJECTS
+            };
+            delete::start(target, id, kind, bck, selection)
+        }
+        JobSpec::Prefetch {
+            bck,
+            selection,
+            latest,
+            workers: n,
+        } => remote::start_prefetch(target, id, bck, selection, latest, workers(n)),
         JobSpec::CopyObjects {
             src,
             dst,
