@@ -141,3 +141,76 @@ def http():
     """A plain `requests` session for what the SDK cannot express."""
     with requests.Session() as session:
         yield session
+
+
+# --------------------------------------------------------------------------------------------
+# remote (S3) buckets: moto, started by scripts/test.sh (scripts/emulators.sh)
+
+S3_ENV_HINT = (
+    "MOSS_S3_ENDPOINT is not set: the remote-bucket tests need the S3 emulator. Run them through "
+    "`scripts/test.sh python`, or by hand: scripts/setup-emulators.sh && "
+    "scripts/emulators.sh start DIR && source DIR/env.sh (then start pytest from that shell, "
+    "so the moss cluster it launches inherits the AWS_* variables)"
+)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> str:
+    """The S3 emulator's URL (moto) from scripts/emulators.sh's env.sh."""
+    url = os.environ.get("MOSS_S3_ENDPOINT")
+    if not url:
+        pytest.fail(S3_ENV_HINT, pytrace=False)
+    return url.rstrip("/")
+
+
+@pytest.fixture(scope="session")
+def s3(s3_endpoint):
+    """A boto3 S3 client aimed explicitly at the emulator (AWS_ENDPOINT_URL is not exported)."""
+    import boto3  # pylint: disable=import-outside-toplevel
+    from botocore.config import Config  # pylint: disable=import-outside-toplevel
+
+    s3_client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name=os.environ.get("AWS_REGION", "us-east-1"),
+        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
+        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
+        config=Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 1},
+                      s3={"addressing_style": "path"}),
+    )
+    try:
+        s3_client.list_buckets()
+    except Exception as err:  # pylint: disable=broad-except
+        pytest.fail(f"S3 emulator at {s3_endpoint} does not answer: {err}\n{S3_ENV_HINT}",
+                    pytrace=False)
+    return s3_client
+
+
+def _empty_and_delete_s3_bucket(s3_client, name: str) -> None:
+    paginator = s3_client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=name):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            s3_client.delete_objects(Bucket=name, Delete={"Objects": keys})
+    s3_client.delete_bucket(Bucket=name)
+
+
+@pytest.fixture
+def s3_bucket(s3):
+    """A fresh, empty S3 bucket (in the emulator) for one test; emptied and deleted afterwards."""
+    name = unique_bucket_name("moss-pyt")
+    s3.create_bucket(Bucket=name)
+    yield name
+    _empty_and_delete_s3_bucket(s3, name)
+
+
+@pytest.fixture
+def remote_bucket(client, s3_bucket):
+    """The SDK Bucket (provider aws) for this test's fresh S3 bucket. Afterwards the cluster
+    forgets it (bucket evict: cached data and bucket metadata) before the S3 bucket goes."""
+    bucket = client.bucket(s3_bucket, provider="aws")
+    yield bucket
+    try:
+        bucket.evict(keep_md=False)
+    except Exception as err:  # pylint: disable=broad-except
+        logging.getLogger(__name__).warning("evicting %s: %s", s3_bucket, err)

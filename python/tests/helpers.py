@@ -341,3 +341,31 @@ def raw_request(method: str, url: str, body: bytes = b"", max_redirects: int = 5
 def chunks(items: Sequence, size: int) -> Iterable[Sequence]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+# --------------------------------------------------------------------------------------------
+# S3 (boto3) side of the remote-bucket tests
+
+
+def s3_put_objects(s3_client, bucket: str, contents: Dict[str, bytes], workers: int = 8) -> None:
+    """PUTs every object straight into S3 with boto3 (out of band: the cluster does not see it)."""
+
+    def put(item: Tuple[str, bytes]) -> None:
+        name, data = item
+        s3_client.put_object(Bucket=bucket, Key=name, Body=data)
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in pool.map(put, contents.items()):
+            pass
+
+
+def s3_listing(s3_client, bucket: str, prefix: str = "") -> List[Tuple[str, int]]:
+    """(key, size) of every object S3 itself lists, in S3's order."""
+    found = []
+    for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        found.extend((o["Key"], o["Size"]) for o in page.get("Contents", []))
+    return found
+
+
+def s3_get(s3_client, bucket: str, key: str) -> bytes:
+    return s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()

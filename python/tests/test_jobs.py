@@ -374,9 +374,11 @@ def test_object_group_validation(client, bucket, endpoint):
     assert_error_body(resp, 404)
     # evict and prefetch are for remote buckets only (the SDK refuses them before sending)
     resp = action(endpoint, "DELETE", bucket.name, "evict-listrange", {"objnames": ["obj-00"]})
-    assert "not a remote bucket" in assert_error_body(resp, 400)["message"]
+    message = assert_error_body(resp, 400)["message"]
+    assert message == f"evict-listrange: expecting remote bucket (have ais://{bucket.name})"
     resp = action(endpoint, "POST", bucket.name, "prefetch-listrange", {"objnames": ["obj-00"]})
-    assert "not a remote bucket" in assert_error_body(resp, 400)["message"]
+    message = assert_error_body(resp, 400)["message"]
+    assert message == f"prefetch-listrange: expecting remote bucket (have ais://{bucket.name})"
 
 
 # --------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ pub struct ClusterConfig {
     pub get_batch: GetBatchConfig,
     #[serde(default)]
     pub keepalive: KeepaliveConfig,
+    #[serde(default)]
+    pub space: SpaceConfig,
     #[serde(default, with = "crate::smap::string_u64")]
     pub config_version: u64,
 }
@@ -59,6 +61,25 @@ impl GetBatchConfig {
     }
 }
 
+/// `space.*`: capacity watermarks (percent of a mountpath's file system). The `lru` job evicts
+/// cached copies of remote buckets' objects, least recently used first, from a mountpath above
+/// `highwm` until it is at `lowwm`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpaceConfig {
+    pub highwm: i64,
+    pub lowwm: i64,
+}
+
+impl Default for SpaceConfig {
+    fn default() -> Self {
+        SpaceConfig {
+            highwm: 90,
+            lowwm: 75,
+        }
+    }
+}
+
 /// `keepalive.*`: target liveness tracking.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -83,6 +104,7 @@ impl Default for ClusterConfig {
         ClusterConfig {
             get_batch: GetBatchConfig::default(),
             keepalive: KeepaliveConfig::default(),
+            space: SpaceConfig::default(),
             config_version: 1,
         }
     }
@@ -139,6 +161,13 @@ impl ClusterConfig {
 
     /// Checks ranges of every knob.
     pub fn validate(&self) -> Result<(), String> {
+        let space = &self.space;
+        if !(0 <= space.lowwm && space.lowwm < space.highwm && space.highwm <= 100) {
+            return Err(format!(
+                "invalid space.lowwm={} / space.highwm={} (expecting 0 <= lowwm < highwm <= 100)",
+                space.lowwm, space.highwm
+            ));
+        }
         let gb = &self.get_batch;
         if gb.max_soft_errs < 0 {
             return Err(format!(

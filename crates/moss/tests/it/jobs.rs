@@ -631,7 +631,7 @@ async fn bad_job_requests_are_4xx_and_change_nothing() {
             json!({"objnames": ["a"]}),
             "",
             400,
-            "not a remote bucket",
+            "evict-listrange: expecting remote bucket (have ais://b)",
         ),
         (
             post.clone(),

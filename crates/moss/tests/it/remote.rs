@@ -758,3 +758,55 @@ async fn a_bucket_that_validates_warm_gets_follows_the_cloud() {
     );
     sb.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lru_above_the_high_watermark_evicts_only_cached_remote_objects() {
+    let cloud = Cloud::of(Provider::Aws);
+    let sb = cluster(&cloud).await;
+    sb.api.create_bucket("keep").await;
+    sb.api.put("keep", "mine", data(1, 4000)).await;
+    let p = fresh_prefix("lru");
+    for i in 0..6 {
+        let name = format!("{p}{i}");
+        cloud.put(&name, &data(i, 3000)).await;
+        let r = http()
+            .get(object_url(&sb, &cloud, &name))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.bytes().await.unwrap().len(), 3000);
+    }
+    async fn cached(sb: &ClusterSandbox, cloud: &Cloud, p: &str) -> usize {
+        names_of(&list(sb, cloud, json!({"prefix": p, "flags": "1"})).await).len()
+    }
+    assert_eq!(cached(&sb, &cloud, &p).await, 6);
+    // Any real file system is above 1% used: everything evictable must go.
+    sb.api.set_config("space.lowwm", "0").await;
+    sb.api.set_config("space.highwm", "1").await;
+    let r = http()
+        .put(format!("{}/v1/cluster", sb.endpoint()))
+        .json(&json!({"action": "start", "value": {"ID": "", "Kind": "lru"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.text().await.unwrap();
+    assert_eq!(job_wait(&sb, id.trim_matches('"')).await["err"], "");
+    assert_eq!(
+        cached(&sb, &cloud, &p).await,
+        0,
+        "cached remote objects evicted"
+    );
+    assert_eq!(
+        sb.api.get_bytes("keep", "mine").await.as_ref(),
+        &data(1, 4000)[..]
+    );
+    // The cloud still has them: the next read fetches again.
+    let r = http()
+        .get(object_url(&sb, &cloud, &format!("{p}0")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &data(0, 3000)[..]);
+    sb.shutdown().await;
+}

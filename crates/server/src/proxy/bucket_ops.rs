@@ -43,9 +43,10 @@ fn all_targets(proxy: &Proxy) -> Vec<Snode> {
     proxy.shared.smap.load().tmap.values().cloned().collect()
 }
 
+/// AIStore's answer to evict/prefetch of an `ais` bucket.
 fn remote_only(action: &str, bck: &Bck) -> ApiError {
     ApiError::bad_request(format!(
-        "{action}: {} is not a remote bucket (evicting and prefetching apply to buckets with a remote backend only)",
+        "{action}: expecting remote bucket (have {})",
         bck.cname()
     ))
 }
@@ -136,11 +137,7 @@ async fn prefetch(
 ) -> Result<Response, ApiError> {
     require_bucket(proxy, bck).await?;
     if bck.provider == Provider::Ais {
-        return Err(ApiError::bad_request(format!(
-            "{}: expecting remote bucket (have {})",
-            jobs::PREFETCH_OBJECTS,
-            bck.cname()
-        )));
+        return Err(remote_only(jobs::PREFETCH_OBJECTS, bck));
     }
     let msg: PrefetchMsg = value_of(value, "prefetch")?;
     let spec = JobSpec::Prefetch {
@@ -159,11 +156,7 @@ async fn prefetch(
 /// targets drop its data, as for a destroyed bucket (the next access adds it again).
 async fn evict_bucket(proxy: &Arc<Proxy>, bck: &Bck, query: &Query) -> Result<Response, ApiError> {
     if bck.provider == Provider::Ais {
-        return Err(ApiError::bad_request(format!(
-            "{}: expecting remote bucket (have {})",
-            jobs::EVICT_REMOTE_BCK,
-            bck.cname()
-        )));
+        return Err(remote_only(jobs::EVICT_REMOTE_BCK, bck));
     }
     if proxy.shared.bmd.load().get(bck).is_none() {
         return Err(ApiError::no_bucket(&bck.cname()));
