@@ -149,6 +149,7 @@ impl Default for Timeouts {
 
 /// The backends of one node: built on first use per bucket and kept.
 pub struct Backends {
+    #[cfg_attr(not(feature = "cloud"), allow(dead_code))]
     env: CloudEnv,
     timeouts: Timeouts,
     built: Mutex<HashMap<(Bck, Overrides), Arc<dyn Backend>>>,
@@ -194,6 +195,7 @@ impl Backends {
 
     #[cfg(not(feature = "cloud"))]
     fn build(&self, bck: &Bck, _overrides: &Overrides) -> Result<Box<dyn Backend>> {
+        let _ = self.timeouts;
         Err(BackendError::NotConfigured(format!(
             "failed to lookup bucket {}, err: this moss build has no cloud backends (feature \"cloud\")",
             bck.cname()
