@@ -5,6 +5,9 @@
 #   scripts/bench.sh                   full run: about a minute of cells plus ~15-20 s of setup
 #   scripts/bench.sh --quick           smoke run on tiny data (seconds)
 #   scripts/bench.sh --jobs            the job cells instead (copy, archive, delete of 100,000 objects)
+#   scripts/bench.sh --remote          the remote-bucket cells instead: GetBatch over s3:// buckets
+#                                      held by a local s3s-fs, cold and warm, vs a direct S3 client
+#                                      (installs s3s-fs 0.14.1 into .tools/s3s-fs once; ~3-4 min)
 #   scripts/bench.sh --sizes 10k       only some object sizes; any other moss-bench flag works too
 #   scripts/bench.sh --help            moss-bench's own flags
 #
@@ -25,7 +28,7 @@ cd "$root"
 
 for arg in "$@"; do
     if [ "$arg" = "-h" ] || [ "$arg" = "--help" ]; then
-        sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'
         echo
     fi
 done
@@ -66,11 +69,42 @@ install_nginx() {
     [ "$ok" -eq 1 ]
 }
 
+# s3s-fs for --remote: the newest release that builds with the toolchain here (0.15 and later
+# need rustc 1.96). Not part of CI: only this script installs it.
+S3S_FS_VERSION="${S3S_FS_VERSION:-0.14.1}"
+s3s_root="$root/.tools/s3s-fs"
+
+install_s3s_fs() {
+    local bin="$s3s_root/bin/s3s-fs"
+    if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -qx "s3s-fs $S3S_FS_VERSION"; then
+        return 0
+    fi
+    echo "bench.sh: installing s3s-fs $S3S_FS_VERSION into $s3s_root (cargo install, a few minutes)" >&2
+    cargo install s3s-fs --locked --version "$S3S_FS_VERSION" --features binary --root "$s3s_root" >&2
+}
+
 extra=()
 want_nginx=1
+remote=0
 for arg in "$@"; do
     [ "$arg" = "--no-nginx" ] && want_nginx=0
+    [ "$arg" = "--remote" ] && remote=1 && want_nginx=0
 done
+if [ "$remote" -eq 1 ]; then
+    install_s3s_fs
+    extra+=(--s3s-fs "$s3s_root/bin/s3s-fs")
+    # The previous run deleted ~150,000 files when it ended; on ext4 without a journal, creating
+    # files near them stays slow for up to 5 minutes (see docs/benchmark.md, "Remote buckets"),
+    # which would halve the cold epoch. BENCH_REMOTE_NO_WAIT=1 skips the wait.
+    last="$root/bench-out/remote.json"
+    if [ -z "${BENCH_REMOTE_NO_WAIT:-}" ] && [ -f "$last" ]; then
+        age=$(( $(date +%s) - $(stat -c %Y "$last") ))
+        if [ "$age" -lt 300 ]; then
+            echo "bench.sh: the last --remote run ended ${age} s ago: waiting $((300 - age)) s for the file system to settle" >&2
+            sleep $((300 - age))
+        fi
+    fi
+fi
 if [ "$want_nginx" -eq 1 ] && ! have_nginx; then
     if ! install_nginx || ! have_nginx; then
         echo "bench.sh: could not install nginx: running without the nginx cells (--no-nginx)" >&2

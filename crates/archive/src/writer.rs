@@ -677,8 +677,8 @@ fn dos_time(secs: u64) -> (u16, u16) {
 }
 
 /// Days since 1970-01-01 → (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
+/// (Howard Hinnant's `civil_from_days`). Archive headers, HTTP dates and listings share it.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;

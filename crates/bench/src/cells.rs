@@ -278,7 +278,11 @@ pub struct GetOut {
 }
 
 /// Reads a body, checking its length and (for sampled ids) its checksum.
-async fn read_verified(body: hyper::body::Incoming, cat: &Catalog, id: u32) -> Result<(u64, u64)> {
+pub async fn read_verified(
+    body: hyper::body::Incoming,
+    cat: &Catalog,
+    id: u32,
+) -> Result<(u64, u64)> {
     let item = cat.item(id);
     let mut hasher = Catalog::sampled(id).then(|| Xxh64::new(0));
     let mut n = 0u64;

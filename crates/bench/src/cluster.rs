@@ -38,6 +38,11 @@ pub fn free_addr() -> Result<SocketAddr> {
     Ok(l.local_addr()?)
 }
 
+/// Environment changes for the server processes: `(name, Some(value))` sets, `(name, None)`
+/// removes.
+pub type Env<'a> = &'a [(&'a str, Option<&'a str>)];
+
+#[allow(clippy::too_many_arguments)]
 fn spawn(
     pin: &Pinning,
     bin: &Path,
@@ -46,11 +51,18 @@ fn spawn(
     name: &str,
     addr: SocketAddr,
     dir: PathBuf,
+    env: Env<'_>,
 ) -> Result<Proc> {
     let out = File::create(log).with_context(|| format!("create {}", log.display()))?;
     let err = out.try_clone()?;
-    let child = pin
-        .server_command(bin)
+    let mut cmd = pin.server_command(bin);
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let child = cmd
         .args(args)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -75,6 +87,18 @@ impl Cluster {
         logs: &Path,
         n: usize,
     ) -> Result<Cluster> {
+        Cluster::start_with_env(pin, bin, root, logs, n, &[]).await
+    }
+
+    /// [`Cluster::start`] with `env` applied to every node's environment.
+    pub async fn start_with_env(
+        pin: &Pinning,
+        bin: &Path,
+        root: &Path,
+        logs: &Path,
+        n: usize,
+        env: Env<'_>,
+    ) -> Result<Cluster> {
         std::fs::create_dir_all(logs)?;
         let paddr = free_addr()?;
         let pdir = root.join("proxy");
@@ -92,6 +116,7 @@ impl Cluster {
             "proxy",
             paddr,
             pdir,
+            env,
         )?;
         let mut cluster = Cluster {
             proxy,
@@ -120,6 +145,7 @@ impl Cluster {
                 &format!("target{t}"),
                 taddr,
                 tdir,
+                env,
             )?;
             cluster.targets.push(proc);
         }

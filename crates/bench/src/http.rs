@@ -110,7 +110,13 @@ pub struct Peer {
     conns: Vec<Conn>,
 }
 
-async fn connect(addr: SocketAddr) -> Result<http1::SendRequest<Full<Bytes>>> {
+/// One keep-alive HTTP/1.1 connection to `addr` (its driver spawned).
+pub async fn connect<B>(addr: SocketAddr) -> Result<http1::SendRequest<B>>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let stream = TcpStream::connect(addr)
         .await
         .with_context(|| format!("connect {addr}"))?;

@@ -57,59 +57,69 @@ pub async fn run(
     let template = format!("obj-{{{}..{}}}", pad(0, width), pad(n - 1, width));
     let peer = &mut peers[0];
     let mut cells = Vec::new();
-    let steps: Vec<(&'static str, String, Method, &str, &str, Value, String, u64)> = vec![
-        (
-            "J1",
-            "copy bucket (copy-bck)".into(),
-            Method::POST,
-            "jsrc",
-            "copy-bck",
-            json!({"prefix": "", "prepend": ""}),
-            "&bck_to=ais%2F%40%23%2Fjcopy%2F".into(),
-            n as u64,
-        ),
-        (
-            "J2",
-            "copy a template (copy-listrange)".into(),
-            Method::POST,
-            "jsrc",
-            "copy-listrange",
-            json!({"template": template, "tobck": {"name": "jdst", "provider": "ais"}}),
-            String::new(),
-            n as u64,
-        ),
-        (
-            "J3",
-            format!("archive a template into one .tar ({n} members)"),
-            Method::PUT,
-            "jsrc",
-            "archive",
-            json!({"template": template, "archname": "all.tar"}),
-            String::new(),
-            n as u64,
-        ),
-        (
-            "J4",
-            "delete a template (delete-listrange)".into(),
-            Method::DELETE,
-            "jdst",
-            "delete-listrange",
-            json!({"template": template}),
-            String::new(),
-            n as u64,
-        ),
-        (
-            "J5",
-            "delete by prefix (delete-listrange)".into(),
-            Method::DELETE,
-            "jcopy",
-            "delete-listrange",
-            json!({"template": "obj-"}),
-            String::new(),
-            n as u64,
-        ),
+    let steps = vec![
+        Step {
+            id: "J1",
+            what: "copy bucket (copy-bck)".into(),
+            method: Method::POST,
+            bucket: "jsrc",
+            action: "copy-bck",
+            value: json!({"prefix": "", "prepend": ""}),
+            query: "&bck_to=ais%2F%40%23%2Fjcopy%2F".into(),
+            objects: n as u64,
+        },
+        Step {
+            id: "J2",
+            what: "copy a template (copy-listrange)".into(),
+            method: Method::POST,
+            bucket: "jsrc",
+            action: "copy-listrange",
+            value: json!({"template": template, "tobck": {"name": "jdst", "provider": "ais"}}),
+            query: String::new(),
+            objects: n as u64,
+        },
+        Step {
+            id: "J3",
+            what: format!("archive a template into one .tar ({n} members)"),
+            method: Method::PUT,
+            bucket: "jsrc",
+            action: "archive",
+            value: json!({"template": template, "archname": "all.tar"}),
+            query: String::new(),
+            objects: n as u64,
+        },
+        Step {
+            id: "J4",
+            what: "delete a template (delete-listrange)".into(),
+            method: Method::DELETE,
+            bucket: "jdst",
+            action: "delete-listrange",
+            value: json!({"template": template}),
+            query: String::new(),
+            objects: n as u64,
+        },
+        Step {
+            id: "J5",
+            what: "delete by prefix (delete-listrange)".into(),
+            method: Method::DELETE,
+            bucket: "jcopy",
+            action: "delete-listrange",
+            value: json!({"template": "obj-"}),
+            query: String::new(),
+            objects: n as u64,
+        },
     ];
-    for (id, what, method, bucket, action, value, query, objects) in steps {
+    for Step {
+        id,
+        what,
+        method,
+        bucket,
+        action,
+        value,
+        query,
+        objects,
+    } in steps
+    {
         eprintln!("jobs: {id} {what}");
         let cpu0 = sys::total_cpu_ticks(&pids);
         let t0 = Instant::now();
@@ -266,4 +276,16 @@ async fn wait(peer: &mut Peer, proxy: SocketAddr, id: &str) -> Result<Vec<Value>
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// One job cell: the call that starts the job and how many objects it must report done.
+struct Step {
+    id: &'static str,
+    what: String,
+    method: Method,
+    bucket: &'static str,
+    action: &'static str,
+    value: Value,
+    query: String,
+    objects: u64,
 }

@@ -1035,17 +1035,8 @@ fn rfc822_utc(unix_ns: u64) -> String {
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
     ];
     let secs = unix_ns / 1_000_000_000;
-    let (days, of_day) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm), for days ≥ 0.
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
+    let of_day = secs % 86_400;
+    let (year, month, day) = moss_archive::writer::civil_from_days((secs / 86_400) as i64);
     format!(
         "{day:02} {} {:02} {:02}:{:02} UTC",
         MONTHS[(month - 1) as usize],
