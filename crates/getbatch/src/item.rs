@@ -62,6 +62,8 @@ impl ItemError {
             StoreError::NotFound => ItemError::NotFound(format!("{what} does not exist")),
             StoreError::Conflict(m) => ItemError::NotFound(format!("{what} does not exist ({m})")),
             StoreError::Corrupt(m) => ItemError::Corrupt(format!("{what} is corrupted: {m}")),
+            StoreError::Invalid(m) => ItemError::Invalid(format!("{what}: {m}")),
+            StoreError::Missing(m) => ItemError::NotFound(m),
             StoreError::Io(e) => ItemError::Io(format!("{what}: {e}")),
         }
     }

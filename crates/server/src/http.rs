@@ -105,6 +105,8 @@ impl ApiError {
             StoreError::Corrupt(m) => {
                 ApiError::new(StatusCode::GONE, format!("{cname} is corrupted: {m}"))
             }
+            StoreError::Invalid(m) => ApiError::bad_request(m),
+            StoreError::Missing(m) => ApiError::not_found(m),
             StoreError::Io(e) => ApiError::internal(format!("{cname}: {e}")),
         }
     }

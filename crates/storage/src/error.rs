@@ -12,6 +12,13 @@ pub enum StoreError {
     /// The stored bytes do not match the stored checksum or size (410).
     #[error("{0}")]
     Corrupt(String),
+    /// A request the store refuses as given (400), with the reason.
+    #[error("{0}")]
+    Invalid(String),
+    /// Something other than the object itself (an upload, an append session) is not there
+    /// (404), with the text to show.
+    #[error("{0}")]
+    Missing(String),
     /// An I/O failure.
     #[error(transparent)]
     Io(#[from] io::Error),

@@ -3,14 +3,20 @@
 //! threads.
 //!
 //! Layout (AIStore's): `<mountpath>/@<provider>[/<ns>]/<bucket>/%ob/<object name>`; in-flight
-//! writes live in `<mountpath>/.moss-work/` and are renamed into place after fsync.
+//! writes live in `<mountpath>/.moss-work/` and are renamed into place after fsync; multipart
+//! uploads in `<mountpath>/.moss-mpu/<upload id>/` until they are completed.
 
 mod error;
 mod meta;
 mod object;
 mod store;
+mod upload;
 
 pub use error::StoreError;
 pub use meta::{CKSUM_TYPE, ObjMeta, checksum_hex};
 pub use object::{ObjHandle, Verifier};
-pub use store::{ListedObject, PutTxn, Store, WalkedObject};
+pub use store::{ListedObject, PutTxn, Store, WalkedObject, dir_entry};
+pub use upload::{
+    AppendTxn, MAX_PARTS, MD_CHUNKS, PartTxn, RESERVED_KEY, chunk_info, user_custom,
+    validate_upload_id,
+};

@@ -1,5 +1,5 @@
 //! The object store of one target: mountpath selection, atomic writes, reads, listing, removal.
-use std::collections::BinaryHeap;
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -13,7 +13,7 @@ use xxhash_rust::xxh64::Xxh64;
 use crate::{CKSUM_TYPE, ObjHandle, ObjMeta, StoreError, checksum_hex};
 
 /// Directory of in-flight writes inside each mountpath.
-const WORK_DIR: &str = ".moss-work";
+pub(crate) const WORK_DIR: &str = ".moss-work";
 /// Content-type directory of objects inside a bucket directory.
 pub(crate) const OBJ_DIR: &str = "%ob";
 
@@ -21,7 +21,7 @@ pub(crate) const OBJ_DIR: &str = "%ob";
 #[derive(Debug)]
 pub struct Store {
     mountpaths: Vec<Mountpath>,
-    changes: Arc<Changes>,
+    pub(crate) changes: Arc<Changes>,
 }
 
 /// Change stamps, for caches of open objects: a counter per hash slot of (bucket, object) that
@@ -30,7 +30,7 @@ pub struct Store {
 /// *before* it opens an object, and reuses the open object only while the stamp is unchanged,
 /// never serves a version older than the last change it could have seen.
 #[derive(Debug)]
-struct Changes {
+pub(crate) struct Changes {
     slots: Box<[AtomicU64]>,
     epoch: AtomicU64,
     /// Every change of any kind.
@@ -57,7 +57,7 @@ impl Changes {
         epoch.wrapping_add(self.slot(digest).load(Ordering::Acquire))
     }
 
-    fn changed(&self, digest: u64) {
+    pub(crate) fn changed(&self, digest: u64) {
         self.slot(digest).fetch_add(1, Ordering::AcqRel);
         self.total.fetch_add(1, Ordering::AcqRel);
     }
@@ -78,6 +78,8 @@ pub struct ListedObject {
     /// Access time (unix ns; the modification time where atime is unavailable), with metadata.
     pub atime_ns: Option<u64>,
     pub mountpath: usize,
+    /// A virtual directory of a non-recursive listing (`name` ends with `/`).
+    pub is_dir: bool,
 }
 
 impl Store {
@@ -113,10 +115,14 @@ impl Store {
             }
             mountpaths.push(mountpath);
         }
-        Ok(Store {
+        let store = Store {
             mountpaths,
             changes: Arc::new(Changes::new()),
-        })
+        };
+        for i in 0..store.mountpaths.len() {
+            store.mpu_recover(i);
+        }
+        Ok(store)
     }
 
     /// The object's change stamp (see `Changes`): read it before opening the object; a later
@@ -266,7 +272,7 @@ impl Store {
     }
 
     /// A fresh, randomly named path in a mountpath's work directory (emptied at every start).
-    fn work_path(&self, mountpath: usize, kind: &str) -> PathBuf {
+    pub(crate) fn work_path(&self, mountpath: usize, kind: &str) -> PathBuf {
         PathBuf::from(&self.mountpaths[mountpath].path)
             .join(WORK_DIR)
             .join(format!("{kind}.{:016x}", rand::random::<u64>()))
@@ -291,15 +297,31 @@ impl Store {
         let mountpath = self.hrw_mountpath(bck, objname);
         let tmp = self.work_path(mountpath, "put");
         let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        Ok(PutTxn {
+        Ok(self.put_txn(mountpath, bck, objname, file, tmp, Xxh64::new(0), 0))
+    }
+
+    /// A write transaction over a work file that already holds `size` bytes hashed into
+    /// `hasher`, on mountpath `mountpath` (where the object will be renamed to).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn put_txn(
+        &self,
+        mountpath: usize,
+        bck: &Bck,
+        objname: &str,
+        file: File,
+        tmp: PathBuf,
+        hasher: Xxh64,
+        size: u64,
+    ) -> PutTxn {
+        PutTxn {
             file: Some(file),
             committed: false,
             tmp,
             dest: self.path_on(mountpath, bck, objname),
             objdir: self.bucket_dir(mountpath, bck).join(OBJ_DIR),
             objname: objname.to_string(),
-            hasher: Xxh64::new(0),
-            size: 0,
+            hasher,
+            size,
             stale: self
                 .candidates(bck, objname)
                 .into_iter()
@@ -308,7 +330,7 @@ impl Store {
                 .collect(),
             changes: self.changes.clone(),
             digest: moss_cluster::object_digest(bck, objname),
-        })
+        }
     }
 
     /// Removes an object from every mountpath; returns its size (that of the first copy found),
@@ -356,7 +378,9 @@ impl Store {
     }
 
     /// Lists up to `limit` objects of a bucket with names starting with `prefix` and greater than
-    /// `start_after`, in name order, across all mountpaths.
+    /// `start_after`, in name order, across all mountpaths. With `no_recursion`, names one level
+    /// or more below the prefix's level become one directory entry each (`dir/`, AIStore's
+    /// virtual directories), listed in name order among the objects.
     pub fn list(
         &self,
         bck: &Bck,
@@ -364,8 +388,10 @@ impl Store {
         start_after: &str,
         limit: usize,
         with_meta: bool,
+        no_recursion: bool,
     ) -> Result<Vec<ListedObject>, StoreError> {
-        let mut best: BinaryHeap<(String, u64, usize)> = BinaryHeap::new();
+        // The `limit` smallest names seen so far (a directory entry once, whatever it holds).
+        let mut best: BTreeMap<String, (u64, usize, bool)> = BTreeMap::new();
         for i in 0..self.mountpaths.len() {
             let objdir = self.bucket_dir(i, bck).join(OBJ_DIR);
             // Start the walk at the deepest directory the prefix pins down.
@@ -376,33 +402,38 @@ impl Store {
                 objdir.join(dir_part)
             };
             let mut visit = |name: String, md: &fs::Metadata| {
-                if !name.starts_with(prefix) || name.as_str() <= start_after {
+                if !name.starts_with(prefix) {
                     return;
                 }
-                let size = md.len();
+                let (name, size, is_dir) = match no_recursion.then(|| dir_entry(&name, prefix)) {
+                    Some(Some(dir)) => (dir.to_string(), 0, true),
+                    _ => (name, md.len(), false),
+                };
+                if name.as_str() <= start_after || best.contains_key(&name) {
+                    return;
+                }
                 if best.len() < limit {
-                    best.push((name, size, i));
-                } else if best.peek().is_some_and(|top| name < top.0) {
-                    best.pop();
-                    best.push((name, size, i));
+                    best.insert(name, (size, i, is_dir));
+                } else if best.last_key_value().is_some_and(|(top, _)| name < *top) {
+                    best.pop_last();
+                    best.insert(name, (size, i, is_dir));
                 }
             };
             walk_objects(&objdir, &start, &mut visit)?;
         }
         let mut out: Vec<ListedObject> = best
             .into_iter()
-            .map(|(name, size, mountpath)| ListedObject {
+            .map(|(name, (size, mountpath, is_dir))| ListedObject {
                 name,
                 size,
                 meta: None,
                 atime_ns: None,
                 mountpath,
+                is_dir,
             })
             .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        out.dedup_by(|a, b| a.name == b.name);
         if with_meta {
-            for obj in &mut out {
+            for obj in out.iter_mut().filter(|o| !o.is_dir) {
                 let path = self.path_on(obj.mountpath, bck, &obj.name);
                 let Ok(file) = File::open(&path) else {
                     continue;
@@ -679,6 +710,18 @@ pub struct WalkedObject<'a> {
     /// Bytes the file takes on disk (allocated blocks).
     pub on_disk: u64,
     pub mountpath: usize,
+}
+
+/// The directory entry a non-recursive listing under `prefix` shows for object `name` (which
+/// starts with `prefix`), or `None` if the object is at the prefix's level. AIStore's rule: with
+/// `p` the prefix without one trailing `/`, the rest of the name after `p` and one `/`; if that
+/// still holds a `/`, the entry is the name up to and including it.
+pub fn dir_entry<'n>(name: &'n str, prefix: &str) -> Option<&'n str> {
+    let p = prefix.strip_suffix('/').unwrap_or(prefix);
+    let rest = name.get(p.len()..)?;
+    let skip = usize::from(rest.starts_with('/'));
+    let slash = rest[skip..].find('/')?;
+    Some(&name[..p.len() + skip + slash + 1])
 }
 
 /// Removes empty directories below `dir` (never `root` itself); returns how many.

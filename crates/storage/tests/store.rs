@@ -218,25 +218,32 @@ fn listing_is_sorted_paged_and_prefixed() {
         put(&store, &bck, n, n.as_bytes());
     }
     names.sort();
-    let page = store.list(&bck, "", "", 10, false).unwrap();
+    let page = store.list(&bck, "", "", 10, false, false).unwrap();
     assert_eq!(
         page.iter().map(|o| o.name.clone()).collect::<Vec<_>>(),
         names[..10]
     );
-    let next = store.list(&bck, "", &page[9].name, 10, true).unwrap();
+    let next = store
+        .list(&bck, "", &page[9].name, 10, true, false)
+        .unwrap();
     assert_eq!(next[0].name, names[10]);
     assert!(
         next.iter()
             .all(|o| o.meta.as_ref().is_some_and(|m| m.size == o.size))
     );
-    let d1 = store.list(&bck, "d1/", "", 1000, false).unwrap();
+    let d1 = store.list(&bck, "d1/", "", 1000, false, false).unwrap();
     assert_eq!(
         d1.len(),
         names.iter().filter(|n| n.starts_with("d1/")).count()
     );
     assert_eq!(store.buckets_on_disk(), vec![bck.clone()]);
     store.destroy_bucket(&bck).unwrap();
-    assert!(store.list(&bck, "", "", 10, false).unwrap().is_empty());
+    assert!(
+        store
+            .list(&bck, "", "", 10, false, false)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
@@ -284,4 +291,90 @@ fn change_stamps_follow_commits_deletes_and_destroyed_buckets() {
         after_delete,
         "a destroyed bucket changes every stamp"
     );
+}
+
+#[test]
+fn a_non_recursive_listing_shows_one_level_with_directory_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&[dir.path().join("m1"), dir.path().join("m2")]).unwrap();
+    let bck = Bck::ais("b");
+    for n in [
+        "X/alpha.txt",
+        "X/beta.bin",
+        "X/subdir/one.txt",
+        "X/subdir/deep/three.txt",
+        "Xy/z",
+        "top",
+    ] {
+        put(&store, &bck, n, n.as_bytes());
+    }
+    let names = |prefix: &str, after: &str, limit: usize| -> Vec<(String, bool)> {
+        store
+            .list(&bck, prefix, after, limit, true, true)
+            .unwrap()
+            .into_iter()
+            .map(|o| (o.name, o.is_dir))
+            .collect()
+    };
+    let own = |v: &[(&str, bool)]| -> Vec<(String, bool)> {
+        v.iter().map(|(n, d)| (n.to_string(), *d)).collect()
+    };
+    assert_eq!(
+        names("X/", "", 100),
+        own(&[
+            ("X/alpha.txt", false),
+            ("X/beta.bin", false),
+            ("X/subdir/", true)
+        ])
+    );
+    assert_eq!(
+        names("", "", 100),
+        own(&[("X/", true), ("Xy/", true), ("top", false)])
+    );
+    // A prefix that ends inside a name segment: the next `/` closes the directory.
+    assert_eq!(names("X/sub", "", 100), own(&[("X/subdir/", true)]));
+    // Paging: a directory is listed once, and a page after it does not list it again.
+    assert_eq!(names("X/", "", 2).len(), 2);
+    assert_eq!(names("X/", "X/beta.bin", 2), own(&[("X/subdir/", true)]));
+    assert!(names("X/", "X/subdir/", 2).is_empty());
+    assert_eq!(moss_storage::dir_entry("a/b/c", "a"), Some("a/b/"));
+    assert_eq!(moss_storage::dir_entry("a/b", "a/"), None);
+}
+
+#[test]
+fn multipart_parts_survive_a_reopen_and_assemble_in_number_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths = [dir.path().join("m1"), dir.path().join("m2")];
+    let bck = Bck::ais("b");
+    let id = {
+        let store = Store::open(&paths).unwrap();
+        let id = store.mpu_create(&bck, "big").unwrap();
+        for (n, data) in [(2u32, b"-two".as_slice()), (1, b"one")] {
+            let mut part = store.mpu_part(&bck, "big", &id, n).unwrap();
+            part.write(data).unwrap();
+            part.commit().unwrap();
+        }
+        // A part cut off mid-write (its request never answered) leaves nothing behind.
+        let mut torn = store.mpu_part(&bck, "big", &id, 3).unwrap();
+        torn.write(b"torn").unwrap();
+        drop(torn);
+        id
+    };
+    let store = Store::open(&paths).unwrap();
+    assert_eq!(store.mpu_ids(), vec![id.clone()]);
+    assert!(matches!(
+        store.open_object(&bck, "big"),
+        Err(StoreError::NotFound)
+    ));
+    let wrong = store.mpu_complete(&bck, "other", &id, Some(&[1, 2]));
+    assert!(matches!(wrong, Err(StoreError::Missing(m)) if m.contains("does not exist")));
+    let (txn, custom) = store.mpu_complete(&bck, "big", &id, Some(&[2, 1])).unwrap();
+    let meta = txn.commit(custom).unwrap();
+    assert_eq!(meta.size, 7);
+    assert_eq!(moss_storage::chunk_info(&meta.custom), Some((2, 4)));
+    let handle = store.open_object(&bck, "big").unwrap();
+    assert_eq!(handle.read_all_verified().unwrap(), b"one-two");
+    assert!(store.mpu_ids().is_empty());
+    let again = store.mpu_complete(&bck, "big", &id, Some(&[1, 2]));
+    assert!(matches!(again, Err(StoreError::Missing(_))));
 }

@@ -12,6 +12,11 @@ pub const LOCATION: &str = "ais-location";
 pub const NAME: &str = "ais-name";
 pub const BUCKET_PROPS: &str = "ais-bucket-props";
 pub const CUSTOM_MD: &str = "ais-custom-md";
+pub const APPEND_HANDLE: &str = "ais-append-handle";
+pub const MIRROR_COPIES: &str = "ais-mirror-copies";
+pub const MIRROR_PATHS: &str = "ais-mirror-paths";
+pub const CHUNKS_COUNT: &str = "ais-chunks-count";
+pub const CHUNKS_MAX_SIZE: &str = "ais-chunks-max-chunk-size";
 /// The job id of a bucket-info summary (`HEAD /v1/buckets/B?bsumm_remote`).
 pub const XACTION_ID: &str = "ais-xaction-id";
 /// A bucket summary (`BsummResult` JSON) in bucket-info answers.

@@ -50,6 +50,8 @@ pub const ENTRY_IS_DIR: u64 = 1 << 8;
 pub const ENTRY_IN_ARCH: u64 = 1 << 7;
 /// Entry flag: the entry is a shard whose files are listed (`apc.EntryIsArchive`).
 pub const ENTRY_IS_ARCHIVE: u64 = 1 << 9;
+/// Entry flag: the object was written by a multipart upload (`apc.EntryIsChunked`).
+pub const ENTRY_IS_CHUNKED: u64 = 1 << 13;
 
 fn de_loose_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     #[derive(Deserialize)]
@@ -83,6 +85,13 @@ pub struct LsoEntry {
     pub atime: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub location: String,
+    /// Custom metadata as AIStore lists it (`[k1:v1 k2:v2]`), when `props` has `custom`.
+    #[serde(
+        rename = "custom-md",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
+    pub custom: String,
     /// [`ENTRY_IN_ARCH`], [`ENTRY_IS_ARCHIVE`]; 0 for a plain object.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub flags: u64,
@@ -130,6 +139,8 @@ pub struct LsoEntryMsgpack<'a> {
     pub atime: &'a str,
     #[serde(rename = "t", skip_serializing_if = "str::is_empty")]
     pub location: &'a str,
+    #[serde(rename = "m", skip_serializing_if = "str::is_empty")]
+    pub custom: &'a str,
     #[serde(rename = "f")]
     pub flags: u64,
 }
@@ -151,6 +162,7 @@ impl LsoRes {
                     version: &e.version,
                     atime: &e.atime,
                     location: &e.location,
+                    custom: &e.custom,
                     flags: e.flags,
                 })
                 .collect(),

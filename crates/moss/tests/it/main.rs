@@ -5,6 +5,7 @@ mod batch;
 mod cluster;
 mod faults;
 mod jobs;
+mod object_api;
 mod objects;
 mod remote;
 mod shards;

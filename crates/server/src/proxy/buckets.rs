@@ -7,7 +7,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::future::join_all;
 use moss_types::lso::{
-    ActMsg, ENTRY_CACHED, LS_ARCH_DIR, LS_CACHED, LsoEntry, LsoMsg, LsoRes, MAX_PAGE_SIZE,
+    ActMsg, ENTRY_CACHED, LS_ARCH_DIR, LS_CACHED, LS_NO_RECURSION, LsoEntry, LsoMsg, LsoRes,
+    MAX_PAGE_SIZE,
 };
 use moss_types::smap::BucketProps;
 use moss_types::{Bck, ErrorBody, Provider, headers};
@@ -368,6 +369,9 @@ async fn list_objects(proxy: &Proxy, bck: &Bck, lso: &LsoMsg) -> Result<LsoRes, 
             ("limit", page_size.to_string()),
             ("meta", with_meta.to_string()),
             ("archdir", (lso.flags & LS_ARCH_DIR != 0).to_string()),
+            // NO_DIRS is not looked at for ais buckets, as in AIStore (its walk ignores it).
+            ("norecurse", (lso.flags & LS_NO_RECURSION != 0).to_string()),
+            ("custom", lso.props.contains("custom").to_string()),
         ];
         let query: Vec<String> = params
             .iter()

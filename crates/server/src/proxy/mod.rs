@@ -404,7 +404,7 @@ pub fn redirect_markers(proxy_id: &str) -> String {
     )
 }
 
-fn base36(mut n: u128) -> String {
+pub(crate) fn base36(mut n: u128) -> String {
     const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
     if n == 0 {
         return "0".into();

@@ -60,6 +60,10 @@ pub enum ObjMethod {
     Head,
     Put,
     Delete,
+    /// Multipart create and complete.
+    Post,
+    /// Custom properties.
+    Patch,
 }
 
 impl TargetEndpoint {
@@ -138,9 +142,18 @@ fn obj_method(method: &Method) -> Result<ObjMethod, ApiError> {
         Method::HEAD => Ok(ObjMethod::Head),
         Method::PUT => Ok(ObjMethod::Put),
         Method::DELETE => Ok(ObjMethod::Delete),
+        Method::POST => Ok(ObjMethod::Post),
+        Method::PATCH => Ok(ObjMethod::Patch),
         _ => Err(ApiError::method_not_allowed(
             method,
-            &[Method::GET, Method::HEAD, Method::PUT, Method::DELETE],
+            &[
+                Method::GET,
+                Method::HEAD,
+                Method::PUT,
+                Method::DELETE,
+                Method::POST,
+                Method::PATCH,
+            ],
         )),
     }
 }

@@ -8,6 +8,7 @@ mod moss;
 mod objects;
 mod rebalance;
 mod remote;
+mod upload;
 mod xact;
 
 use std::net::SocketAddr;

@@ -58,9 +58,14 @@ pub async fn object(
     };
     match method {
         ObjMethod::Get => get(target, bck, objname, query, req.headers(), internal).await,
-        ObjMethod::Head => head(target, bck, objname, internal).await,
+        ObjMethod::Head => head(target, bck, objname, query, internal).await,
         ObjMethod::Put => put(target, bck, objname, query, req, internal).await,
+        ObjMethod::Delete if !query.str("uploadId").is_empty() => {
+            super::upload::abort(target, bck, objname, query, req).await
+        }
         ObjMethod::Delete => delete(target, bck, objname, query, internal).await,
+        ObjMethod::Post => super::upload::post(target, bck, objname, query, req).await,
+        ObjMethod::Patch => super::upload::patch(target, bck, objname, query, req).await,
     }
 }
 
@@ -329,23 +334,104 @@ impl ObjHandleAttrs {
         }
     }
 
+    /// Every attribute (GET, and a HEAD without `props`).
     fn apply(&self, h: &mut HeaderMap, node_id: &str) {
-        let mut set = |name: &'static str, value: String| {
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                h.insert(name, v);
-            }
-        };
-        set(headers::CHECKSUM_TYPE, self.meta.cksum_type.clone());
-        set(headers::CHECKSUM_VALUE, self.meta.cksum.clone());
-        set(headers::VERSION, self.meta.version.to_string());
-        set(headers::ATIME, self.atime_ns.to_string());
-        set(headers::PRESENT, "true".into());
-        set(headers::NAME, self.objname.clone());
-        set(
-            headers::LOCATION,
-            format!("t[{node_id}]:{}", self.mountpath),
+        self.apply_props(
+            h,
+            node_id,
+            HeadProps {
+                checksum: true,
+                atime: true,
+                version: true,
+                custom: true,
+                location: true,
+                ..HeadProps::default()
+            },
         );
+        set_header(h, headers::NAME, &self.objname);
     }
+
+    /// `Ais-Present` and what `props` names, in AIStore's headers and formats.
+    fn apply_props(&self, h: &mut HeaderMap, node_id: &str, props: HeadProps) {
+        let meta = &self.meta;
+        set_header(h, headers::PRESENT, "true");
+        if props.checksum && !meta.cksum.is_empty() {
+            set_header(h, headers::CHECKSUM_TYPE, &meta.cksum_type);
+            set_header(h, headers::CHECKSUM_VALUE, &meta.cksum);
+        }
+        if props.atime && self.atime_ns != 0 {
+            set_header(h, headers::ATIME, &self.atime_ns.to_string());
+        }
+        if props.version {
+            let version = match meta.custom.get(super::remote::MD_VERSION) {
+                Some(remote) => remote.clone(),
+                None if meta.version == 0 => String::new(),
+                None => meta.version.to_string(),
+            };
+            if !version.is_empty() {
+                set_header(h, headers::VERSION, &version);
+            }
+        }
+        if props.custom {
+            for (k, v) in moss_storage::user_custom(&meta.custom) {
+                if let Ok(value) = HeaderValue::from_str(&format!("{k}={v}")) {
+                    h.append(headers::CUSTOM_MD, value);
+                }
+            }
+        }
+        if props.copies {
+            set_header(h, headers::MIRROR_COPIES, "1");
+            set_header(h, headers::MIRROR_PATHS, &self.mountpath);
+        }
+        if props.location {
+            set_header(
+                h,
+                headers::LOCATION,
+                &format!("t[{node_id}]:{}", self.mountpath),
+            );
+        }
+        if props.chunked
+            && let Some((count, largest)) = moss_storage::chunk_info(&meta.custom)
+        {
+            set_header(h, headers::CHUNKS_COUNT, &count.to_string());
+            set_header(h, headers::CHUNKS_MAX_SIZE, &largest.to_string());
+        }
+        if props.last_modified {
+            set_header(h, header::LAST_MODIFIED.as_str(), &last_modified(meta));
+        }
+        if props.etag
+            && let Some(etag) = etag(meta)
+        {
+            set_header(h, header::ETAG.as_str(), &format!("\"{etag}\""));
+        }
+    }
+}
+
+fn set_header(h: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(name, v);
+    }
+}
+
+/// Last-Modified as an HTTP date: the cloud's (a cached remote object) or the write time.
+fn last_modified(meta: &moss_storage::ObjMeta) -> String {
+    if let Some(cloud) = meta.custom.get(super::remote::MD_LAST_MODIFIED) {
+        return cloud.clone();
+    }
+    httpdate::fmt_http_date(std::time::UNIX_EPOCH + Duration::from_secs(meta.mtime))
+}
+
+/// AIStore's ETag: the stored one (remote objects), else `v1-<checksum>-<mtime ns, base 36>`;
+/// none without a checksum.
+fn etag(meta: &moss_storage::ObjMeta) -> Option<String> {
+    if let Some(stored) = meta.custom.get(super::remote::MD_ETAG) {
+        return Some(stored.trim_matches('"').to_string());
+    }
+    if meta.cksum.is_empty() {
+        return None;
+    }
+    let nanos = u128::from(meta.mtime) * 1_000_000_000;
+    Some(format!("v1-{}-{}", meta.cksum, crate::proxy::base36(nanos)))
 }
 
 /// Turns an item into a response body: small items are read (and verified) before the response
@@ -387,36 +473,47 @@ async fn head(
     target: &Arc<Target>,
     bck: Bck,
     objname: &str,
+    query: &Query,
     internal: bool,
 ) -> Result<Response, ApiError> {
+    let props = match query.get("props").filter(|p| !p.trim().is_empty()) {
+        Some(text) => Some(HeadProps::parse(text)?),
+        None => None,
+    };
     let store = target.store.clone();
     let (b, name) = (bck.clone(), objname.to_string());
     let found = tokio::task::spawn_blocking(move || {
         store
             .open_object(&b, &name)
-            .map(|h| (h.meta.size, ObjHandleAttrs::from_handle(&h, &store, &name)))
+            .map(|h| ObjHandleAttrs::from_handle(&h, &store, &name))
     })
     .await
     .map_err(|e| ApiError::internal(format!("head task failed: {e}")))?;
     match found {
-        Ok((size, attrs)) => {
+        Ok(attrs) => {
             let mut response = StatusCode::OK.into_response();
-            response
-                .headers_mut()
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-            attrs.apply(response.headers_mut(), &target.shared.id);
+            let h = response.headers_mut();
+            h.insert(header::CONTENT_LENGTH, HeaderValue::from(attrs.meta.size));
+            match props {
+                Some(props) => attrs.apply_props(h, &target.shared.id, props),
+                None => attrs.apply(h, &target.shared.id),
+            }
             Ok(response)
         }
         Err(StoreError::NotFound) if !internal => {
             match find_neighbor(target, &bck, objname).await {
                 Some(neighbor) => {
+                    let extra = query
+                        .get("props")
+                        .map(|p| format!("&props={}", encode_path(p)))
+                        .unwrap_or_default();
                     forward(
                         target,
                         &neighbor,
                         reqwest::Method::HEAD,
                         &bck,
                         objname,
-                        "",
+                        &extra,
                         None,
                     )
                     .await
@@ -431,6 +528,46 @@ async fn head(
             }
         }
         Err(e) => Err(ApiError::from_store(e, &cname(&bck, objname))),
+    }
+}
+
+/// What a `HEAD ?props=` asks for (AIStore's "HEAD v2": only what is named is answered).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct HeadProps {
+    checksum: bool,
+    atime: bool,
+    version: bool,
+    custom: bool,
+    copies: bool,
+    location: bool,
+    chunked: bool,
+    last_modified: bool,
+    etag: bool,
+}
+
+impl HeadProps {
+    fn parse(text: &str) -> Result<HeadProps, ApiError> {
+        let mut p = HeadProps::default();
+        for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            match item {
+                "name" | "size" | "ec" => {}
+                "checksum" => p.checksum = true,
+                "atime" => p.atime = true,
+                "version" => p.version = true,
+                "custom" => p.custom = true,
+                "copies" => p.copies = true,
+                "location" => p.location = true,
+                "chunked" => p.chunked = true,
+                "last-modified" => p.last_modified = true,
+                "etag" => p.etag = true,
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid property {other:?} in props list"
+                    )));
+                }
+            }
+        }
+        Ok(p)
     }
 }
 
@@ -455,19 +592,20 @@ async fn put(
         crate::http::drain_body(req.into_body(), crate::http::ERROR_DRAIN_LIMIT).await;
         return copy(target, &bck, objname, &to).await;
     }
-    let unsupported = [
-        "append_type",
-        "uploadId",
-        "partNumber",
-        headers::QP_ARCHPATH,
-        "handle",
-    ];
-    if let Some(param) = unsupported.iter().find(|p| query.has(p)) {
+    // AIStore's order: a part upload whatever else the query holds, then archive appends, then
+    // appends.
+    if !query.str("uploadId").is_empty() {
+        return super::upload::put_part(target, bck, objname, query, req).await;
+    }
+    if query.has(headers::QP_ARCHPATH) {
         crate::http::drain_body(req.into_body(), crate::http::ERROR_DRAIN_LIMIT).await;
         return Err(ApiError::bad_request(format!(
-            "PUT {} with {param}=: appends, multipart uploads and archive appends are not supported",
+            "PUT {} with archpath=: appending to a file inside a shard is not supported",
             cname(&bck, objname)
         )));
+    }
+    if query.has("append_type") {
+        return super::upload::append(target, bck, objname, query, req).await;
     }
     // A PUT that reached a non-owner (the proxy's map was older than ours) is still written here:
     // get-from-neighbor serves it and the rebalancer moves it to its owner.
@@ -521,7 +659,7 @@ async fn put(
 }
 
 /// Counts a finished write and answers it with the new object's checksum and version.
-fn put_done(
+pub(crate) fn put_done(
     target: &Target,
     query: &Query,
     internal: bool,
@@ -611,9 +749,13 @@ pub async fn copy_object(
     .map_err(|e| ApiError::internal(format!("copy task failed: {e}")))?
     .map_err(item_error)?;
     let size = item.size;
-    let custom = item
+    let custom: BTreeMap<String, String> = item
         .object()
-        .map(|h| h.meta.custom.clone())
+        .map(|h| {
+            moss_storage::user_custom(&h.meta.custom)
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
         .unwrap_or_default();
     let body = item_body(item).await?;
     let smap = target.shared.smap.load_full();
@@ -753,13 +895,65 @@ where
     S: futures::Stream<Item = Result<Bytes, String>> + Send,
 {
     let cname = format!("{}/{objname}", bck.cname());
+    match spool_stream(move || store.begin_put(&bck, &objname), body).await {
+        Ok(txn) => Ok(txn),
+        Err(Spooled::Store(e)) => Err(ApiError::from_store(e, &cname)),
+        Err(Spooled::Body(e)) => Err(ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            format!("{cname}: {e}"),
+        )),
+    }
+}
+
+/// Where a streamed request body goes, on a blocking thread.
+pub(crate) trait Sink: Send + 'static {
+    fn put(&mut self, data: &[u8]) -> Result<(), StoreError>;
+}
+
+impl Sink for moss_storage::PutTxn {
+    fn put(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        self.write(data)
+    }
+}
+
+/// Streams a request body into the sink `open` makes, on a blocking thread, and hands the sink
+/// back for the caller to finish; a body that fails midway drops it (and what it wrote).
+pub(crate) async fn spool_into<W: Sink>(
+    open: impl FnOnce() -> Result<W, StoreError> + Send + 'static,
+    body: Body,
+) -> Result<W, StoreError> {
+    let stream = body
+        .into_data_stream()
+        .map(|chunk| chunk.map_err(|e| format!("request body failed: {e}")));
+    match spool_stream(open, stream).await {
+        Ok(sink) => Ok(sink),
+        Err(Spooled::Store(e)) => Err(e),
+        Err(Spooled::Body(e)) => Err(StoreError::Io(std::io::Error::other(e))),
+    }
+}
+
+/// Why a spool failed: the store, or the stream that fed it.
+pub(crate) enum Spooled {
+    Store(StoreError),
+    Body(String),
+}
+
+/// [`spool_into`] for any stream of chunks.
+pub(crate) async fn spool_stream<W, S>(
+    open: impl FnOnce() -> Result<W, StoreError> + Send + 'static,
+    body: S,
+) -> Result<W, Spooled>
+where
+    W: Sink,
+    S: futures::Stream<Item = Result<Bytes, String>> + Send,
+{
     let (tx, mut rx) = mpsc::channel::<Bytes>(8);
     let writer = tokio::task::spawn_blocking(move || {
-        let mut txn = store.begin_put(&bck, &objname)?;
+        let mut sink = open()?;
         while let Some(data) = rx.blocking_recv() {
-            txn.write(&data)?;
+            sink.put(&data)?;
         }
-        Ok::<_, StoreError>(txn)
+        Ok::<_, StoreError>(sink)
     });
     let mut body = std::pin::pin!(body);
     let mut failed = None;
@@ -777,16 +971,13 @@ where
         }
     }
     drop(tx);
-    let txn = writer
+    let sink = writer
         .await
-        .map_err(|e| ApiError::internal(format!("write task failed: {e}")))?
-        .map_err(|e| ApiError::from_store(e, &cname))?;
+        .map_err(|e| Spooled::Store(StoreError::Io(std::io::Error::other(e))))?
+        .map_err(Spooled::Store)?;
     match failed {
-        Some(e) => Err(ApiError::new(
-            StatusCode::BAD_GATEWAY,
-            format!("{cname}: {e}"),
-        )),
-        None => Ok(txn),
+        Some(e) => Err(Spooled::Body(e)),
+        None => Ok(sink),
     }
 }
 
@@ -797,6 +988,7 @@ fn custom_metadata(h: &HeaderMap) -> BTreeMap<String, String> {
         .flat_map(|v| v.split(','))
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .filter(|(k, _)| !k.is_empty() && !k.starts_with(moss_storage::RESERVED_KEY))
         .collect()
 }
 
@@ -877,14 +1069,23 @@ pub async fn list(target: &Arc<Target>, bucket: &str, query: &Query) -> Result<R
         .unwrap_or(moss_types::lso::MAX_PAGE_SIZE as usize);
     let with_meta = query.str("meta") == "true";
     let arch_dir = query.str("archdir") == "true";
+    let no_recursion = query.str("norecurse") == "true";
+    let with_custom = query.str("custom") == "true";
     let store = target.store.clone();
     let reader = target.reader.clone();
     let id = target.shared.id.clone();
     tokio::task::spawn_blocking(move || {
         let listed = store
-            .list(&bck, &prefix, &after, limit, with_meta)
+            .list(
+                &bck,
+                &prefix,
+                &after,
+                limit,
+                with_meta || with_custom,
+                no_recursion,
+            )
             .map_err(|e| ApiError::internal(format!("list failed: {e}")))?;
-        let mut entries = listed_entries(&store, &id, listed, with_meta);
+        let mut entries = listed_entries(&store, &id, listed, with_meta, with_custom);
         if arch_dir {
             entries = with_shard_files(&reader, &bck, entries, &prefix, &after, limit)?;
         }
@@ -918,10 +1119,11 @@ pub async fn present(
                     mountpath: handle.mountpath,
                     meta: Some(handle.meta),
                     name,
+                    is_dir: false,
                 })
             })
             .collect();
-        let mut entries = listed_entries(&store, &id, listed, true);
+        let mut entries = listed_entries(&store, &id, listed, true, true);
         for e in &mut entries {
             e.flags |= moss_types::lso::ENTRY_CACHED;
         }
@@ -936,15 +1138,24 @@ fn listed_entries(
     id: &str,
     listed: Vec<ListedObject>,
     with_meta: bool,
+    with_custom: bool,
 ) -> Vec<LsoEntry> {
     listed
         .into_iter()
         .map(|o| {
+            if o.is_dir {
+                return LsoEntry {
+                    name: o.name,
+                    flags: moss_types::lso::ENTRY_IS_DIR,
+                    ..LsoEntry::default()
+                };
+            }
             let meta = o.meta.unwrap_or_default();
+            let chunked = moss_storage::chunk_info(&meta.custom).is_some();
             LsoEntry {
                 name: o.name,
                 size: o.size,
-                checksum: meta.cksum,
+                checksum: meta.cksum.clone(),
                 // A cached remote object shows the cloud's version.
                 version: match meta.custom.get(super::remote::MD_VERSION) {
                     Some(remote) => remote.clone(),
@@ -957,10 +1168,31 @@ fn listed_entries(
                 } else {
                     String::new()
                 },
-                flags: 0,
+                custom: if with_custom {
+                    listed_custom(&meta.custom)
+                } else {
+                    String::new()
+                },
+                flags: if chunked {
+                    moss_types::lso::ENTRY_IS_CHUNKED
+                } else {
+                    0
+                },
             }
         })
         .collect()
+}
+
+/// Custom metadata as AIStore lists it: `[k1:v1 k2:v2]`, keys in order; empty without any.
+fn listed_custom(custom: &BTreeMap<String, String>) -> String {
+    let pairs: Vec<String> = moss_storage::user_custom(custom)
+        .map(|(k, v)| format!("{k}:{v}"))
+        .collect();
+    if pairs.is_empty() {
+        String::new()
+    } else {
+        format!("[{}]", pairs.join(" "))
+    }
 }
 
 /// List flag `arch_dir`: every listed shard (known by its name's extension) is followed by its
@@ -1121,7 +1353,7 @@ async fn forward(
     let mut relayed = HeaderMap::new();
     for (name, value) in upstream.headers() {
         if name != header::TRANSFER_ENCODING && name != header::CONNECTION {
-            relayed.insert(name.clone(), value.clone());
+            relayed.append(name.clone(), value.clone());
         }
     }
     let mut response = Response::new(Body::from_stream(upstream.bytes_stream()));
