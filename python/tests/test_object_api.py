@@ -318,3 +318,79 @@ def test_no_recursion_pages(tree):
     assert _names(tree, "X/", [ListObjectFlag.NO_RECURSION], page_size=2) == expected
     first = tree.list_objects(prefix="X/", flags=[ListObjectFlag.NO_RECURSION], page_size=2)
     assert len(first.entries) == 2
+
+
+# ------------------------------------------------------------------------------------------
+# several files of one shard in one GET (archmode / archregx)
+
+ARCH_FILES = [(f"file{i}.{ext}", rand_bytes(f"{i}{ext}", 100 + i)) for ext in ("txt", "cls")
+              for i in (1, 2, 3)]
+
+
+def _shard(fmt: str) -> bytes:
+    from test_shards import build_shard  # pylint: disable=import-outside-toplevel
+
+    kind = {".tar": "tar", ".tgz": "tgz", ".tar.lz4": "tar.lz4", ".zip": "zip-deflated"}[fmt]
+    return build_shard(kind, dict(ARCH_FILES))
+
+
+@pytest.mark.parametrize("fmt", [".tar", ".tgz", ".tar.lz4", ".zip"])
+def test_multi_file_read_from_a_shard(bucket, fmt):
+    """AIStore's test_get_archregex, for every shard format: archpath reads one file; prefix and
+    wdskey return the matching files as a plain TAR in archive order; ARCH_DIR lists 1 + 6."""
+    import io  # pylint: disable=import-outside-toplevel
+    import tarfile  # pylint: disable=import-outside-toplevel
+
+    from aistore.sdk.archive_config import ArchiveConfig, ArchiveMode  # pylint: disable=import-outside-toplevel
+
+    name = f"arch/shard{fmt}"
+    obj = bucket.object(name)
+    obj.get_writer().put_content(_shard(fmt))
+    files = dict(ARCH_FILES)
+    one = obj.get_reader(archive_config=ArchiveConfig(archpath="file1.txt")).read_all()
+    assert one == files["file1.txt"]
+    for mode, pattern, expected in [("prefix", "file2", ["file2.txt", "file2.cls"]),
+                                    ("wdskey", "file3", ["file3.txt", "file3.cls"]),
+                                    ("suffix", ".cls", ["file1.cls", "file2.cls", "file3.cls"]),
+                                    ("regexp", r"^file[13]\.txt$", ["file1.txt", "file3.txt"])]:
+        config = ArchiveConfig(regex=pattern, mode=ArchiveMode(mode))
+        data = obj.get_reader(archive_config=config).read_all()
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            assert tar.getnames() == expected, (mode, pattern)
+            for member in expected:
+                assert tar.extractfile(member).read() == files[member]
+    listed = bucket.list_objects(prefix=name, props="name",
+                                 flags=[ListObjectFlag.ARCH_DIR]).entries
+    assert len(listed) == 7
+
+
+def test_multi_file_read_errors(bucket, http, endpoint):
+    """No match is a 404; a bad mode, a broken or hostile regex, a range, archpath with archmode
+    are 400s — and the node keeps serving."""
+    from helpers import make_tar  # pylint: disable=import-outside-toplevel
+
+    bucket.object("arch/s.tar").get_writer().put_content(make_tar(ARCH_FILES))
+    url = f"{endpoint}/v1/objects/{bucket.name}/arch/s.tar"
+
+    def get(params, headers=None):
+        return http.get(url, params={"provider": "ais", "archpath": "", **params},
+                        headers=headers or {})
+
+    resp = get({"archmode": "prefix", "archregx": "nothing-like-this"})
+    assert resp.status_code == 404
+    assert "does not exist" in resp.json()["message"]
+    for params in [{"archmode": "glob", "archregx": "x"},
+                   {"archmode": "regexp", "archregx": "(unclosed"},
+                   {"archmode": "regexp", "archregx": r"\w{1000}\w{1000}\w{1000}"},
+                   {"archmode": "regexp", "archregx": "a" * 10_000},
+                   {"archmode": "prefix", "archregx": "file", "archpath": "file1.txt"}]:
+        resp = get(params)
+        assert resp.status_code == 400, params
+        assert resp.json()["message"], params
+    resp = get({"archmode": "prefix", "archregx": "file"}, headers={"Range": "bytes=0-9"})
+    assert resp.status_code == 400
+    # A catastrophic pattern for backtracking engines is answered at once (no match: 404).
+    resp = get({"archmode": "regexp", "archregx": "(a+)+$"})
+    assert resp.status_code == 404
+    assert bucket.object("arch/s.tar").get_reader(
+    ).read_all() == make_tar(ARCH_FILES)

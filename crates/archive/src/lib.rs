@@ -8,6 +8,7 @@
 
 mod error;
 mod format;
+pub mod select;
 pub mod shard;
 pub mod tarfmt;
 pub mod writer;

@@ -148,7 +148,8 @@ fn file_key(handle: &ObjHandle) -> FileKey {
     }
 }
 
-fn limits_for(shard_size: u64) -> ScanLimits {
+/// Scan limits for a shard of `shard_size` bytes (decompression capped at a ratio of it).
+pub fn limits_for(shard_size: u64) -> ScanLimits {
     ScanLimits {
         max_output_bytes: shard_size.saturating_mul(MAX_RATIO).max(64 << 20),
         ..ScanLimits::default()
@@ -156,7 +157,7 @@ fn limits_for(shard_size: u64) -> ScanLimits {
 }
 
 /// Decides the container format: `?archmime`, then the object name, then magic bytes.
-fn detect(handle: &ObjHandle, spec: &ItemSpec, what: &str) -> Result<Format, ItemError> {
+pub fn detect(handle: &ObjHandle, spec: &ItemSpec, what: &str) -> Result<Format, ItemError> {
     if !spec.archmime.is_empty() {
         return Format::from_mime(spec.archmime)
             .map_err(|e| ItemError::Invalid(format!("archmime: {e}")));

@@ -549,7 +549,7 @@ async fn metrics_are_exposed_on_every_node() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn copy_and_unsupported_put_variants_never_overwrite_the_source() {
+async fn copy_append_and_refused_put_variants_never_overwrite_the_source() {
     let sb = ClusterSandbox::builder().start().await;
     let api = &sb.api;
     api.create_bucket("b").await;
@@ -587,10 +587,13 @@ async fn copy_and_unsupported_put_variants_never_overwrite_the_source() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    for param in [
-        "append_type=append",
-        "uploadId=7&partNumber=1",
-        "archpath=x.txt",
+    // An append is accepted but invisible until its flush; a part of an upload that does not
+    // exist and an archive append are refused.
+    for (param, status) in [
+        ("append_type=append&append_handle=", 200),
+        ("uploadId=7&partNumber=1", 400),
+        ("uploadId=nosuchupload&partNumber=1", 404),
+        ("archpath=x.txt", 400),
     ] {
         let r = api
             .http
@@ -599,7 +602,7 @@ async fn copy_and_unsupported_put_variants_never_overwrite_the_source() {
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status(), 400, "{param}");
+        assert_eq!(r.status(), status, "{param}");
         assert_eq!(
             api.get_bytes("b", "src").await.as_ref(),
             &big[..],

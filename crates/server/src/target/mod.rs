@@ -1,5 +1,6 @@
 //! The target (storage node): serves objects from its mountpaths, assembles GetBatch responses as
 //! the designated target, streams its share of batches to other DTs, and keeps itself registered.
+mod archsel;
 mod bulk;
 mod endpoint;
 mod jobs;

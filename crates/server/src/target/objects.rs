@@ -145,12 +145,18 @@ async fn get(
     req_headers: &HeaderMap,
     internal: bool,
 ) -> Result<Response, ApiError> {
-    if !query.str(headers::QP_ARCHMODE).is_empty() {
+    let archpath = query.str(headers::QP_ARCHPATH).to_string();
+    let multi = query.has(headers::QP_ARCHMODE);
+    if multi && !archpath.is_empty() {
         return Err(ApiError::bad_request(
-            "archmode (multi-file selection) is not supported; use archpath",
+            "archpath and archmode are mutually exclusive (archmode selects files by archregx)",
         ));
     }
-    let archpath = query.str(headers::QP_ARCHPATH).to_string();
+    if multi && req_headers.contains_key(header::RANGE) {
+        return Err(ApiError::bad_request(
+            "a byte range cannot be combined with a multi-file read (archmode)",
+        ));
+    }
     if !archpath.is_empty() {
         names::validate_archpath(&archpath, objname).map_err(ApiError::bad_request)?;
     }
@@ -163,11 +169,22 @@ async fn get(
             &bck,
             objname,
             query,
-            archpath.is_empty() && range_header.is_none(),
+            !multi && archpath.is_empty() && range_header.is_none(),
         )
         .await?
     {
         return Ok(response);
+    }
+    if multi {
+        return super::archsel::get_matching(
+            target,
+            &bck,
+            objname,
+            query.str(headers::QP_ARCHMODE),
+            query.str(headers::QP_ARCHREGX),
+            &archmime,
+        )
+        .await;
     }
     if archpath.is_empty()
         && range_header.is_none()

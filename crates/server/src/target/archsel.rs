@@ -1,0 +1,160 @@
+//! `GET /v1/objects/<b>/<shard>?archmode=M&archregx=R`: the members of one shard that match,
+//! in archive order, as one plain TAR (AIStore's multi-file read). Streamed from a blocking
+//! reader through a bounded channel; the response starts only once the first member matched, so
+//! "nothing matches" is a clean 404.
+use std::io::{self, Write};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use bytes::{Bytes, BytesMut};
+use moss_archive::select::{Matcher, ShardInfo, copy_matching};
+use moss_archive::{ArchiveError, Format};
+use moss_getbatch::item::ItemSpec;
+use moss_types::Bck;
+use tokio::sync::{mpsc, oneshot};
+
+use super::Target;
+use super::objects::{item_error, tokio_stream};
+use crate::http::ApiError;
+
+/// Bytes gathered before a chunk goes to the response.
+const CHUNK: usize = 256 << 10;
+
+/// The response body's end of the channel, as a `Write` for the archive writer.
+struct ChannelSink {
+    tx: mpsc::Sender<Result<Bytes, io::Error>>,
+    buf: BytesMut,
+}
+
+impl ChannelSink {
+    fn send(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = self.buf.split().freeze();
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
+    }
+}
+
+impl Write for ChannelSink {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+/// The status of a shard that cannot be read as asked: the shard's fault is the client's to see
+/// (400), never a 5xx the SDK would retry.
+fn archive_error(err: ArchiveError, what: &str) -> ApiError {
+    match err {
+        ArchiveError::Io(e) => ApiError::internal(format!("{what}: {e}")),
+        other => ApiError::bad_request(format!("{what}: {other}")),
+    }
+}
+
+pub async fn get_matching(
+    target: &Arc<Target>,
+    bck: &Bck,
+    objname: &str,
+    mode: &str,
+    pattern: &str,
+    archmime: &str,
+) -> Result<Response, ApiError> {
+    let matcher = Matcher::parse(mode, pattern).map_err(ApiError::bad_request)?;
+    let what = format!("{}/{objname}", bck.cname());
+    let not_found = ApiError::not_found(format!(
+        "no file matching (archregx={pattern}, archmode={mode}) in {what}: does not exist"
+    ));
+    let store = target.store.clone();
+    let (b, name, mime) = (bck.clone(), objname.to_string(), archmime.to_string());
+    let (first_tx, first_rx) = oneshot::channel::<Result<(), ApiError>>();
+    let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(4);
+    tokio::task::spawn_blocking(move || {
+        let opened = store
+            .open_object(&b, &name)
+            .map_err(|e| ApiError::from_store(e, &what))
+            .and_then(|handle| {
+                let spec = ItemSpec {
+                    bck: &b,
+                    objname: &name,
+                    archpath: "",
+                    archmime: &mime,
+                    range: None,
+                };
+                let format =
+                    moss_getbatch::shard::detect(&handle, &spec, &what).map_err(item_error)?;
+                Ok((handle, format))
+            });
+        let (handle, format) = match opened {
+            Ok(found) => found,
+            Err(e) => {
+                let _ = first_tx.send(Err(e));
+                return;
+            }
+        };
+        let size = handle.meta.size;
+        let limits = moss_getbatch::shard::limits_for(size);
+        let sink = ChannelSink {
+            tx: tx.clone(),
+            buf: BytesMut::with_capacity(CHUNK),
+        };
+        let mut out = moss_archive::writer::new_writer(Format::Tar, sink);
+        let mut first = Some(first_tx);
+        let info = ShardInfo {
+            format,
+            len: size,
+            mtime_secs: handle.meta.mtime,
+        };
+        let copied = copy_matching(info, &handle.file, &matcher, &limits, out.as_mut(), || {
+            if let Some(started) = first.take() {
+                let _ = started.send(Ok(()));
+            }
+        });
+        let result = match copied {
+            Ok(0) => Err(not_found),
+            Ok(_) => out
+                .finish()
+                .map_err(|e| ApiError::internal(format!("{what}: {e}"))),
+            Err(e) => Err(archive_error(e, &what)),
+        };
+        if let Err(e) = result {
+            match first.take() {
+                Some(started) => {
+                    let _ = started.send(Err(e));
+                }
+                None => {
+                    // After the first byte an error can only end the stream (the client sees a
+                    // truncated TAR, as from AIStore).
+                    tracing::warn!("multi-file read aborted: {}", e.message);
+                    let _ = tx.blocking_send(Err(io::Error::other(e.message)));
+                }
+            }
+        }
+    });
+    match first_rx.await {
+        Ok(Ok(())) => {
+            let mut response = Response::new(Body::from_stream(tokio_stream(rx)));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-tar"),
+            );
+            Ok(response)
+        }
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "multi-file read task ended early",
+        )),
+    }
+}
