@@ -394,3 +394,53 @@ def test_multi_file_read_errors(bucket, http, endpoint):
     assert resp.status_code == 404
     assert bucket.object("arch/s.tar").get_reader(
     ).read_all() == make_tar(ARCH_FILES)
+
+
+# ------------------------------------------------------------------------------------------
+# node logs and node status through the proxy (/v1/reverse/daemon)
+
+
+def test_performance_and_node_status(client, bucket):
+    """get_performance(): one status per target, with AIStore's fields and live counters."""
+    bucket.object("perf/o").get_writer().put_content(b"counted")
+    bucket.object("perf/o").get_reader().read_all()
+    smap = client.cluster().get_info()
+    perf = client.cluster().get_performance()
+    assert sorted(perf) == sorted(smap.tmap)
+    for tid, status in perf.items():
+        assert status["snode"]["daemon_id"] == tid
+        assert set(status) >= {"tracker", "capacity", "sys_info", "cluster", "smap_version"}
+        assert status["capacity"]["mountpaths"]
+    total_puts = sum(int(s["tracker"]["put.n"]["v"]) for s in perf.values())
+    assert total_puts >= 1
+
+
+def test_node_logs(client, http, endpoint):
+    """INFO log non-empty; error log answers text; the archive is a .tar.gz of log files; one
+    entry per target from get_cluster_logs(); a missing or unknown node id is a 4xx."""
+    import io  # pylint: disable=import-outside-toplevel
+    import tarfile  # pylint: disable=import-outside-toplevel
+
+    from aistore.sdk.enums import LogSeverity  # pylint: disable=import-outside-toplevel
+
+    cluster = client.cluster()
+    smap = cluster.get_info()
+    tid = sorted(smap.tmap)[0]
+    info = cluster.get_node_log(tid)
+    assert "target started" in info or "INFO" in info
+    assert isinstance(cluster.get_node_log(tid, LogSeverity.ERROR), str)
+    archive = cluster.get_node_log_archive(tid)
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
+        names = tar.getnames()
+    assert names and all(".INFO" in n for n in names)
+    logs = cluster.get_cluster_logs()
+    assert sorted(logs) == sorted(smap.tmap)
+    assert cluster.get_node_log(smap.proxy_si.daemon_id)
+    resp = http.get(f"{endpoint}/v1/reverse/daemon", params={"what": "log"})
+    assert resp.status_code == 400 and "missing node ID" in resp.json()["message"]
+    resp = http.get(f"{endpoint}/v1/reverse/daemon", params={"what": "log"},
+                    headers={"Ais-Node-Id": "nosuchnode"})
+    assert resp.status_code == 404
+    resp = http.get(f"{endpoint}/v1/reverse/daemon", params={"what": "log", "severity": "x"},
+                    headers={"Ais-Node-Id": tid})
+    assert resp.status_code == 400 and "unknown log severity" in resp.json()["message"]

@@ -88,6 +88,70 @@ pub async fn show_getbatch(client: &Client) -> Result<()> {
     Ok(())
 }
 
+/// `moss log show NODE`: the node's current log, as it is.
+pub async fn log_show(client: &Client, node: &str, severity: &str) -> Result<()> {
+    let id = node
+        .strip_prefix("t[")
+        .or_else(|| node.strip_prefix("p["))
+        .and_then(|n| n.strip_suffix(']'))
+        .unwrap_or(node);
+    let text = client
+        .node_log(id, severity)
+        .await
+        .with_context(|| format!("get the log of {node}"))?;
+    emit(&text)?;
+    Ok(())
+}
+
+/// `moss show performance`: one row per target from its `node_status`.
+pub async fn show_performance(client: &Client) -> Result<()> {
+    const HEADER: [&str; 8] = [
+        "NODE",
+        "GET",
+        "GET-BYTES",
+        "PUT",
+        "PUT-BYTES",
+        "ERR-GET",
+        "GETBATCH",
+        "DISK-USED",
+    ];
+    let smap = client.smap().await.context("get the cluster map")?;
+    let mut rows = Vec::new();
+    for id in smap.tmap.keys() {
+        let node = format!("t[{id}]");
+        let Ok(status) = client.node_status(id).await else {
+            let mut cells = vec![node];
+            cells.extend(std::iter::repeat_n("-".to_string(), HEADER.len() - 2));
+            cells.push("(no answer)".to_string());
+            rows.push(cells);
+            continue;
+        };
+        let counter = |name: &str| -> u64 {
+            status["tracker"][name]["v"]
+                .as_str()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let cap = &status["capacity"];
+        let used: u64 = cap["total_used"]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        rows.push(vec![
+            node,
+            counter("get.n").to_string(),
+            iec(counter("get.size")),
+            counter("put.n").to_string(),
+            iec(counter("put.size")),
+            counter("err.get.n").to_string(),
+            counter("getbatch.n").to_string(),
+            format!("{} ({}%)", iec(used), cap["pct_max"].as_u64().unwrap_or(0)),
+        ]);
+    }
+    emit(&table(&HEADER, &rows))?;
+    Ok(())
+}
+
 /// The per-target GetBatch table (`ais show job get-batch` style).
 pub fn job_table(stats: &BTreeMap<String, Option<GetBatchStats>>) -> String {
     const HEADER: [&str; 10] = [

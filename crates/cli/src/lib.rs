@@ -68,6 +68,24 @@ pub enum Command {
         #[command(subcommand)]
         command: ShowCommand,
     },
+    /// Node logs
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+}
+
+/// `moss log …`
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    /// Print a node's current log (its id from `moss show performance`, or `t[id]`/`p[id]`)
+    Show {
+        #[arg(value_name = "NODE")]
+        node: String,
+        /// `info` (everything) or `error` (warnings and errors)
+        #[arg(long, default_value = "info")]
+        severity: String,
+    },
 }
 
 /// `moss bucket …`
@@ -350,6 +368,8 @@ pub enum ShowCommand {
     },
     /// Per-target GetBatch counters (requests, objects, files, waits, errors)
     Getbatch,
+    /// Per-target GETs, PUTs, bytes, errors and disk use (the SDK's `get_performance()`)
+    Performance,
 }
 
 /// Runs a client command against `endpoint`.
@@ -376,5 +396,11 @@ pub async fn run(endpoint: &str, command: Command) -> anyhow::Result<()> {
         Command::Show {
             command: ShowCommand::Getbatch,
         } => cluster::show_getbatch(&client).await,
+        Command::Show {
+            command: ShowCommand::Performance,
+        } => cluster::show_performance(&client).await,
+        Command::Log {
+            command: LogCommand::Show { node, severity },
+        } => cluster::log_show(&client, &node, &severity).await,
     }
 }

@@ -654,6 +654,30 @@ fn cli_end_to_end() {
         .sum();
     assert!(reqs >= 6, "{table}");
 
+    // Per-target counters from node_status: one row per target, the uploads above counted.
+    let perf = cluster.ok(&["show", "performance"]);
+    let lines: Vec<&str> = perf.lines().collect();
+    assert_eq!(lines.len(), 4, "{perf}");
+    assert!(
+        lines[0].contains("PUT-BYTES") && lines[0].contains("DISK-USED"),
+        "{perf}"
+    );
+    let puts: u64 = lines[1..]
+        .iter()
+        .map(|l| l.split_whitespace().nth(3).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(puts >= 3, "{perf}");
+    // A node's log, named as the table names it.
+    let node = lines[1].split_whitespace().next().unwrap();
+    let log = cluster.ok(&["log", "show", node]);
+    assert!(log.contains("target started"), "{log}");
+    let refused = cluster.moss(&["log", "show", node, "--severity", "bogus"]);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("unknown log severity"),
+        "{refused:?}"
+    );
+
     // The library calls the commands do not use, against the same cluster.
     client_calls(&cluster.endpoint, &small);
 

@@ -63,6 +63,45 @@ impl Client {
         self.unit(call).await
     }
 
+    /// A node's `GET /v1/daemon?…` answer through the proxy (`/v1/reverse/daemon` + `Ais-Node-Id`).
+    async fn reverse_daemon(
+        &self,
+        node_id: &str,
+        query: &[(&str, &str)],
+    ) -> Result<reqwest::Response> {
+        let value = reqwest::header::HeaderValue::from_str(node_id)
+            .map_err(|_| Error::InvalidRequest(format!("invalid node id {node_id:?}")))?;
+        let call = Call::new(Method::GET, self.url("reverse/daemon", query)).header(
+            reqwest::header::HeaderName::from_static(moss_types::headers::NODE_ID),
+            value,
+        );
+        self.execute(call).await
+    }
+
+    /// The current log of a node: `severity` `info` (everything from info up) or `error`
+    /// (warnings and errors).
+    pub async fn node_log(&self, node_id: &str, severity: &str) -> Result<String> {
+        let what = format!("log of {node_id}");
+        let response = self
+            .reverse_daemon(node_id, &[("what", "log"), ("severity", severity)])
+            .await?;
+        response.text().await.map_err(|e| Error::transport(what, e))
+    }
+
+    /// A node's status and counters (AIStore's `node_status`, what the SDK's
+    /// `get_performance()` returns per target).
+    pub async fn node_status(&self, node_id: &str) -> Result<serde_json::Value> {
+        let what = format!("status of {node_id}");
+        let response = self
+            .reverse_daemon(node_id, &[("what", "node_status")])
+            .await?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| Error::transport(what.clone(), e))?;
+        serde_json::from_slice(&body).map_err(|e| Error::decode(what, e))
+    }
+
     /// GetBatch statistics of every target, keyed by target id; `None` for a target that did
     /// not answer.
     pub async fn getbatch_stats(&self) -> Result<BTreeMap<String, Option<GetBatchStats>>> {

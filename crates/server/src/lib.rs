@@ -1,6 +1,7 @@
 //! The moss HTTP server: the proxy (gateway) and target (storage) roles, and `local`, which runs a
 //! whole cluster of them in one process on loopback ports.
 pub mod batch;
+pub mod daemon;
 pub mod http;
 pub mod local;
 pub mod metrics;

@@ -10,6 +10,8 @@ pub enum ProxyEndpoint {
     Metrics,
     /// `GET /v1/daemon?what=…`
     Daemon,
+    /// `GET /v1/reverse/daemon?what=…` with `Ais-Node-Id`: that node's `/v1/daemon` answer.
+    ReverseDaemon,
     /// `GET /v1/cluster?what=…`
     ClusterGet,
     /// `PUT /v1/cluster/set-config?k=v…`
@@ -69,6 +71,7 @@ impl ProxyEndpoint {
         let endpoint = match segments.as_slice() {
             ["health"] => expect(method, &[Method::GET, Method::HEAD], ProxyEndpoint::Health)?,
             ["daemon"] => expect(method, &[Method::GET], ProxyEndpoint::Daemon)?,
+            ["reverse", "daemon"] => expect(method, &[Method::GET], ProxyEndpoint::ReverseDaemon)?,
             ["cluster"] if *method == Method::GET => ProxyEndpoint::ClusterGet,
             ["cluster"] => match expect(method, &[Method::PUT], ProxyEndpoint::ClusterAction) {
                 Ok(endpoint) => endpoint,

@@ -220,7 +220,13 @@ async fn handle(
     match endpoint {
         ProxyEndpoint::Health => Ok(StatusCode::OK.into_response()),
         ProxyEndpoint::Metrics => Ok(metrics(proxy)),
-        ProxyEndpoint::Daemon => daemon_get(proxy, &query),
+        ProxyEndpoint::Daemon => daemon_get(proxy, &query).await,
+        ProxyEndpoint::ReverseDaemon => {
+            let id = header_str(req.headers(), headers::NODE_ID)
+                .unwrap_or("")
+                .to_string();
+            reverse_daemon(proxy, &query, &id).await
+        }
         ProxyEndpoint::ClusterGet => {
             let body = read_body(req.into_body(), CONTROL_BODY_LIMIT).await?;
             membership::cluster_get(proxy, &query, &body).await
@@ -267,16 +273,65 @@ async fn handle(
     }
 }
 
-fn daemon_get(proxy: &Proxy, query: &Query) -> Result<Response, ApiError> {
+async fn daemon_get(proxy: &Proxy, query: &Query) -> Result<Response, ApiError> {
     match query.str(headers::QP_WHAT) {
         "smap" => Ok(json_response(&**proxy.shared.smap.load())),
         "bmd" => Ok(json_response(&**proxy.shared.bmd.load())),
         "config" | "cluster_config" => Ok(json_response(&**proxy.shared.config.load())),
         "snode" => Ok(json_response(&proxy.shared.smap.load().proxy_si)),
+        "log" => crate::daemon::log(query).await,
+        "node_status" => {
+            let requests = proxy.requests.load(std::sync::atomic::Ordering::Relaxed);
+            let stats = crate::daemon::NodeStats {
+                counters: vec![("req.n", requests)],
+                mountpaths: Vec::new(),
+            };
+            Ok(json_response(&crate::daemon::node_status(
+                &proxy.shared,
+                stats,
+            )))
+        }
         other => Err(ApiError::bad_request(format!(
-            "invalid what={other:?} (expecting smap, bmd, config, snode)"
+            "invalid what={other:?} (expecting smap, bmd, config, snode, log, node_status)"
         ))),
     }
+}
+
+/// `GET /v1/reverse/daemon` + `Ais-Node-Id`: the named node's `GET /v1/daemon` (this proxy's
+/// own when it is named), relayed as it streams.
+async fn reverse_daemon(proxy: &Proxy, query: &Query, id: &str) -> Result<Response, ApiError> {
+    if id.is_empty() {
+        return Err(ApiError::bad_request(
+            "missing node ID (the Ais-Node-Id header names the node to ask)",
+        ));
+    }
+    if id == proxy.shared.id {
+        return daemon_get(proxy, query).await;
+    }
+    let smap = proxy.shared.smap.load_full();
+    let node = smap.node(id).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "node {id:?} is not in the cluster map: cannot forward request to node {id}"
+        ))
+    })?;
+    let url = format!("{}/v1/daemon?{}", node.url(), query.raw);
+    let upstream = proxy
+        .shared
+        .intra(proxy.shared.client.get(url))
+        .send()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("{} unreachable: {e}", node.display())))?;
+    let status = upstream.status();
+    let kept: Vec<_> = upstream
+        .headers()
+        .iter()
+        .filter(|(name, _)| **name == header::CONTENT_TYPE || **name == header::CONTENT_LENGTH)
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let mut response = Response::new(axum::body::Body::from_stream(upstream.bytes_stream()));
+    *response.status_mut() = status;
+    response.headers_mut().extend(kept);
+    Ok(response)
 }
 
 async fn set_config(proxy: &Proxy, query: &Query) -> Result<Response, ApiError> {

@@ -2,57 +2,21 @@
 //! in archive order, as one plain TAR (AIStore's multi-file read). Streamed from a blocking
 //! reader through a bounded channel; the response starts only once the first member matched, so
 //! "nothing matches" is a clean 404.
-use std::io::{self, Write};
+use std::io;
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use bytes::{Bytes, BytesMut};
 use moss_archive::select::{Matcher, ShardInfo, copy_matching};
 use moss_archive::{ArchiveError, Format};
 use moss_getbatch::item::ItemSpec;
 use moss_types::Bck;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::Target;
-use super::objects::{item_error, tokio_stream};
+use super::objects::item_error;
+use crate::daemon::{ChannelSink, channel_body};
 use crate::http::ApiError;
-
-/// Bytes gathered before a chunk goes to the response.
-const CHUNK: usize = 256 << 10;
-
-/// The response body's end of the channel, as a `Write` for the archive writer.
-struct ChannelSink {
-    tx: mpsc::Sender<Result<Bytes, io::Error>>,
-    buf: BytesMut,
-}
-
-impl ChannelSink {
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = self.buf.split().freeze();
-        self.tx
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))
-    }
-}
-
-impl Write for ChannelSink {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.send()
-    }
-}
 
 /// The status of a shard that cannot be read as asked: the shard's fault is the client's to see
 /// (400), never a 5xx the SDK would retry.
@@ -79,7 +43,8 @@ pub async fn get_matching(
     let store = target.store.clone();
     let (b, name, mime) = (bck.clone(), objname.to_string(), archmime.to_string());
     let (first_tx, first_rx) = oneshot::channel::<Result<(), ApiError>>();
-    let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(4);
+    let (sink, rx) = ChannelSink::new();
+    let tx = sink.sender();
     tokio::task::spawn_blocking(move || {
         let opened = store
             .open_object(&b, &name)
@@ -105,10 +70,6 @@ pub async fn get_matching(
         };
         let size = handle.meta.size;
         let limits = moss_getbatch::shard::limits_for(size);
-        let sink = ChannelSink {
-            tx: tx.clone(),
-            buf: BytesMut::with_capacity(CHUNK),
-        };
         let mut out = moss_archive::writer::new_writer(Format::Tar, sink);
         let mut first = Some(first_tx);
         let info = ShardInfo {
@@ -144,7 +105,7 @@ pub async fn get_matching(
     });
     match first_rx.await {
         Ok(Ok(())) => {
-            let mut response = Response::new(Body::from_stream(tokio_stream(rx)));
+            let mut response = Response::new(channel_body(rx));
             response.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/x-tar"),

@@ -206,6 +206,38 @@ impl Target {
         }
     }
 
+    /// `what=node_status`: AIStore's node status with this target's counters and disks.
+    fn node_status(&self) -> serde_json::Value {
+        use std::sync::atomic::Ordering::Relaxed;
+        let m = &self.metrics;
+        let counters: Vec<(&'static str, u64)> = vec![
+            ("get.n", m.get_count.load(Relaxed)),
+            ("get.size", m.get_bytes.load(Relaxed)),
+            ("put.n", m.put_count.load(Relaxed)),
+            ("put.size", m.put_bytes.load(Relaxed)),
+            ("err.get.n", m.err_get_count.load(Relaxed)),
+            ("err.put.n", m.err_put_count.load(Relaxed)),
+        ];
+        let batch = self.engine.snapshot();
+        let counters = counters
+            .into_iter()
+            .chain([
+                ("getbatch.n", batch.reqs),
+                ("getbatch.obj.n", batch.obj_count),
+                ("getbatch.obj.size", batch.obj_bytes),
+                ("getbatch.file.n", batch.file_count),
+                ("getbatch.file.size", batch.file_bytes),
+            ])
+            .collect();
+        crate::daemon::node_status(
+            &self.shared,
+            crate::daemon::NodeStats {
+                counters,
+                mountpaths: self.store.usage(),
+            },
+        )
+    }
+
     /// Requires the intra-cluster caller headers of a known node.
     fn check_intra(&self, req: &Request) -> Result<(), ApiError> {
         let caller = header_str(req.headers(), headers::CALLER_ID).unwrap_or("");
@@ -248,8 +280,10 @@ async fn handle(
             "smap" => Ok(json_response(&**target.shared.smap.load())),
             "bmd" => Ok(json_response(&**target.shared.bmd.load())),
             "config" | "cluster_config" => Ok(json_response(&**target.shared.config.load())),
+            "log" => crate::daemon::log(&query).await,
+            "node_status" => Ok(json_response(&target.node_status())),
             other => Err(ApiError::bad_request(format!(
-                "invalid what={other:?} (expecting smap, bmd, config)"
+                "invalid what={other:?} (expecting smap, bmd, config, log, node_status)"
             ))),
         },
         TargetEndpoint::Metasync => {

@@ -250,7 +250,7 @@ pub async fn patch(
         ))
     })?;
     validate_custom(&pairs)?;
-    let replace = parse_bool(query.str("set-new-custom"));
+    let replace = crate::http::parse_bool(query.str("set-new-custom"));
     let store: Arc<Store> = target.store.clone();
     let (b, name) = (bck.clone(), objname.to_string());
     blocking(&bck, objname, move || {
@@ -291,14 +291,6 @@ fn validate_custom(pairs: &BTreeMap<String, String>) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// A query flag as AIStore parses booleans (`true`, `1`, `y`, `yes`, `on`).
-fn parse_bool(text: &str) -> bool {
-    matches!(
-        text.to_ascii_lowercase().as_str(),
-        "true" | "1" | "y" | "yes" | "on" | "t"
-    )
-}
-
 impl Sink for moss_storage::PartTxn {
     fn put(&mut self, data: &[u8]) -> Result<(), StoreError> {
         self.write(data)
@@ -333,6 +325,5 @@ mod tests {
         let too_big: BTreeMap<String, String> = [("k".to_string(), "v".repeat(3000))].into();
         assert!(validate_custom(&too_big).is_err());
         assert!(validate_custom(&[(String::new(), "v".to_string())].into()).is_err());
-        assert!(parse_bool("YES") && !parse_bool("false") && !parse_bool(""));
     }
 }
