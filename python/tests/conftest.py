@@ -36,6 +36,8 @@ def endpoint(tmp_path_factory):
     if not binary.is_file():
         pytest.fail(f"moss binary not found at {binary}: run `cargo build` or set MOSS_BIN")
     data_dir = tmp_path_factory.mktemp("moss") / "data"
+    # Where `promote` may read files (moss reads it at start; AIStore's is /var/lib/ais/promote).
+    os.environ.setdefault("MOSS_PROMOTE_ROOT", str(tmp_path_factory.mktemp("promote-root")))
     cluster = LocalCluster.start(binary, data_dir, targets=TARGETS)
     found = cluster.wait_for_endpoint(STARTUP_TIMEOUT_S)
     if found is None:
@@ -134,6 +136,16 @@ def module_buckets(client):
     factory = BucketFactory(client)
     yield factory
     factory.destroy_all()
+
+
+@pytest.fixture(scope="session")
+def promote_root(endpoint) -> str:
+    """The cluster's promote root (MOSS_PROMOTE_ROOT, which the nodes read at start)."""
+    root = os.environ.get("MOSS_PROMOTE_ROOT")
+    if not root:
+        pytest.fail("MOSS_PROMOTE_ROOT is not set: start the cluster under test with it",
+                    pytrace=False)
+    return root
 
 
 @pytest.fixture

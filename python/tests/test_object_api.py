@@ -444,3 +444,65 @@ def test_node_logs(client, http, endpoint):
     resp = http.get(f"{endpoint}/v1/reverse/daemon", params={"what": "log", "severity": "x"},
                     headers={"Ais-Node-Id": tid})
     assert resp.status_code == 400 and "unknown log severity" in resp.json()["message"]
+
+
+# ------------------------------------------------------------------------------------------
+# promote
+
+
+def test_promote_directory_then_recursive_with_delete(client, bucket, promote_root):
+    """AIStore's test_promote: non-recursive → only the top file; then recursive + overwrite +
+    delete_source → both files, the top one overwritten, no regular files left behind."""
+    import pathlib  # pylint: disable=import-outside-toplevel
+    import tempfile  # pylint: disable=import-outside-toplevel
+
+    base = pathlib.Path(tempfile.mkdtemp(prefix="prm-", dir=promote_root)) / "promote_folder"
+    (base / "inner_folder").mkdir(parents=True)
+    (base / "test_file_top").write_bytes(b"top v1")
+    (base / "inner_folder" / "test_file_inner").write_bytes(b"inner")
+    (base / "link").symlink_to("/etc/hostname")
+    obj = bucket.object("promoted_obj/")
+
+    job_id = obj.promote(str(base))
+    if job_id:
+        client.job(job_id).wait(timeout=60)
+    assert [e.name for e in bucket.list_all_objects()] == ["promoted_obj/test_file_top"]
+    assert bucket.object("promoted_obj/test_file_top").get_reader().read_all() == b"top v1"
+
+    (base / "test_file_top").write_bytes(b"top v2")
+    job_id = obj.promote(str(base), recursive=True, overwrite_dest=True, delete_source=True)
+    if job_id:
+        client.job(job_id).wait(timeout=60)
+    names = sorted(e.name for e in bucket.list_all_objects())
+    assert names == ["promoted_obj/inner_folder/test_file_inner", "promoted_obj/test_file_top"]
+    assert bucket.object("promoted_obj/test_file_top").get_reader().read_all() == b"top v2"
+    assert bucket.object("promoted_obj/inner_folder/test_file_inner").get_reader(
+    ).read_all() == b"inner"
+    left = [p for p in base.rglob("*") if p.is_file() and not p.is_symlink()]
+    assert not left, left
+    assert (base / "link").is_symlink()  # skipped, not followed, not deleted
+
+
+def test_promote_refuses_escapes(bucket, promote_root, tmp_path):
+    """Sources outside the root, with '..', or a symlink out of the root are 400s; a missing
+    source is a 404; an empty directory a 400."""
+    import pathlib  # pylint: disable=import-outside-toplevel
+
+    root = pathlib.Path(promote_root)
+    (root / "empty-dir").mkdir(exist_ok=True)
+    escape = root / "escape"
+    if not escape.is_symlink():
+        escape.symlink_to(tmp_path)
+    (tmp_path / "secret").write_bytes(b"not yours")
+    obj = bucket.object("x")
+    for src, status, text in [("/etc/passwd", 400, "must be under"),
+                              (f"{root}/../../etc/passwd", 400, ".."),
+                              ("relative/path", 400, "absolute"),
+                              (str(escape), 400, "outside"),
+                              (f"{root}/no-such-file", 404, "no such file"),
+                              (f"{root}/empty-dir", 400, "is empty")]:
+        with pytest.raises(AISError) as err:
+            obj.promote(src)
+        assert err.value.status_code == status, src
+        assert text in err.value.message.lower(), (src, err.value.message)
+    assert not bucket.list_all_objects()

@@ -350,6 +350,16 @@ impl moss_getbatch::ClusterView for Shared {
     }
 }
 
+/// The directory under which `promote` may read files (`MOSS_PROMOTE_ROOT`, else AIStore's
+/// `/var/lib/ais/promote`). Set where the node starts, never through the API: a client that
+/// could move it could read any file of the host.
+pub fn promote_root() -> String {
+    std::env::var("MOSS_PROMOTE_ROOT")
+        .ok()
+        .filter(|r| r.starts_with('/'))
+        .unwrap_or_else(|| "/var/lib/ais/promote".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -399,3 +409,4 @@ mod tests {
         );
     }
 }
+

@@ -61,6 +61,7 @@ pub const EVICT_REMOTE_BCK: &str = "evict-remote-bck";
 pub const MOVE_BCK: &str = "move-bck";
 pub const COPY_BCK: &str = "copy-bck";
 pub const GET_BATCH: &str = "get-batch";
+pub const PROMOTE: &str = "promote";
 
 /// Every kind AIStore knows, in its table's order.
 pub const KINDS: &[KindInfo] = &[
@@ -84,7 +85,7 @@ pub const KINDS: &[KindInfo] = &[
     kind("blob-download", "", false, false, true, false),
     kind("download", "", true, true, false, false),
     kind("dsort", "dsort", false, false, false, false),
-    kind("promote", "promote-files", false, true, false, false),
+    kind(PROMOTE, "promote-files", false, true, false, false),
     kind(EVICT_OBJECTS, "evict-objects", false, true, false, true),
     kind(
         EVICT_REMOTE_BCK,
@@ -629,6 +630,66 @@ pub enum JobSpec {
         from: Bck,
         to: Bck,
     },
+    /// Ingests files from the target's file system (`promote`).
+    Promote {
+        bck: Bck,
+        args: PromoteArgs,
+    },
+}
+
+/// `apc.PromoteArgs`: what to promote and how (the SDK's `promote()` value).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PromoteArgs {
+    /// The one target that does the work (empty: the proxy picks).
+    pub tid: String,
+    /// Absolute path of a file or directory under the promote root.
+    pub src: String,
+    /// Destination object name (a file) or prefix.
+    pub obj: String,
+    /// Descend into subdirectories.
+    pub rcr: bool,
+    /// Overwrite existing objects (else they are skipped).
+    pub ovw: bool,
+    /// Delete each source file once it is stored.
+    pub dls: bool,
+    /// The source is not a file share (AIStore's shared-FS detection; moss walks on one target).
+    pub notshr: bool,
+}
+
+/// The object a promoted file becomes: for a file source, `obj` itself unless it is empty or
+/// ends with `/` (then `obj` + the file's base name); for a directory source, `obj` + the
+/// file's path relative to the directory.
+pub fn promoted_name(obj: &str, rel: &str, source_is_dir: bool) -> String {
+    if source_is_dir {
+        return format!("{obj}{rel}");
+    }
+    if !obj.is_empty() && !obj.ends_with('/') {
+        return obj.to_string();
+    }
+    let base = rel.rsplit('/').next().unwrap_or(rel);
+    format!("{obj}{base}")
+}
+
+/// AIStore's checks of a promote source, on its text: non-empty, absolute, no `.` or `..`
+/// elements, and under `root` (the root itself or below it).
+pub fn check_promote_source(src: &str, root: &str) -> Result<(), String> {
+    let invalid = |why: &str| Err(format!("invalid promote source {src:?}: {why}"));
+    if src.is_empty() {
+        return invalid("empty");
+    }
+    if !src.starts_with('/') {
+        return invalid("must be an absolute path");
+    }
+    if src.split('/').any(|e| e == "." || e == "..") {
+        return invalid("must not contain \".\" or \"..\" elements");
+    }
+    let root = root.trim_end_matches('/');
+    let src_trim = src.trim_end_matches('/');
+    if src_trim != root && !src_trim.starts_with(&format!("{root}/")) {
+        return invalid(&format!("must be under {root}"));
+    }
+    Ok(())
 }
 
 impl JobSpec {
@@ -648,6 +709,7 @@ impl JobSpec {
             JobSpec::Archive { .. } => ARCHIVE,
             JobSpec::Summary { .. } => SUMMARY,
             JobSpec::MoveBucket { .. } => MOVE_BCK,
+            JobSpec::Promote { .. } => PROMOTE,
         }
     }
 }
@@ -689,6 +751,28 @@ pub struct JobFilter {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn promote_sources_and_names_follow_aistore() {
+        let root = "/var/lib/ais/promote";
+        assert!(check_promote_source("/var/lib/ais/promote/x", root).is_ok());
+        assert!(check_promote_source("/var/lib/ais/promote", root).is_ok());
+        for bad in [
+            "",
+            "rel/x",
+            "/var/lib/ais/promote/../etc",
+            "/var/lib/ais/promote/./x",
+            "/var/lib/ais/promoted",
+            "/etc/passwd",
+        ] {
+            assert!(check_promote_source(bad, root).is_err(), "{bad}");
+        }
+        assert_eq!(promoted_name("dst", "dir/f", false), "dst");
+        assert_eq!(promoted_name("dst/", "dir/f", false), "dst/f");
+        assert_eq!(promoted_name("", "f", false), "f");
+        assert_eq!(promoted_name("p/", "inner/f", true), "p/inner/f");
+        assert_eq!(promoted_name("", "inner/f", true), "inner/f");
+    }
+
     use super::*;
 
     #[test]

@@ -690,3 +690,47 @@ pub fn resume_renames(proxy: &Arc<Proxy>) {
         ));
     }
 }
+
+/// `POST /v1/objects/<b> {"action":"promote","name":SRC,"value":PromoteArgs}`: one target (the
+/// one named by `tid`, else the first in the map) walks the source on its file system and stores
+/// each file at its owner, as a `promote` job; answers the job id.
+pub async fn promote(
+    proxy: &Arc<Proxy>,
+    bucket: &str,
+    query: &Query,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let bck = url_bucket(bucket, query)?;
+    require_bucket(proxy, &bck).await?;
+    let msg = super::buckets::action_message(req).await?;
+    if msg.action != "promote" {
+        return Err(ApiError::bad_request(format!(
+            "invalid action {:?} for POST /v1/objects/{bucket} (expecting promote)",
+            msg.action
+        )));
+    }
+    let mut args: moss_types::jobs::PromoteArgs = value_of(&msg.value, "promote")?;
+    if !msg.name.is_empty() && !args.src.is_empty() && msg.name != args.src {
+        return Err(ApiError::bad_request(format!(
+            "conflicting promote source: {:?} vs {:?}",
+            msg.name, args.src
+        )));
+    }
+    if args.src.is_empty() {
+        args.src = msg.name.clone();
+    }
+    moss_types::jobs::check_promote_source(&args.src, &crate::node::promote_root())
+        .map_err(ApiError::bad_request)?;
+    let smap = proxy.shared.smap.load_full();
+    let node = if args.tid.is_empty() {
+        smap.tmap.values().next().cloned()
+    } else {
+        Some(smap.tmap.get(&args.tid).cloned().ok_or_else(|| {
+            ApiError::not_found(format!("promote: target {:?} node not found", args.tid))
+        })?)
+    };
+    let node = node.ok_or_else(|| ApiError::unavailable("no targets in the cluster"))?;
+    let spec = JobSpec::Promote { bck, args };
+    let id = launch(proxy, moss_jobs::generic_id(), spec, vec![node]).await?;
+    Ok(id_response(id))
+}

@@ -51,6 +51,10 @@ pub enum ProxyEndpoint {
     BucketPatch {
         bucket: String,
     },
+    /// `POST /v1/objects/<b>`: promote files from a target's file system into the bucket.
+    Promote {
+        bucket: String,
+    },
     /// Any object call: redirected to the owner.
     Object {
         bucket: String,
@@ -125,6 +129,13 @@ impl ProxyEndpoint {
                     prefix: Some(decode_component(&rest.join("/"))?),
                 }
             }
+            ["objects", bucket] if !bucket.is_empty() => expect(
+                method,
+                &[Method::POST],
+                ProxyEndpoint::Promote {
+                    bucket: decode_component(bucket)?,
+                },
+            )?,
             ["objects", bucket, rest @ ..] if !rest.is_empty() => ProxyEndpoint::Object {
                 bucket: decode_component(bucket)?,
                 objname: decode_component(&rest.join("/"))?,

@@ -254,6 +254,7 @@ async fn handle(
         ProxyEndpoint::BucketPatch { bucket } => {
             buckets::set_props(proxy, &bucket, &query, req).await
         }
+        ProxyEndpoint::Promote { bucket } => bucket_ops::promote(proxy, &bucket, &query, req).await,
         ProxyEndpoint::Object { bucket, objname } => {
             let known = match url_bucket(&bucket, &query) {
                 Ok(bck) => require_bucket(proxy, &bck).await,

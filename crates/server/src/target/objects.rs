@@ -831,6 +831,84 @@ pub async fn copy_object(
     Ok(Copied { bytes: size, sent })
 }
 
+/// Whether `bck/name` exists at its HRW owner (this target or another).
+pub(crate) async fn exists_at_owner(
+    target: &Arc<Target>,
+    bck: &Bck,
+    name: &str,
+) -> anyhow::Result<bool> {
+    let smap = target.shared.smap.load_full();
+    let owner = moss_cluster::owner_of_object(&smap, bck, name)
+        .ok_or_else(|| anyhow::anyhow!("no targets in the cluster"))?;
+    if owner.daemon_id == target.shared.id {
+        return Ok(target.store.stat_size(bck, name).is_ok());
+    }
+    let answer = forward_request(target, owner, reqwest::Method::HEAD, bck, name, "")
+        .timeout(NEIGHBOR_TIMEOUT)
+        .send()
+        .await?;
+    match answer.status() {
+        StatusCode::OK => Ok(true),
+        StatusCode::NOT_FOUND => Ok(false),
+        other => anyhow::bail!("HEAD at {}: {other}", owner.display()),
+    }
+}
+
+/// Writes `size` bytes from `body` as `bck/name` at its HRW owner (for job `xid`); true if it
+/// went to another target.
+pub(crate) async fn put_at_owner<S>(
+    target: &Arc<Target>,
+    bck: &Bck,
+    name: &str,
+    size: u64,
+    body: S,
+    xid: &str,
+) -> anyhow::Result<bool>
+where
+    S: futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+{
+    let smap = target.shared.smap.load_full();
+    let owner = moss_cluster::owner_of_object(&smap, bck, name)
+        .ok_or_else(|| anyhow::anyhow!("no targets in the cluster"))?;
+    if owner.daemon_id == target.shared.id {
+        let store = target.store.clone();
+        stream_put(
+            store,
+            bck.clone(),
+            name.to_string(),
+            Body::from_stream(body),
+            BTreeMap::new(),
+            false,
+        )
+        .await??;
+        inc(&target.metrics.put_count, 1);
+        inc(&target.metrics.put_bytes, size);
+        return Ok(false);
+    }
+    let response = forward_request(
+        target,
+        owner,
+        reqwest::Method::PUT,
+        bck,
+        name,
+        &format!("&xid={xid}"),
+    )
+    .header(header::CONTENT_LENGTH, size)
+    .body(reqwest::Body::wrap_stream(body))
+    .timeout(COPY_BASE_TIME + Duration::from_secs(size >> 20))
+    .send()
+    .await?;
+    let status = response.status();
+    if !status.is_success() {
+        let body = response
+            .json::<moss_types::ErrorBody>()
+            .await
+            .unwrap_or_default();
+        anyhow::bail!("PUT at {}: {status}: {}", owner.display(), body.message);
+    }
+    Ok(true)
+}
+
 /// Splits an object uname (`ais/@#/bucket/object`) into bucket and object name.
 fn parse_object_uname(uname: &str) -> Result<(Bck, String), ApiError> {
     let mut parts = uname.splitn(4, '/');

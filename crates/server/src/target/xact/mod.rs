@@ -4,6 +4,7 @@ mod archive;
 mod copy;
 mod delete;
 mod maintenance;
+mod promote;
 mod remote;
 pub mod rename;
 mod summary;
@@ -75,6 +76,10 @@ pub fn start(target: &Arc<Target>, start: JobStart) -> Result<(), ApiError> {
         } => archive::start(target, id, src, dst, selection, archive),
         JobSpec::Summary { bck, prefix } => summary::start(target, id, bck, prefix),
         JobSpec::MoveBucket { from, to } => rename::start(target, id, from, to),
+        JobSpec::Promote { bck, args } => {
+            let source = promote::check(&args)?;
+            promote::start(target, id, bck, args, source)
+        }
     };
     registered?;
     Ok(())
