@@ -256,6 +256,12 @@ pub struct PutArgs {
     /// Files uploaded at the same time
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub concurrency: u16,
+    /// Files bigger than this go up as a multipart upload of parts this big, in MiB
+    #[arg(long, value_name = "MiB", default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=5120))]
+    pub part_size: u64,
+    /// Parts of one file uploaded at the same time
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub parts_parallel: u16,
 }
 
 /// `moss get BUCKET/OBJECT [DEST|-]`

@@ -27,6 +27,7 @@ struct Upload {
 
 pub async fn put(client: &Client, args: PutArgs) -> Result<()> {
     let (bucket, prefix) = bucket_and_path(&args.destination)?;
+    let parts = multipart(&args);
     let source = args.source;
     let meta = tokio::fs::metadata(&source)
         .await
@@ -49,11 +50,14 @@ pub async fn put(client: &Client, args: PutArgs) -> Result<()> {
             size: meta.len(),
         };
         let bar = progress::bytes(upload.size);
-        let result = put_one(client, &bucket, &upload, &bar).await;
+        let result = put_one(client, &bucket, &upload, &bar, parts).await;
         bar.finish_and_clear();
-        result?;
+        let sent = match result? {
+            0 => String::new(),
+            n => format!(" ({n} parts)"),
+        };
         println!(
-            "uploaded {} ({}) as {bucket}/{} in {:.1}s",
+            "uploaded {} ({}) as {bucket}/{} in {:.1}s{sent}",
             source.display(),
             iec(upload.size),
             upload.objname,
@@ -95,7 +99,7 @@ pub async fn put(client: &Client, args: PutArgs) -> Result<()> {
             let bar = bar.clone();
             let bucket = bucket.clone();
             async move {
-                let result = put_one(client, &bucket, &upload, &bar).await;
+                let result = put_one(client, &bucket, &upload, &bar, parts).await;
                 (upload, result)
             }
         })
@@ -132,8 +136,37 @@ pub async fn put(client: &Client, args: PutArgs) -> Result<()> {
 }
 
 /// Uploads one file, advancing `bar` by its bytes.
-async fn put_one(client: &Client, bucket: &str, upload: &Upload, bar: &ProgressBar) -> Result<()> {
+/// The multipart settings of `moss put`.
+fn multipart(args: &PutArgs) -> moss_client::MultipartOptions {
+    moss_client::MultipartOptions {
+        part_size: args.part_size << 20,
+        parallel: usize::from(args.parts_parallel),
+    }
+}
+
+/// Uploads one file: in parts if it is bigger than a part, else in one PUT. Returns how many
+/// parts went up (0 for a single PUT).
+async fn put_one(
+    client: &Client,
+    bucket: &str,
+    upload: &Upload,
+    bar: &ProgressBar,
+    parts: moss_client::MultipartOptions,
+) -> Result<u32> {
     let shown = upload.path.display();
+    if upload.size > parts.part_size {
+        let counted = bar.clone();
+        return client
+            .put_file_multipart(
+                bucket,
+                &upload.objname,
+                &upload.path,
+                parts,
+                std::sync::Arc::new(move |n| counted.inc(n)),
+            )
+            .await
+            .with_context(|| format!("upload {shown} (multipart)"));
+    }
     if upload.size <= SMALL_FILE_LIMIT {
         let data = tokio::fs::read(&upload.path)
             .await
@@ -143,7 +176,7 @@ async fn put_one(client: &Client, bucket: &str, upload: &Upload, bar: &ProgressB
             .await
             .with_context(|| format!("upload {shown}"))?;
         bar.inc(upload.size);
-        return Ok(());
+        return Ok(0);
     }
     let file = tokio::fs::File::open(&upload.path)
         .await
@@ -156,7 +189,7 @@ async fn put_one(client: &Client, bucket: &str, upload: &Upload, bar: &ProgressB
         .put_stream(bucket, &upload.objname, upload.size, body)
         .await
         .with_context(|| format!("upload {shown}"))?;
-    Ok(())
+    Ok(0)
 }
 
 /// Regular files under `root` (symlinked files followed, symlinked directories skipped to

@@ -395,6 +395,30 @@ fn cli_end_to_end() {
     .collect();
     assert_eq!(rows, want, "{listing}");
     assert!(listing.starts_with("NAME"), "{listing}");
+    // A file bigger than a part goes up in parts, in parallel, and comes back byte for byte.
+    let large = bytes((7 << 19) + 7, 3);
+    std::fs::write(cluster.path("large.bin"), &large).unwrap();
+    let put = cluster.ok(&[
+        "put",
+        cluster.path("large.bin").to_str().unwrap(),
+        "b/mpu/",
+        "--part-size",
+        "1",
+        "--parts-parallel",
+        "3",
+    ]);
+    assert!(
+        put.contains("as ais://b/mpu/large.bin") && put.contains("(4 parts)"),
+        "{put}"
+    );
+    cluster.ok(&[
+        "get",
+        "b/mpu/large.bin",
+        cluster.path("large.back").to_str().unwrap(),
+    ]);
+    assert!(std::fs::read(cluster.path("large.back")).unwrap() == large);
+    cluster.ok(&["rm", "b", "mpu/large.bin"]);
+
     // Small pages: the same listing, assembled from 3 requests.
     let paged = cluster.ok(&["ls", "b", "--bytes", "--page-size", "2"]);
     let mut paged_names: Vec<&str> = paged.lines().skip(1).collect();

@@ -29,6 +29,7 @@ mod cluster;
 mod error;
 mod http;
 mod jobs;
+mod multipart;
 mod objects;
 
 pub use batch::multipart::{MultipartEvent, MultipartSplitter, PartHeaders};
@@ -38,6 +39,7 @@ pub use buckets::ListOptions;
 pub use cluster::GetBatchStats;
 pub use error::{Error, Result};
 pub use jobs::{ArchiveOptions, CopyOptions, JobOutcome, JobSnaps, snap_bucket};
+pub use multipart::{FilePart, MultipartOptions};
 pub use objects::{GetOptions, ObjectProps, ObjectStream};
 
 use std::time::Duration;
