@@ -14,6 +14,8 @@ use crate::target::Target;
 
 /// Work files older than this belong to writes that will never finish.
 const STALE_WORK: Duration = Duration::from_secs(3600);
+/// A multipart upload without a new part for this long is abandoned.
+const STALE_UPLOAD: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// LRU eviction, as in AIStore: only cached copies of remote buckets' objects (an `ais` bucket's
 /// objects exist nowhere else), only on a mountpath above `space.highwm`, least recently used
@@ -136,21 +138,26 @@ fn evict_lru(
     ))
 }
 
-/// Store cleanup: data of destroyed buckets, stale work files, empty directories.
+/// Store cleanup: data of destroyed buckets, stale work files (append sessions included),
+/// multipart uploads without a part for [`STALE_UPLOAD`], empty directories.
 pub fn start_cleanup(target: &Arc<Target>, id: String) -> Result<Arc<Job>, RegisterError> {
     let target = target.clone();
     target.jobs.clone().start(
         JobDesc::new(id, CLEANUP),
         worker_fn(move |job: Arc<Job>| async move {
             let cleaner = target.clone();
-            let (buckets, (files, bytes, dirs)) = tokio::task::spawn_blocking(move || {
+            let (buckets, uploads, (files, bytes, dirs)) = tokio::task::spawn_blocking(move || {
                 let buckets = cleaner.drop_destroyed_buckets();
-                cleaner.store.clean_up(STALE_WORK).map(|found| (buckets, found))
+                let uploads = cleaner.store.mpu_expire(STALE_UPLOAD);
+                cleaner
+                    .store
+                    .clean_up(STALE_WORK)
+                    .map(|found| (buckets, uploads, found))
             })
             .await??;
             job.add_loc(files, bytes);
             job.set_note(format!(
-                "removed {buckets} destroyed bucket(s), {files} stale work file(s), {dirs} empty director(ies)"
+                "removed {buckets} destroyed bucket(s), {files} stale work file(s), {uploads} abandoned multipart upload(s), {dirs} empty director(ies)"
             ));
             Ok(())
         }),
