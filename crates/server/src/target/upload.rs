@@ -141,8 +141,8 @@ pub async fn put_part(
     let (store, b, name) = (target.store.clone(), bck.clone(), objname.to_string());
     let part = spool_into(move || store.mpu_part(&b, &name, &id, n), req.into_body()).await;
     let part = part.map_err(|e| ApiError::from_store(e, &cname(&bck, objname)))?;
-    let size = blocking(&bck, objname, move || part.commit()).await?;
-    crate::metrics::inc(&target.metrics.put_bytes, size);
+    // The object's bytes are counted once, as a PUT, when the upload completes.
+    blocking(&bck, objname, move || part.commit()).await?;
     Ok(StatusCode::OK.into_response())
 }
 
