@@ -208,7 +208,13 @@ mod tests {
             )]
         );
         assert_eq!(p(Method::GET, "/v1/ml/moss/a/b").unwrap_err().status, 400);
-        assert_eq!(p(Method::GET, "/v1/objects/b").unwrap_err().status, 400);
+        // The bucket alone: only promote (POST).
+        assert_eq!(p(Method::GET, "/v1/objects/b").unwrap_err().status, 405);
+        assert_eq!(
+            p(Method::POST, "/v1/objects/b").unwrap(),
+            ProxyEndpoint::Promote { bucket: "b".into() }
+        );
+        assert_eq!(p(Method::POST, "/v1/objects/").unwrap_err().status, 400);
         assert_eq!(p(Method::GET, "/nope").unwrap_err().status, 400);
         assert_eq!(
             p(Method::HEAD, "/v1/buckets/b").unwrap(),
