@@ -76,6 +76,9 @@ pub(super) struct Assembly {
     pub(super) engine: Arc<Engine>,
     pub(super) handle: Handle,
     pub(super) max_wait: Duration,
+    /// Bytes of one entry from a sender that are held back until the entry is complete while a
+    /// placeholder is still possible (a source's window).
+    pub(super) hold_limit: u64,
     pub(super) max_soft: u64,
     pub(super) coer: bool,
     pub(super) onob: bool,
@@ -561,8 +564,9 @@ impl Assembly {
     }
 
     /// Writes entry `i` from its source, falling back to get-from-neighbor if the source fails.
-    /// Items of at most one chunk are held until complete, so a source failing in the middle of
-    /// one still leaves nothing written for it (and a placeholder remains possible).
+    /// Items of at most one chunk — with `coer`, from a sender, up to the source's window — are
+    /// held until complete, so a source failing in the middle of one still leaves nothing written
+    /// for it (and a placeholder remains possible). Only a bigger entry may still abort.
     fn deliver(
         &mut self,
         archive: &mut dyn Output,
@@ -573,7 +577,16 @@ impl Assembly {
     ) -> Result<(), Stop> {
         let s = self.source_of[i];
         let name = self.entries[i].name_in_archive(self.onob);
-        let hold = size <= CHUNK as u64;
+        // Held entries cost memory beyond the window (one entry at a time per request); it buys
+        // a placeholder instead of an aborted response when a sender dies mid-entry, so only
+        // where a placeholder is possible and the source can die.
+        let may_placehold = self.coer && (self.streaming || self.spooling);
+        let limit = if may_placehold && self.sources[s].target.is_some() {
+            self.hold_limit.max(CHUNK as u64)
+        } else {
+            CHUNK as u64
+        };
+        let hold = size <= limit;
         let mut held: Vec<Bytes> = Vec::new();
         let mut received: u64 = 0;
         let mut written: u64 = 0;

@@ -178,6 +178,7 @@ impl Engine {
             engine: self.clone(),
             handle: Handle::current(),
             max_wait: config.get_batch.max_wait.0,
+            hold_limit: window,
             max_soft: job
                 .max_soft
                 .unwrap_or_else(|| config.get_batch.soft_errs_limit()),

@@ -240,3 +240,130 @@ async fn a_sender_killed_or_hung_mid_stream_yields_placeholders_with_coer() {
         );
     }
 }
+
+/// Issue 13's fault scenario, repeated: a client reads a streaming `coer` batch of 2,500 × 64 KiB
+/// objects slowly; after 8 MiB a sender is SIGKILLed. Every run must end cleanly with every entry
+/// either whole or a placeholder — never a broken transfer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slowly_read_coer_stream_survives_a_sender_kill_every_time() {
+    let runs: usize = std::env::var("MOSS_KILL_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    let pause_us: u64 = std::env::var("MOSS_KILL_PAUSE_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let mut aborted = Vec::new();
+    for run in 0..runs {
+        let (mut c, objects) = sender_cluster(64 << 10).await;
+        let n = 2500;
+        let entries: Vec<Value> = (0..n)
+            .map(|k| json!({"objname": objects[k % objects.len()].0}))
+            .collect();
+        let (dt, mut r) = open_batch(&c, &json!({"in": entries, "strm": true, "coer": true})).await;
+        let mut got = Vec::new();
+        let mut killed = false;
+        let victim = victim_index(&c, &dt);
+        let outcome = loop {
+            match r.chunk().await {
+                Ok(Some(chunk)) => {
+                    got.extend_from_slice(&chunk);
+                    if !killed && got.len() >= 8 << 20 {
+                        c.targets[victim].kill();
+                        killed = true;
+                    }
+                    tokio::time::sleep(Duration::from_micros(pause_us)).await;
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e.to_string()),
+            }
+        };
+        match outcome {
+            Err(e) => aborted.push(format!("run {run}: {e} after {} bytes", got.len())),
+            Ok(()) => {
+                let archive = moss_testkit::read_tar(&got);
+                assert_eq!(archive.len(), n, "run {run}: every entry is present");
+                for (k, (name, bytes)) in archive.iter().enumerate() {
+                    let (obj, expect) = &objects[k % objects.len()];
+                    if !name.starts_with("__404__/") {
+                        assert_eq!(
+                            (name, bytes),
+                            (&format!("b/{obj}"), expect),
+                            "run {run} entry {k}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        aborted.is_empty(),
+        "{} of {runs} runs aborted: {aborted:#?}",
+        aborted.len()
+    );
+}
+
+/// Entries bigger than a chunk but within a source's window are held until complete when a
+/// placeholder is still possible (`coer`, streaming): a sender killed in the middle of one leaves
+/// no half-written entry, so the response goes on instead of aborting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_killed_mid_entry_costs_placeholders_not_the_response() {
+    for run in 0..3 {
+        let c = ProcCluster::start(3).await;
+        c.api.set_config("get_batch.max_wait", "3s").await;
+        c.api.set_config("get_batch.max_soft_errs", "100000").await;
+        c.api.create_bucket("b").await;
+        let objects: Vec<(String, Vec<u8>)> = (0..24)
+            .map(|i| {
+                (
+                    format!("o-{i:03}"),
+                    data(100 + i, (1 << 20) + 4096 * i as usize),
+                )
+            })
+            .collect();
+        c.api.put_many("b", objects.clone()).await;
+        let mut c = c;
+        let n = 240;
+        let entries: Vec<Value> = (0..n)
+            .map(|k| json!({"objname": objects[k % objects.len()].0}))
+            .collect();
+        let (dt, mut r) = open_batch(&c, &json!({"in": entries, "strm": true, "coer": true})).await;
+        let victim = victim_index(&c, &dt);
+        let mut got = Vec::new();
+        let mut killed = false;
+        let outcome = loop {
+            match r.chunk().await {
+                Ok(Some(chunk)) => {
+                    got.extend_from_slice(&chunk);
+                    if !killed && got.len() >= 8 << 20 {
+                        c.targets[victim].kill();
+                        killed = true;
+                    }
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e.to_string()),
+            }
+        };
+        outcome.unwrap_or_else(|e| panic!("run {run}: aborted after {} bytes: {e}", got.len()));
+        let archive = moss_testkit::read_tar(&got);
+        assert_eq!(archive.len(), n, "run {run}");
+        let mut placeholders = 0;
+        for (k, (name, bytes)) in archive.iter().enumerate() {
+            let (obj, expect) = &objects[k % objects.len()];
+            if name.starts_with("__404__/") {
+                placeholders += 1;
+            } else {
+                assert_eq!(
+                    (name, bytes),
+                    (&format!("b/{obj}"), expect),
+                    "run {run} entry {k}"
+                );
+            }
+        }
+        assert!(
+            placeholders > 0,
+            "run {run}: the dead sender's entries are placeholders"
+        );
+    }
+}
