@@ -68,7 +68,9 @@ impl Client {
             // A gap this long inside a response means the server is stuck; GetBatch waits for
             // senders at most `get_batch.max_wait` (20 s by default) between items.
             .read_timeout(Duration::from_secs(300))
-            .pool_idle_timeout(Duration::from_secs(60))
+            // Below the nodes' idle timeout (20 s), so a pooled connection is never one the
+            // server is closing.
+            .pool_idle_timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| Error::transport("build http client", e))?;
         Ok(Client { base, http })

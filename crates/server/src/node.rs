@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::Router;
-use axum::serve::ListenerExt;
 use moss_types::config::ClusterConfig;
 use moss_types::headers;
 use moss_types::smap::{Bmd, Smap};
@@ -178,7 +177,7 @@ pub fn intra_client() -> reqwest::Client {
     reqwest::Client::builder()
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(3))
-        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_idle_timeout(CLIENT_POOL_IDLE)
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_default()
@@ -242,21 +241,225 @@ pub fn raise_open_files_limit() {
     }
 }
 
-/// Serves `router` on `listener` until `cancel` fires, then drains in-flight requests.
+/// How long a client may take to send a request's headers, and how long a kept-alive connection
+/// may sit idle before the next request (hyper starts the same timer for both). Intra-cluster
+/// clients drop idle connections sooner ([`CLIENT_POOL_IDLE`]) so they never reuse one this end
+/// is closing.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(20);
+/// Idle time after which a client of ours drops a pooled connection.
+pub const CLIENT_POOL_IDLE: Duration = Duration::from_secs(10);
+/// Most connections one node keeps open: also bounded by its open-files limit, less
+/// [`FD_RESERVE`] for its own files and calls to other nodes.
+pub const MAX_CONNECTIONS: usize = 32 << 10;
+/// Descriptors kept free of client connections.
+const FD_RESERVE: usize = 2048;
+/// How long a shutdown waits for in-flight requests.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The connection cap of this process: [`MAX_CONNECTIONS`], or less where the open-files limit
+/// would run out first.
+pub fn connection_cap() -> usize {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let usable = usize::try_from(limit)
+        .unwrap_or(usize::MAX)
+        .saturating_sub(FD_RESERVE);
+    usable.clamp(64, MAX_CONNECTIONS)
+}
+
+/// One open client connection: how many of its requests are in flight (a response body still
+/// streaming counts) and when its last request started.
+struct Conn {
+    active: std::sync::atomic::AtomicUsize,
+    last_start_ns: std::sync::atomic::AtomicU64,
+    close: CancellationToken,
+}
+
+/// The open connections of a node. At the cap, a new connection takes the place of the one that
+/// has been idle longest — no request in flight, oldest last request (a half-open connection that
+/// never sent its headers counts from its accept) — so thousands of half-open connections
+/// (slowloris) cannot lock a normal client out; only when every connection is busy is the new
+/// one refused with a 503.
+struct Conns {
+    cap: usize,
+    epoch: std::time::Instant,
+    open: std::sync::Mutex<std::collections::HashMap<u64, Arc<Conn>>>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+impl Conns {
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+
+    /// Registers a new connection, closing the longest-idle one at the cap; `None`: refuse.
+    fn admit(&self) -> Option<(u64, Arc<Conn>)> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let conn = Arc::new(Conn {
+            active: Default::default(),
+            last_start_ns: self.now_ns().into(),
+            close: CancellationToken::new(),
+        });
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.len() >= self.cap {
+            let victim = open
+                .iter()
+                .filter(|(_, c)| c.active.load(Relaxed) == 0 && !c.close.is_cancelled())
+                .min_by_key(|(_, c)| c.last_start_ns.load(Relaxed))
+                .map(|(id, c)| (*id, c.clone()));
+            let (id, victim) = victim?;
+            victim.close.cancel();
+            open.remove(&id);
+        }
+        let id = self.next_id.fetch_add(1, Relaxed);
+        open.insert(id, conn.clone());
+        Some((id, conn))
+    }
+
+    fn remove(&self, id: u64) {
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
+}
+
+/// A response body that marks its connection busy until it is done (or dropped).
+struct Tracked {
+    body: axum::body::Body,
+    _busy: Busy,
+}
+
+struct Busy(Arc<Conn>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0
+            .active
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl http_body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Serves `router` on `listener` until `cancel` fires, then drains in-flight requests. Every
+/// connection is HTTP/1.1 with a header-read (and keep-alive idle) timeout, and at most
+/// [`connection_cap`] are open at once (see [`Conns`] for who gives way).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
+    use std::sync::atomic::Ordering::Relaxed;
+    use tower::Service as _;
+    let app = router.layer(axum::middleware::from_fn(crate::http::close_if_body_unread));
+    let conns = Arc::new(Conns {
+        cap: connection_cap(),
+        epoch: std::time::Instant::now(),
+        open: Default::default(),
+        next_id: Default::default(),
     });
-    let app = router
-        .layer(axum::middleware::from_fn(crate::http::close_if_body_unread))
-        .into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    loop {
+        let (tcp, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors or a transient error: never spin on it.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = cancel.cancelled() => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let Some((id, conn)) = conns.admit() else {
+            tokio::spawn(refuse(tcp, conns.cap));
+            continue;
+        };
+        let (app, state, registry) = (app.clone(), conn.clone(), conns.clone());
+        let service =
+            hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(remote));
+                state.active.fetch_add(1, Relaxed);
+                state.last_start_ns.store(registry.now_ns(), Relaxed);
+                let busy = Busy(state.clone());
+                let mut app = app.clone();
+                async move {
+                    let response = app.call(req).await?;
+                    Ok::<_, std::convert::Infallible>(
+                        response.map(|body| Tracked { body, _busy: busy }),
+                    )
+                }
+            });
+        let served =
+            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service));
+        let registry = conns.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                ended = served => {
+                    if let Err(e) = ended {
+                        tracing::debug!(%remote, "connection ended: {e}");
+                    }
+                }
+                () = conn.close.cancelled() => {
+                    tracing::debug!(%remote, "idle connection closed to make room for a new one");
+                }
+            }
+            registry.remove(id);
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
         .await
+        .is_err()
+    {
+        tracing::warn!("shutdown: requests still running after {SHUTDOWN_GRACE:?}, closing them");
+    }
+    Ok(())
+}
+
+/// The answer to a connection when every open one is busy: a 503 with the usual error body,
+/// then close (never left waiting).
+async fn refuse(mut tcp: tokio::net::TcpStream, cap: usize) {
+    use tokio::io::AsyncWriteExt as _;
+    let body = format!(
+        "{{\"message\":\"too many connections: all {cap} are busy; retry\",\"status\":503}}"
+    );
+    let reply = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = tcp.write_all(reply.as_bytes()).await;
+        let _ = tcp.shutdown().await;
+    })
+    .await;
 }
 
 /// The URL a node registers and hands to clients (redirects, the cluster map): `advertise` when

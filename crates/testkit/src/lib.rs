@@ -17,6 +17,7 @@ pub fn http() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::limited(5))
+        .pool_idle_timeout(std::time::Duration::from_secs(10))
         .build()
         .unwrap()
 }
@@ -27,6 +28,7 @@ pub fn http_no_redirect() -> reqwest::Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .pool_idle_timeout(std::time::Duration::from_secs(10))
         .build()
         .unwrap()
 }

@@ -4,6 +4,7 @@
 mod batch;
 mod cluster;
 mod faults;
+mod hardening;
 mod jobs;
 mod object_api;
 mod objects;
