@@ -102,6 +102,7 @@ impl Cluster {
         std::fs::create_dir_all(logs)?;
         let paddr = free_addr()?;
         let pdir = root.join("proxy");
+        let secret = pdir.join("cluster.secret");
         let proxy = spawn(
             pin,
             bin,
@@ -140,6 +141,9 @@ impl Cluster {
                     format!("http://{paddr}"),
                     "--data".into(),
                     tdir.display().to_string(),
+                    // The proxy created it at its start (wait_http above).
+                    "--cluster-secret-file".into(),
+                    secret.display().to_string(),
                 ],
                 &logs.join(format!("target{t}.log")),
                 &format!("target{t}"),

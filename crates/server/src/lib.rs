@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod daemon;
 pub mod http;
+pub mod intra;
 pub mod local;
 pub mod metrics;
 pub mod node;

@@ -66,6 +66,7 @@ impl LocalCluster {
                 proxy_url: proxy.url.clone(),
                 advertise_url: None,
                 cloud: opts.cloud.clone(),
+                secret_file: Some(opts.data.join("proxy").join(crate::intra::SECRET_FILE)),
             };
             targets.push(start_target(listener, options, cancel.clone()).await?);
         }

@@ -42,6 +42,8 @@ pub struct Shared {
     pub rebalancing: std::sync::atomic::AtomicBool,
     /// Clients of the cloud buckets behind remote buckets.
     pub backends: moss_backend::Backends,
+    /// The cluster secret: signs this node's intra-cluster calls and checks others'.
+    pub key: Option<crate::intra::ClusterKey>,
 }
 
 impl Shared {
@@ -51,6 +53,7 @@ impl Shared {
         role: char,
         meta: ClusterMeta,
         cloud: moss_backend::CloudEnv,
+        key: Option<crate::intra::ClusterKey>,
         cancel: CancellationToken,
     ) -> Shared {
         Shared {
@@ -65,6 +68,7 @@ impl Shared {
             smap_changed_at: std::sync::Mutex::new(std::time::Instant::now()),
             rebalancing: std::sync::atomic::AtomicBool::new(false),
             backends: moss_backend::Backends::new(cloud, Default::default()),
+            key,
         }
     }
 
@@ -140,12 +144,44 @@ impl Shared {
 
     /// Adds the intra-cluster caller headers to a request.
     pub fn intra(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        let rb = match &self.key {
+            Some(key) => rb.header(headers::INTRA_AUTH, key.token(&self.id)),
+            None => rb,
+        };
         rb.header(headers::CALLER_ID, &self.id)
             .header(headers::CALLER_NAME, &self.name)
             .header(
                 headers::CALLER_SMAP_VER,
                 self.smap.load().version.to_string(),
             )
+    }
+}
+
+impl Shared {
+    /// Proves that an internal call comes from a cluster member: a valid token under the
+    /// cluster secret for the caller id it names. Returns the caller id.
+    pub fn verify_intra<'h>(
+        &self,
+        h: &'h axum::http::HeaderMap,
+    ) -> Result<&'h str, crate::http::ApiError> {
+        let forbidden =
+            |why: String| crate::http::ApiError::new(axum::http::StatusCode::FORBIDDEN, why);
+        let caller = crate::http::header_str(h, headers::CALLER_ID).unwrap_or("");
+        let Some(key) = &self.key else {
+            return Err(forbidden(format!(
+                "{} has no cluster secret and accepts no intra-cluster calls (start it with --cluster-secret-file)",
+                self.name
+            )));
+        };
+        let token = crate::http::header_str(h, headers::INTRA_AUTH).unwrap_or("");
+        if token.is_empty() {
+            return Err(forbidden(format!(
+                "intra-cluster call from {caller:?} without a cluster token"
+            )));
+        }
+        key.verify(caller, token)
+            .map_err(|why| forbidden(format!("intra-cluster call from {caller:?}: {why}")))?;
+        Ok(caller)
     }
 }
 

@@ -33,17 +33,29 @@ impl ProcessNode {
         Self::spawn(bin, &args, port, dir)
     }
 
-    /// Starts `moss target` on `port` joining `proxy_url`, with data in `dir`.
-    pub fn target(bin: &Path, port: u16, proxy_url: &str, dir: &Path) -> ProcessNode {
-        let args = [
-            "target",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--proxy",
-            proxy_url,
-            "--data",
-            &dir.display().to_string(),
+    /// Starts `moss target` on `port` joining `proxy_url`, with data in `dir` and the cluster
+    /// secret from `secret` (the proxy's `cluster.secret`; `None` starts a target without one).
+    pub fn target(
+        bin: &Path,
+        port: u16,
+        proxy_url: &str,
+        dir: &Path,
+        secret: Option<&Path>,
+    ) -> ProcessNode {
+        let mut args = vec![
+            "target".to_string(),
+            "--listen".to_string(),
+            format!("127.0.0.1:{port}"),
+            "--proxy".to_string(),
+            proxy_url.to_string(),
+            "--data".to_string(),
+            dir.display().to_string(),
         ];
+        if let Some(secret) = secret {
+            args.push("--cluster-secret-file".to_string());
+            args.push(secret.display().to_string());
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         Self::spawn(bin, &args, port, dir)
     }
 

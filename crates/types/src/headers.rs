@@ -14,6 +14,8 @@ pub const BUCKET_PROPS: &str = "ais-bucket-props";
 pub const CUSTOM_MD: &str = "ais-custom-md";
 pub const APPEND_HANDLE: &str = "ais-append-handle";
 pub const NODE_ID: &str = "ais-node-id";
+/// Intra-cluster authentication token (see `moss_server::intra`).
+pub const INTRA_AUTH: &str = "ais-intra-auth";
 pub const MIRROR_COPIES: &str = "ais-mirror-copies";
 pub const MIRROR_PATHS: &str = "ais-mirror-paths";
 pub const CHUNKS_COUNT: &str = "ais-chunks-count";

@@ -41,6 +41,11 @@ impl ProcCluster {
         self.dir.path().join(format!("t{i}"))
     }
 
+    /// The cluster secret the proxy created, which targets are given.
+    pub fn secret(&self) -> PathBuf {
+        self.dir.path().join("proxy").join("cluster.secret")
+    }
+
     pub async fn add_target(&mut self) {
         let i = self.targets.len();
         let node = ProcessNode::target(
@@ -48,6 +53,7 @@ impl ProcCluster {
             free_port(),
             &self.proxy.url,
             &self.target_dir(i),
+            Some(&self.secret()),
         );
         self.targets.push(node);
     }
@@ -62,8 +68,13 @@ impl ProcCluster {
             .parse()
             .unwrap();
         self.targets[i].kill();
-        self.targets[i] =
-            ProcessNode::target(&moss_bin(), port, &self.proxy.url, &self.target_dir(i));
+        self.targets[i] = ProcessNode::target(
+            &moss_bin(),
+            port,
+            &self.proxy.url,
+            &self.target_dir(i),
+            Some(&self.secret()),
+        );
     }
 
     /// Waits until the proxy's map has `n` targets and every live node holds that map version.

@@ -86,3 +86,64 @@ async fn half_open_connections_neither_lock_out_clients_nor_stay_open() {
         b"still served"
     );
 }
+
+/// Knowing a node id (it is in the public cluster map) is not enough to act as a cluster member:
+/// internal writes, metasync and keepalives need a token under the cluster secret, and a target
+/// without the secret cannot join.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_holders_of_the_cluster_secret_act_as_cluster_members() {
+    let mut c = ProcCluster::start(1).await;
+    c.api.create_bucket("b").await;
+    let smap = c.api.smap().await;
+    let proxy_id = smap.proxy_si.daemon_id.clone();
+    let (tid, target) = smap.tmap.iter().next().unwrap();
+    let target_url = target.url().to_string();
+    let http = moss_testkit::http();
+    for token in [None, Some("1700000000.deadbeef"), Some("garbage")] {
+        let mut put = http
+            .put(format!(
+                "{target_url}/v1/internal/objects/b/planted?provider=ais"
+            ))
+            .header("ais-caller-id", &proxy_id)
+            .body("not from the cluster");
+        if let Some(token) = token {
+            put = put.header("ais-intra-auth", token);
+        }
+        let r = put.send().await.unwrap();
+        assert_eq!(r.status(), 403, "internal PUT with token {token:?}");
+        let forged = http
+            .put(format!("{target_url}/v1/metasync"))
+            .header("ais-caller-id", &proxy_id)
+            .header("ais-intra-auth", token.unwrap_or(""))
+            .body(r#"{"smap":{},"bmd":{},"config":{}}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(forged.status(), 403, "metasync with token {token:?}");
+    }
+    assert_eq!(c.api.get("b", "planted").await.status(), 404);
+    assert_eq!(c.api.smap().await.version, smap.version);
+    let keepalive = http
+        .post(format!("{}/v1/cluster/keepalive/{tid}", c.api.endpoint))
+        .header("ais-caller-id", tid.as_str())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keepalive.status(), 403);
+    // A target started without the secret is refused, and says why in its log.
+    let dir = c.dir.path().join("intruder");
+    c.targets.push(moss_testkit::ProcessNode::target(
+        &crate::cluster::moss_bin(),
+        moss_testkit::free_port(),
+        &c.proxy.url,
+        &dir,
+        None,
+    ));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(c.api.smap().await.tmap.len(), 1, "the intruder joined");
+    let log = c.targets[1].log_text();
+    assert!(log.contains("registration refused"), "{log}");
+    // The cluster works as before.
+    c.api.put("b", "legit", "ok").await;
+    assert_eq!(c.api.get_bytes("b", "legit").await.as_ref(), b"ok");
+}

@@ -82,9 +82,20 @@ pub async fn while_member<F: std::future::Future>(
 
 /// `POST /v1/cluster/autoreg`: adds (or re-adds) a target and answers with the cluster metadata.
 pub async fn register(proxy: &Arc<Proxy>, req: Request) -> Result<Response, ApiError> {
+    // Only a holder of the cluster secret joins, and only as itself.
+    let caller = proxy.shared.verify_intra(req.headers())?.to_string();
     let body = read_body(req.into_body(), CONTROL_BODY_LIMIT).await?;
     let mut node: Snode = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad_request(format!("invalid node registration: {e}")))?;
+    if node.daemon_id != caller {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            format!(
+                "registration of {:?} signed by {caller:?}: a node registers only itself",
+                node.daemon_id
+            ),
+        ));
+    }
     let id_ok = !node.daemon_id.is_empty()
         && node.daemon_id.len() <= 64
         && node
@@ -122,7 +133,18 @@ pub async fn register(proxy: &Arc<Proxy>, req: Request) -> Result<Response, ApiE
 
 /// `POST /v1/cluster/keepalive/<id>`: 404 for unknown targets (they re-register), else the current
 /// Smap version so a lagging target can catch up.
-pub fn keepalive(proxy: &Proxy, id: &str) -> Result<Response, ApiError> {
+pub fn keepalive(
+    proxy: &Proxy,
+    id: &str,
+    headers: &axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = proxy.shared.verify_intra(headers)?;
+    if caller != id {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            format!("keepalive for t[{id}] signed by {caller:?}: a node speaks only for itself"),
+        ));
+    }
     let smap = proxy.shared.smap.load();
     if !smap.tmap.contains_key(id) {
         return Err(ApiError::not_found(format!(

@@ -82,8 +82,9 @@ pub async fn start_proxy(
     let id = node::load_or_create_id(&data_dir.join(ID_FILE))?;
     let meta = load_meta(data_dir, &id, &url)?;
     let known_targets: Vec<String> = meta.smap.tmap.keys().cloned().collect();
+    let key = crate::intra::ClusterKey::load_or_create(&data_dir.join(crate::intra::SECRET_FILE))?;
     let proxy = Arc::new(Proxy {
-        shared: Shared::new(&id, &url, 'p', meta, cloud, cancel.clone()),
+        shared: Shared::new(&id, &url, 'p', meta, cloud, Some(key), cancel.clone()),
         data_dir: data_dir.to_path_buf(),
         last_seen: Mutex::new(
             known_targets
@@ -234,7 +235,7 @@ async fn handle(
         ProxyEndpoint::SetConfig => set_config(proxy, &query).await,
         ProxyEndpoint::ClusterAction => cluster_action(proxy, req).await,
         ProxyEndpoint::Register => membership::register(proxy, req).await,
-        ProxyEndpoint::Keepalive { id } => membership::keepalive(proxy, &id),
+        ProxyEndpoint::Keepalive { id } => membership::keepalive(proxy, &id, req.headers()),
         ProxyEndpoint::ListBuckets => buckets::list_buckets(proxy, &query),
         ProxyEndpoint::BucketGet { bucket } => {
             buckets::bucket_get(proxy, &bucket, &query, req).await

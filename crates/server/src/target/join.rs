@@ -94,7 +94,11 @@ async fn register_until_done(target: &Arc<Target>) -> bool {
                 }
                 Err(e) => tracing::warn!("unreadable registration reply: {e}"),
             },
-            Ok(r) => tracing::warn!(status = r.status().as_u16(), "registration refused"),
+            Ok(r) => {
+                let status = r.status().as_u16();
+                let why = r.json::<moss_types::ErrorBody>().await.unwrap_or_default();
+                tracing::warn!(status, "registration refused: {}", why.message);
+            }
             Err(e) => tracing::debug!("proxy unreachable: {e}"),
         }
         tokio::select! {

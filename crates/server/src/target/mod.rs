@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use endpoint::{ObjMethod, TargetEndpoint};
 
-use crate::http::{ApiError, Query, ReqCtx, error_response, header_str, json_response, read_body};
+use crate::http::{ApiError, Query, ReqCtx, error_response, json_response, read_body};
 use crate::metrics::{Exposition, Kind, ObjectMetrics};
 use crate::node::{self, ClusterMeta, Shared};
 
@@ -55,6 +55,8 @@ pub struct TargetOptions {
     pub advertise_url: Option<String>,
     /// Credentials and endpoints of the clouds behind remote buckets.
     pub cloud: moss_backend::CloudEnv,
+    /// The cluster secret (the proxy's `cluster.secret`); without it the target cannot join.
+    pub secret_file: Option<PathBuf>,
 }
 
 /// Largest list of names one presence check may carry (a page of a remote listing).
@@ -118,12 +120,22 @@ pub async fn start_target(
         },
     };
     let store = Arc::new(store);
+    let key = match &opts.secret_file {
+        Some(path) => Some(crate::intra::ClusterKey::load(path)?),
+        None => {
+            tracing::error!(
+                "no cluster secret (--cluster-secret-file): the proxy will refuse this target"
+            );
+            None
+        }
+    };
     let shared = Arc::new(Shared::new(
         &id,
         &url,
         't',
         empty,
         opts.cloud.clone(),
+        key,
         cancel.clone(),
     ));
     let reader = Arc::new(LocalReader::new(store.clone()));
@@ -238,9 +250,9 @@ impl Target {
         )
     }
 
-    /// Requires the intra-cluster caller headers of a known node.
+    /// Requires a call from a cluster member: a valid cluster token, from a node of the map.
     fn check_intra(&self, req: &Request) -> Result<(), ApiError> {
-        let caller = header_str(req.headers(), headers::CALLER_ID).unwrap_or("");
+        let caller = self.shared.verify_intra(req.headers())?;
         let smap = self.shared.smap.load();
         let known = smap.node(caller).is_some() || (smap.version == 0 && !caller.is_empty());
         if known {
