@@ -295,13 +295,17 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// The connection cap of this process: [`MAX_CONNECTIONS`], or less where the open-files limit
 /// would run out first.
 pub fn connection_cap() -> usize {
+    open_files_limit()
+        .saturating_sub(FD_RESERVE)
+        .clamp(64, MAX_CONNECTIONS)
+}
+
+/// This process's current open-files limit.
+pub fn open_files_limit() -> usize {
     let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
         .current
         .unwrap_or(u64::MAX);
-    let usable = usize::try_from(limit)
-        .unwrap_or(usize::MAX)
-        .saturating_sub(FD_RESERVE);
-    usable.clamp(64, MAX_CONNECTIONS)
+    usize::try_from(limit).unwrap_or(usize::MAX)
 }
 
 /// One open client connection: how many of its requests are in flight (a response body still
