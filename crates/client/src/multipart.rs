@@ -7,14 +7,13 @@ use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use reqwest::Method;
-use reqwest::header;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
 use crate::Client;
 use crate::error::{Error, Result};
-use crate::http::{Call, error_from_response};
+use crate::http::Call;
 
 /// How a file is cut and sent.
 #[derive(Debug, Clone, Copy)]
@@ -89,23 +88,7 @@ impl Client {
             objname,
             &[("uploadId", upload_id), ("partNumber", &part)],
         );
-        let what = crate::http::describe(&Method::PUT, &url);
-        let response = self
-            .http
-            .put(&url)
-            .header(header::CONTENT_LENGTH, len)
-            .body(reqwest::Body::wrap_stream(body))
-            .send()
-            .await
-            .map_err(|e| Error::transport(what.clone(), e))?;
-        if !response.status().is_success() {
-            return Err(error_from_response(response).await);
-        }
-        response
-            .bytes()
-            .await
-            .map_err(|e| Error::transport(what, e))?;
-        Ok(())
+        self.put_streamed(&url, len, body).await
     }
 
     /// Completes an upload from parts `1..=parts`.

@@ -95,13 +95,21 @@ impl Client {
             return self.put_bytes(bucket, objname, data.freeze()).await;
         }
         let url = self.object_url(bucket, objname, &[]);
-        let what = crate::http::describe(&Method::PUT, &url);
-        let request = self
+        self.put_streamed(&url, len, body).await
+    }
+
+    /// One PUT of exactly `len` bytes from `body` to `url`, streamed (no redirect is followed:
+    /// the proxy streams such bodies through to the owner).
+    pub(crate) async fn put_streamed<S>(&self, url: &str, len: u64, body: S) -> Result<()>
+    where
+        S: Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    {
+        let what = crate::http::describe(&Method::PUT, url);
+        let response = self
             .http
-            .put(&url)
+            .put(url)
             .header(header::CONTENT_LENGTH, len)
-            .body(reqwest::Body::wrap_stream(body));
-        let response = request
+            .body(reqwest::Body::wrap_stream(body))
             .send()
             .await
             .map_err(|e| Error::transport(what.clone(), e))?;

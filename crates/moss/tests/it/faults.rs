@@ -139,6 +139,35 @@ async fn sender_cluster(object_size: usize) -> (ProcCluster, Vec<(String, Vec<u8
     (c, objects)
 }
 
+/// Reads a response to its end, pausing `pause` after every chunk, and SIGKILLs target `victim`
+/// once `after` bytes arrived. Returns what arrived and whether the transfer broke.
+async fn read_killing_after(
+    mut r: reqwest::Response,
+    c: &mut ProcCluster,
+    victim: usize,
+    after: usize,
+    pause: Duration,
+) -> (Vec<u8>, Result<(), String>) {
+    let mut got = Vec::new();
+    let mut killed = false;
+    loop {
+        match r.chunk().await {
+            Ok(Some(chunk)) => {
+                got.extend_from_slice(&chunk);
+                if !killed && got.len() >= after {
+                    c.targets[victim].kill();
+                    killed = true;
+                }
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
+                }
+            }
+            Ok(None) => return (got, Ok(())),
+            Err(e) => return (got, Err(e.to_string())),
+        }
+    }
+}
+
 fn victim_index(c: &ProcCluster, dt: &str) -> usize {
     c.targets.iter().position(|t| t.url != dt).unwrap()
 }
@@ -261,24 +290,10 @@ async fn a_slowly_read_coer_stream_survives_a_sender_kill_every_time() {
         let entries: Vec<Value> = (0..n)
             .map(|k| json!({"objname": objects[k % objects.len()].0}))
             .collect();
-        let (dt, mut r) = open_batch(&c, &json!({"in": entries, "strm": true, "coer": true})).await;
-        let mut got = Vec::new();
-        let mut killed = false;
+        let (dt, r) = open_batch(&c, &json!({"in": entries, "strm": true, "coer": true})).await;
         let victim = victim_index(&c, &dt);
-        let outcome = loop {
-            match r.chunk().await {
-                Ok(Some(chunk)) => {
-                    got.extend_from_slice(&chunk);
-                    if !killed && got.len() >= 8 << 20 {
-                        c.targets[victim].kill();
-                        killed = true;
-                    }
-                    tokio::time::sleep(Duration::from_micros(pause_us)).await;
-                }
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e.to_string()),
-            }
-        };
+        let pause = Duration::from_micros(pause_us);
+        let (got, outcome) = read_killing_after(r, &mut c, victim, 8 << 20, pause).await;
         match outcome {
             Err(e) => aborted.push(format!("run {run}: {e} after {} bytes", got.len())),
             Ok(()) => {
@@ -328,23 +343,9 @@ async fn a_sender_killed_mid_entry_costs_placeholders_not_the_response() {
         let entries: Vec<Value> = (0..n)
             .map(|k| json!({"objname": objects[k % objects.len()].0}))
             .collect();
-        let (dt, mut r) = open_batch(&c, &json!({"in": entries, "strm": true, "coer": true})).await;
+        let (dt, r) = open_batch(&c, &json!({"in": entries, "strm": true, "coer": true})).await;
         let victim = victim_index(&c, &dt);
-        let mut got = Vec::new();
-        let mut killed = false;
-        let outcome = loop {
-            match r.chunk().await {
-                Ok(Some(chunk)) => {
-                    got.extend_from_slice(&chunk);
-                    if !killed && got.len() >= 8 << 20 {
-                        c.targets[victim].kill();
-                        killed = true;
-                    }
-                }
-                Ok(None) => break Ok(()),
-                Err(e) => break Err(e.to_string()),
-            }
-        };
+        let (got, outcome) = read_killing_after(r, &mut c, victim, 8 << 20, Duration::ZERO).await;
         outcome.unwrap_or_else(|e| panic!("run {run}: aborted after {} bytes: {e}", got.len()));
         let archive = moss_testkit::read_tar(&got);
         assert_eq!(archive.len(), n, "run {run}");

@@ -702,7 +702,7 @@ pub async fn promote(
 ) -> Result<Response, ApiError> {
     let bck = url_bucket(bucket, query)?;
     require_bucket(proxy, &bck).await?;
-    let msg = super::buckets::action_message(req).await?;
+    let msg = action_message(req).await?;
     if msg.action != "promote" {
         return Err(ApiError::bad_request(format!(
             "invalid action {:?} for POST /v1/objects/{bucket} (expecting promote)",

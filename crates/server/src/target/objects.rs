@@ -775,58 +775,12 @@ pub async fn copy_object(
         })
         .unwrap_or_default();
     let body = item_body(item).await?;
-    let smap = target.shared.smap.load_full();
-    let owner = moss_cluster::owner_of_object(&smap, dst, dst_name)
-        .ok_or_else(|| ApiError::unavailable("no targets in the cluster"))?;
-    let sent = owner.daemon_id != target.shared.id;
-    if !sent {
-        stream_put(
-            target.store.clone(),
-            dst.clone(),
-            dst_name.to_string(),
-            body,
-            custom,
-            opts.only_if_absent,
-        )
-        .await
-        .map_err(|e| ApiError::internal(format!("copy task failed: {e}")))?
-        .map_err(|e| ApiError::from_store(e, &cname(dst, dst_name)))?;
-    } else {
-        let mut extra = opts
-            .xid
-            .as_ref()
-            .map(|id| format!("&xid={id}"))
-            .unwrap_or_default();
-        if opts.only_if_absent {
-            extra.push_str("&rebalance=true");
-        }
-        let mut request =
-            forward_request(target, owner, reqwest::Method::PUT, dst, dst_name, &extra)
-                .header(header::CONTENT_LENGTH, size);
-        if !custom.is_empty() {
-            let text: Vec<String> = custom.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            request = request.header(headers::CUSTOM_MD, text.join(","));
-        }
-        let response = request
-            .body(reqwest::Body::wrap_stream(body.into_data_stream()))
-            // A hang guard, not a speed limit: a peer that stopped answering must not hold the
-            // copy (and the job or rebalance waiting on it) forever.
-            .timeout(COPY_BASE_TIME + Duration::from_secs(size >> 20))
-            .send()
-            .await
-            .map_err(|e| ApiError::unavailable(format!("copy to {}: {e}", owner.display())))?;
-        if !response.status().is_success() {
-            let status = response.status();
-            let body = response
-                .json::<moss_types::ErrorBody>()
-                .await
-                .unwrap_or_default();
-            return Err(ApiError::new(
-                status,
-                format!("copy to {} failed: {}", cname(dst, dst_name), body.message),
-            ));
-        }
-    }
+    let put = OwnerPut {
+        custom,
+        xid: opts.xid.as_deref(),
+        only_if_absent: opts.only_if_absent,
+    };
+    let sent = put_at_owner(target, dst, dst_name, size, body, put).await?;
     inc(&target.metrics.put_count, 1);
     Ok(Copied { bytes: size, sent })
 }
@@ -854,57 +808,69 @@ pub(crate) async fn exists_at_owner(
     }
 }
 
-/// Writes `size` bytes from `body` as `bck/name` at its HRW owner (for job `xid`); true if it
-/// went to another target.
-pub(crate) async fn put_at_owner<S>(
+/// How [`put_at_owner`] writes: the object's custom metadata, the job it counts for, and
+/// whether an existing object wins (rebalance).
+pub(crate) struct OwnerPut<'a> {
+    pub custom: BTreeMap<String, String>,
+    pub xid: Option<&'a str>,
+    pub only_if_absent: bool,
+}
+
+/// Writes `size` bytes from `body` as `bck/name` at its HRW owner — streamed, never held whole
+/// in memory; true if it went to another target.
+pub(crate) async fn put_at_owner(
     target: &Arc<Target>,
     bck: &Bck,
     name: &str,
     size: u64,
-    body: S,
-    xid: &str,
-) -> anyhow::Result<bool>
-where
-    S: futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
-{
+    body: Body,
+    put: OwnerPut<'_>,
+) -> Result<bool, ApiError> {
     let smap = target.shared.smap.load_full();
     let owner = moss_cluster::owner_of_object(&smap, bck, name)
-        .ok_or_else(|| anyhow::anyhow!("no targets in the cluster"))?;
+        .ok_or_else(|| ApiError::unavailable("no targets in the cluster"))?;
     if owner.daemon_id == target.shared.id {
-        let store = target.store.clone();
         stream_put(
-            store,
+            target.store.clone(),
             bck.clone(),
             name.to_string(),
-            Body::from_stream(body),
-            BTreeMap::new(),
-            false,
+            body,
+            put.custom,
+            put.only_if_absent,
         )
-        .await??;
-        inc(&target.metrics.put_count, 1);
-        inc(&target.metrics.put_bytes, size);
+        .await
+        .map_err(|e| ApiError::internal(format!("copy task failed: {e}")))?
+        .map_err(|e| ApiError::from_store(e, &cname(bck, name)))?;
         return Ok(false);
     }
-    let response = forward_request(
-        target,
-        owner,
-        reqwest::Method::PUT,
-        bck,
-        name,
-        &format!("&xid={xid}"),
-    )
-    .header(header::CONTENT_LENGTH, size)
-    .body(reqwest::Body::wrap_stream(body))
-    .timeout(COPY_BASE_TIME + Duration::from_secs(size >> 20))
-    .send()
-    .await?;
-    let status = response.status();
-    if !status.is_success() {
+    let mut extra = put.xid.map(|id| format!("&xid={id}")).unwrap_or_default();
+    if put.only_if_absent {
+        extra.push_str("&rebalance=true");
+    }
+    let mut request = forward_request(target, owner, reqwest::Method::PUT, bck, name, &extra)
+        .header(header::CONTENT_LENGTH, size);
+    if !put.custom.is_empty() {
+        let text: Vec<String> = put.custom.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        request = request.header(headers::CUSTOM_MD, text.join(","));
+    }
+    let response = request
+        .body(reqwest::Body::wrap_stream(body.into_data_stream()))
+        // A hang guard, not a speed limit: a peer that stopped answering must not hold the
+        // copy (and the job or rebalance waiting on it) forever.
+        .timeout(COPY_BASE_TIME + Duration::from_secs(size >> 20))
+        .send()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("copy to {}: {e}", owner.display())))?;
+    if !response.status().is_success() {
+        let status = response.status();
         let body = response
             .json::<moss_types::ErrorBody>()
             .await
             .unwrap_or_default();
-        anyhow::bail!("PUT at {}: {status}: {}", owner.display(), body.message);
+        return Err(ApiError::new(
+            status,
+            format!("copy to {} failed: {}", cname(bck, name), body.message),
+        ));
     }
     Ok(true)
 }
@@ -935,47 +901,17 @@ async fn stream_put(
     custom: BTreeMap<String, String>,
     only_if_absent: bool,
 ) -> Result<Result<Option<moss_storage::ObjMeta>, StoreError>, tokio::task::JoinError> {
-    enum Piece {
-        Data(Bytes),
-        End,
-    }
-    let (tx, mut rx) = mpsc::channel::<Piece>(8);
-    let writer = tokio::task::spawn_blocking(move || {
-        if only_if_absent && store.stat_size(&bck, &objname).is_ok() {
-            return Ok(None);
-        }
-        let mut txn = store.begin_put(&bck, &objname)?;
-        while let Some(piece) = rx.blocking_recv() {
-            match piece {
-                Piece::Data(data) => txn.write(&data)?,
-                Piece::End => return txn.commit(custom).map(Some),
-            }
-        }
-        Err(StoreError::Io(std::io::Error::other(
-            "request body ended early",
-        )))
-    });
-    let mut stream = body.into_data_stream();
-    let mut complete = true;
-    while let Some(chunk) = stream.next().await {
-        match chunk {
-            Ok(data) => {
-                if tx.send(Piece::Data(data)).await.is_err() {
-                    break;
-                }
-            }
-            Err(e) => {
-                tracing::debug!("object PUT body failed: {e}");
-                complete = false;
-                break;
-            }
+    if only_if_absent {
+        let (s, b, n) = (store.clone(), bck.clone(), objname.clone());
+        if tokio::task::spawn_blocking(move || s.stat_size(&b, &n).is_ok()).await? {
+            return Ok(Ok(None));
         }
     }
-    if complete {
-        let _ = tx.send(Piece::End).await;
-    }
-    drop(tx);
-    writer.await
+    let txn = match spool_into(move || store.begin_put(&bck, &objname), body).await {
+        Ok(txn) => txn,
+        Err(e) => return Ok(Err(e)),
+    };
+    tokio::task::spawn_blocking(move || txn.commit(custom).map(Some)).await
 }
 
 /// Writes a stream into an uncommitted write transaction (a work file) on a blocking thread; the

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 
 use crate::http::ApiError;
 use crate::target::Target;
+use crate::target::objects::{OwnerPut, exists_at_owner, put_at_owner};
 
 /// Files promoted at once.
 const CONCURRENCY: usize = 4;
@@ -155,7 +156,7 @@ async fn promote_file(
     name: &str,
 ) -> anyhow::Result<()> {
     names::validate_objname(name).map_err(anyhow::Error::msg)?;
-    let exists = super::super::objects::exists_at_owner(target, bck, name).await?;
+    let exists = exists_at_owner(target, bck, name).await?;
     if !exists || args.ovw {
         // O_NOFOLLOW: a file swapped for a symbolic link after the walk is refused, not read.
         let file = fs::OpenOptions::new()
@@ -165,12 +166,22 @@ async fn promote_file(
         let md = file.metadata()?;
         anyhow::ensure!(md.is_file(), "not a regular file");
         let size = md.len();
-        let body = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
-        let sent =
-            super::super::objects::put_at_owner(target, bck, name, size, body, &job.id).await?;
+        let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(
+            tokio::fs::File::from_std(file),
+        ));
+        let put = OwnerPut {
+            custom: Default::default(),
+            xid: Some(&job.id),
+            only_if_absent: false,
+        };
+        let sent = put_at_owner(target, bck, name, size, body, put)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?;
         if sent {
             job.add_out(1, size);
         } else {
+            crate::metrics::inc(&target.metrics.put_count, 1);
+            crate::metrics::inc(&target.metrics.put_bytes, size);
             job.add_loc(1, size);
         }
     }
