@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 ENDPOINT_LINE = re.compile(r"^endpoint:\s+(http://\S+)")
+AUTHN_LINE = re.compile(r"^authn:\s+(http://\S+)")
 
 # The JSON error body AIStore (and so moss) sends with every 4xx/5xx.
 ERROR_FIELDS = ("message", "method", "url_path", "remote_addr", "caller", "node", "status")
@@ -51,14 +52,23 @@ class LocalCluster:
     log_path: Path
     stdout_lines: List[str] = field(default_factory=list)
     endpoint: Optional[str] = None
+    authn_url: Optional[str] = None
     _endpoint_seen: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
-    def start(cls, binary: Path, data_dir: Path, targets: int = 3) -> "LocalCluster":
+    def start(
+        cls,
+        binary: Path,
+        data_dir: Path,
+        targets: int = 3,
+        extra_args: Sequence[str] = (),
+        env_extra: Optional[Dict[str, str]] = None,
+    ) -> "LocalCluster":
         log_path = data_dir.parent / f"{data_dir.name}.stderr.log"
         log_file = open(log_path, "wb")  # pylint: disable=consider-using-with
         env = dict(os.environ)
         env.setdefault("RUST_LOG", "warn")
+        env.update(env_extra or {})
         process = subprocess.Popen(  # pylint: disable=consider-using-with
             [
                 str(binary),
@@ -69,6 +79,7 @@ class LocalCluster:
                 "127.0.0.1:0",
                 "--data",
                 str(data_dir),
+                *extra_args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -86,6 +97,9 @@ class LocalCluster:
         for raw in self.process.stdout:
             line = raw.decode("utf-8", "replace").rstrip("\n")
             self.stdout_lines.append(line)
+            authn = AUTHN_LINE.match(line)
+            if authn:
+                self.authn_url = authn.group(1).rstrip("/")
             match = ENDPOINT_LINE.match(line)
             if match and self.endpoint is None:
                 self.endpoint = match.group(1).rstrip("/")

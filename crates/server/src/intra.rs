@@ -37,6 +37,40 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len() / 2)
+        .filter_map(|i| text.get(2 * i..2 * i + 2))
+        .filter_map(|h| u8::from_str_radix(h, 16).ok())
+        .collect()
+}
+
+/// Creates `path` holding 256 random bits as 64 hex digits (mode 0600), unless it exists.
+pub fn create_secret_file(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.exists() {
+        return Ok(());
+    }
+    let secret: [u8; 32] = rand::random();
+    let tmp = path.with_extension("tmp");
+    {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(hex(&secret).as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// SHA-256 of a request body, hex (what a signed GetBatch redirect binds).
+pub fn body_digest(body: &[u8]) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, body).as_ref())
+}
+
 impl ClusterKey {
     /// From the secret file's text (64 hex digits).
     pub fn parse(text: &str) -> Result<ClusterKey, String> {
@@ -61,25 +95,8 @@ impl ClusterKey {
 
     /// Reads the secret file, creating it (owner-only) when it does not exist yet.
     pub fn load_or_create(path: &Path) -> anyhow::Result<ClusterKey> {
-        if path.exists() {
-            return ClusterKey::load(path);
-        }
-        let secret: [u8; 32] = rand::random();
-        let text = hex(&secret);
-        let tmp = path.with_extension("tmp");
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            file.write_all(text.as_bytes())?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        ClusterKey::parse(&text).map_err(anyhow::Error::msg)
+        create_secret_file(path)?;
+        ClusterKey::load(path)
     }
 
     /// A token for a call from `caller`, now.
@@ -90,6 +107,32 @@ impl ClusterKey {
     fn token_at(&self, caller: &str, secs: u64) -> String {
         let tag = hmac::sign(&self.key, format!("{caller}|{secs}").as_bytes());
         format!("{secs}.{}", hex(tag.as_ref()))
+    }
+
+    /// The signature of a redirect: binds the method, path, query (markers included) and the
+    /// digest of the body the proxy checked, so a target can tell that the proxy authorized
+    /// exactly this request.
+    pub fn sign_redirect(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        body_digest: &str,
+    ) -> String {
+        let text = format!("redirect|{method}|{path}|{query}|{body_digest}");
+        hex(hmac::sign(&self.key, text.as_bytes()).as_ref())
+    }
+
+    pub fn verify_redirect(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        body_digest: &str,
+        sig: &str,
+    ) -> bool {
+        let text = format!("redirect|{method}|{path}|{query}|{body_digest}");
+        hmac::verify(&self.key, text.as_bytes(), &unhex(sig)).is_ok()
     }
 
     /// Checks a token presented by `caller`.
@@ -105,12 +148,12 @@ impl ClusterKey {
                 "expired intra-cluster token (or clocks apart by more than 5 minutes)".into(),
             );
         }
-        let tag: Vec<u8> = (0..tag.len() / 2)
-            .filter_map(|i| tag.get(2 * i..2 * i + 2))
-            .filter_map(|h| u8::from_str_radix(h, 16).ok())
-            .collect();
-        hmac::verify(&self.key, format!("{caller}|{secs}").as_bytes(), &tag)
-            .map_err(|_| "invalid intra-cluster token".to_string())
+        hmac::verify(
+            &self.key,
+            format!("{caller}|{secs}").as_bytes(),
+            &unhex(tag),
+        )
+        .map_err(|_| "invalid intra-cluster token".to_string())
     }
 }
 

@@ -1,5 +1,7 @@
 //! The moss HTTP server: the proxy (gateway) and target (storage) roles, and `local`, which runs a
 //! whole cluster of them in one process on loopback ports.
+pub mod auth;
+pub mod authn;
 pub mod batch;
 pub mod daemon;
 pub mod http;

@@ -14,6 +14,8 @@ use crate::target::{TargetHandle, TargetOptions, start_target};
 /// A running in-process cluster.
 pub struct LocalCluster {
     pub proxy: ProxyHandle,
+    /// The AuthN service, with `--auth`.
+    pub authn: Option<crate::authn::AuthnHandle>,
     pub targets: Vec<TargetHandle>,
     pub cancel: CancellationToken,
 }
@@ -26,7 +28,12 @@ pub struct LocalOptions {
     pub data: PathBuf,
     /// Credentials and endpoints of the clouds behind remote buckets.
     pub cloud: moss_backend::CloudEnv,
+    /// Run an AuthN service too and require tokens (`moss local --auth`).
+    pub auth: bool,
 }
+
+/// The admin password of `moss local --auth` when `AIS_AUTHN_SU_PASS` is not set.
+pub const LOCAL_ADMIN_PASS: &str = "admin";
 
 impl LocalCluster {
     /// Starts the proxy on `listen` and targets on the following ports (or on ephemeral ports when
@@ -41,14 +48,48 @@ impl LocalCluster {
         let listener = TcpListener::bind(opts.listen)
             .await
             .with_context(|| format!("listen on {}", opts.listen))?;
+        let authn = match opts.auth {
+            true => {
+                let port = match opts.listen.port() {
+                    0 => 0,
+                    p => p + 1 + opts.targets as u16,
+                };
+                let addr = SocketAddr::new(opts.listen.ip(), port);
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("listen on {addr} for authn"))?;
+                let authn_opts = crate::authn::AuthnOptions::from_env(
+                    &opts.data.join("authn"),
+                    LOCAL_ADMIN_PASS,
+                );
+                Some((
+                    crate::authn::start_authn(listener, &authn_opts, cancel.clone()).await?,
+                    authn_opts.secret_file,
+                ))
+            }
+            false => None,
+        };
         let proxy = start_proxy(
             listener,
             &opts.data.join("proxy"),
             None,
             opts.cloud.clone(),
+            authn.as_ref().map(|(_, secret)| secret.as_path()),
             cancel.clone(),
         )
         .await?;
+        let authn = authn.map(|(handle, _)| handle);
+        if let Some(handle) = &authn {
+            let id = proxy.proxy.shared.smap.load().uuid.clone();
+            handle
+                .authn
+                .register_or_update(moss_authn::store::Cluster {
+                    id,
+                    alias: "local".into(),
+                    urls: vec![proxy.url.clone()],
+                })
+                .map_err(|e| anyhow::anyhow!("register the cluster with authn: {e}"))?;
+        }
         let mut targets = Vec::with_capacity(opts.targets);
         for i in 0..opts.targets {
             let addr = if opts.listen.port() == 0 {
@@ -72,6 +113,7 @@ impl LocalCluster {
         }
         Ok(LocalCluster {
             proxy,
+            authn,
             targets,
             cancel,
         })
@@ -108,6 +150,7 @@ impl LocalCluster {
     pub async fn shutdown(self, grace: Duration) {
         self.cancel.cancel();
         let mut tasks = vec![self.proxy.task];
+        tasks.extend(self.authn.map(|a| a.task));
         tasks.extend(self.targets.into_iter().map(|t| t.task));
         let _ = tokio::time::timeout(grace, futures::future::join_all(tasks)).await;
     }

@@ -14,9 +14,17 @@ pub struct SandboxBuilder {
     dir: Option<PathBuf>,
     config: Vec<(String, String)>,
     cloud: moss_backend::CloudEnv,
+    auth: bool,
 }
 
 impl SandboxBuilder {
+    /// Runs AuthN too and requires tokens (admin `admin`/`admin`; `config` values are then
+    /// not applicable: they would need a token).
+    pub fn auth(mut self) -> SandboxBuilder {
+        self.auth = true;
+        self
+    }
+
     pub fn targets(mut self, n: usize) -> SandboxBuilder {
         self.targets = n;
         self
@@ -53,6 +61,7 @@ impl SandboxBuilder {
             targets: self.targets,
             data,
             cloud: self.cloud.clone(),
+            auth: self.auth,
         };
         let cluster = LocalCluster::start(&options).await.unwrap();
         cluster.wait_ready(Duration::from_secs(20)).await.unwrap();
@@ -84,6 +93,7 @@ impl ClusterSandbox {
             dir: None,
             config: Vec::new(),
             cloud: Default::default(),
+            auth: false,
         }
     }
 

@@ -15,8 +15,18 @@ pub struct ClusterConfig {
     pub keepalive: KeepaliveConfig,
     #[serde(default)]
     pub space: SpaceConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
     #[serde(default, with = "crate::smap::string_u64")]
     pub config_version: u64,
+}
+
+/// `auth.*`: whether clients must present AuthN tokens. The proxy sets it from how it was started
+/// (with an AuthN secret or not); it is not settable through the API.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthConfig {
+    #[serde(default)]
+    pub enabled: bool,
 }
 
 /// `get_batch.*`: GetBatch tunables.
@@ -105,6 +115,7 @@ impl Default for ClusterConfig {
             get_batch: GetBatchConfig::default(),
             keepalive: KeepaliveConfig::default(),
             space: SpaceConfig::default(),
+            auth: AuthConfig::default(),
             config_version: 1,
         }
     }
@@ -144,6 +155,7 @@ impl ClusterConfig {
         let updated: ClusterConfig = serde_json::from_value(tree)
             .map_err(|e| format!("invalid value {value:?} for {key:?}: {e}"))?;
         updated.validate()?;
+        self.keep_auth(&updated)?;
         *self = updated;
         Ok(())
     }
@@ -155,7 +167,16 @@ impl ClusterConfig {
         let updated: ClusterConfig =
             serde_json::from_value(tree).map_err(|e| format!("invalid configuration: {e}"))?;
         updated.validate()?;
+        self.keep_auth(&updated)?;
         *self = updated;
+        Ok(())
+    }
+
+    /// `auth.*` follows how the proxy was started; the API cannot switch it.
+    fn keep_auth(&self, updated: &ClusterConfig) -> Result<(), String> {
+        if updated.auth != self.auth {
+            return Err("auth.enabled cannot be changed through the API: start the proxy with (or without) --auth-secret-file".into());
+        }
         Ok(())
     }
 

@@ -28,6 +28,8 @@ pub const BUCKET_SUMM: &str = "ais-bucket-summ";
 /// Redirect markers the proxy appends to a redirected URL.
 pub const QP_PROXY_ID: &str = "pid";
 pub const QP_UNIX_TIME: &str = "utm";
+/// The proxy's signature of a redirect (moss): HMAC under the cluster secret.
+pub const QP_SIGNATURE: &str = "sig";
 pub const QP_PROVIDER: &str = "provider";
 pub const QP_NAMESPACE: &str = "namespace";
 pub const QP_ARCHPATH: &str = "archpath";

@@ -1,6 +1,7 @@
 //! Integration tests: real clusters (in-process and multi-process) over loopback HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod authn;
 mod batch;
 mod cluster;
 mod faults;

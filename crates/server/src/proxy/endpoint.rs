@@ -64,6 +64,8 @@ pub enum ProxyEndpoint {
     Moss {
         bucket: Option<String>,
     },
+    /// `DELETE /v1/tokens`: AuthN pushes revoked tokens.
+    Tokens,
 }
 
 impl ProxyEndpoint {
@@ -140,6 +142,7 @@ impl ProxyEndpoint {
                 bucket: decode_component(bucket)?,
                 objname: decode_component(&rest.join("/"))?,
             },
+            ["tokens"] => expect(method, &[Method::DELETE], ProxyEndpoint::Tokens)?,
             ["ml", "moss"] => expect(
                 method,
                 &[Method::GET, Method::POST],

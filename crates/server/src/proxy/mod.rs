@@ -58,6 +58,8 @@ pub struct Proxy {
     jobs: jobs::JobTable,
     /// Held while a remote bucket is looked up in its cloud: many first requests, one lookup.
     remote_add: tokio::sync::Mutex<()>,
+    /// Client authentication, when started with an AuthN secret.
+    pub auth: Option<crate::auth::ClusterAuth>,
 }
 
 /// A running proxy.
@@ -74,13 +76,21 @@ pub async fn start_proxy(
     data_dir: &Path,
     advertise: Option<&str>,
     cloud: moss_backend::CloudEnv,
+    auth_secret: Option<&Path>,
     cancel: CancellationToken,
 ) -> anyhow::Result<ProxyHandle> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("create proxy data dir {}", data_dir.display()))?;
     let url = node::advertised_url(&listener, advertise)?;
     let id = node::load_or_create_id(&data_dir.join(ID_FILE))?;
-    let meta = load_meta(data_dir, &id, &url)?;
+    let auth = auth_secret
+        .map(|file| crate::auth::ClusterAuth::open(file, data_dir))
+        .transpose()?;
+    let mut meta = load_meta(data_dir, &id, &url)?;
+    if meta.config.auth.enabled != auth.is_some() {
+        meta.config.auth.enabled = auth.is_some();
+        meta.config.config_version += 1;
+    }
     let known_targets: Vec<String> = meta.smap.tmap.keys().cloned().collect();
     let key = crate::intra::ClusterKey::load_or_create(&data_dir.join(crate::intra::SECRET_FILE))?;
     let proxy = Arc::new(Proxy {
@@ -96,6 +106,7 @@ pub async fn start_proxy(
         requests: Default::default(),
         jobs: jobs::JobTable::default(),
         remote_add: tokio::sync::Mutex::new(()),
+        auth,
     });
     proxy.persist(&proxy.shared.meta())?;
     tokio::spawn(membership::track_keepalives(proxy.clone()));
@@ -206,10 +217,57 @@ async fn dispatch(
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let ctx = ReqCtx::of(&req, remote, &proxy.shared.name);
     let result = match ProxyEndpoint::parse(req.method(), req.uri().path()) {
-        Ok(endpoint) => handle(&proxy, endpoint, req).await,
+        Ok(endpoint) => match authorize(&proxy, &endpoint, req).await {
+            Ok(req) => handle(&proxy, endpoint, req).await,
+            Err(e) => Err(e),
+        },
         Err(e) => Err(e),
     };
     result.unwrap_or_else(|e| error_response(&e, &ctx))
+}
+
+/// With auth on: the caller's token must grant what the call needs (401 without a valid
+/// token, 403 without the permission). The verified caller rides along in the request's
+/// extensions. Action messages are read here to know the action, and handed on unchanged.
+async fn authorize(
+    proxy: &Proxy,
+    endpoint: &ProxyEndpoint,
+    req: Request,
+) -> Result<Request, ApiError> {
+    let Some(auth) = &proxy.auth else {
+        return Ok(req);
+    };
+    let query = Query::parse(req.uri().query())?;
+    let (mut req, action) = if crate::auth::needs_action(endpoint) {
+        let (parts, body) = req.into_parts();
+        let bytes = read_body(body, buckets::ACTION_BODY_LIMIT).await?;
+        let action = if bytes.iter().all(u8::is_ascii_whitespace) {
+            crate::auth::ActionPeek::default()
+        } else {
+            serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::bad_request(format!("invalid action message: {e}")))?
+        };
+        (Request::from_parts(parts, Body::from(bytes)), action)
+    } else {
+        (req, crate::auth::ActionPeek::default())
+    };
+    let Some(needs) = crate::auth::required(endpoint, req.method(), &query, &action)? else {
+        return Ok(req);
+    };
+    let claims = match auth.authenticate(req.headers()) {
+        Ok(claims) => claims,
+        Err(e) => {
+            crate::http::drain_body(req.into_body(), crate::http::ERROR_DRAIN_LIMIT).await;
+            return Err(e);
+        }
+    };
+    let checked = crate::auth::check(&claims, &proxy.shared.smap.load().uuid, &needs);
+    if let Err(e) = checked {
+        crate::http::drain_body(req.into_body(), crate::http::ERROR_DRAIN_LIMIT).await;
+        return Err(e);
+    }
+    req.extensions_mut().insert(crate::auth::Caller(claims));
+    Ok(req)
 }
 
 async fn handle(
@@ -271,6 +329,18 @@ async fn handle(
         }
         ProxyEndpoint::Moss { bucket } => {
             moss::getbatch(proxy, bucket.as_deref(), &query, req).await
+        }
+        ProxyEndpoint::Tokens => {
+            let body = read_body(req.into_body(), CONTROL_BODY_LIMIT).await?;
+            match &proxy.auth {
+                Some(auth) => {
+                    auth.revoke(&body)?;
+                    Ok(StatusCode::OK.into_response())
+                }
+                None => Err(ApiError::bad_request(
+                    "token revocation: authentication is not enabled on this cluster",
+                )),
+            }
         }
     }
 }
@@ -376,6 +446,7 @@ async fn cluster_action(proxy: &Arc<Proxy>, req: Request) -> Result<Response, Ap
                     let version = meta.config.config_version;
                     meta.config = ClusterConfig {
                         config_version: version,
+                        auth: meta.config.auth.clone(),
                         ..Default::default()
                     };
                     Ok(())
@@ -447,17 +518,40 @@ async fn add_remote_bucket(proxy: &Proxy, bck: &Bck) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Redirect markers: `pid=<proxy id>&utm=<unix nanos, base36>`.
-pub fn redirect_markers(proxy_id: &str) -> String {
+/// Where the proxy sends a request: `<target url><path>?<query>&pid=…&utm=…&sig=…`. The
+/// signature binds the method, path and whole query (and `body_digest`, for bodies the proxy
+/// checked) under the cluster secret: while auth is on, targets serve client requests only
+/// with it.
+pub fn signed_location(
+    shared: &Shared,
+    target: &Snode,
+    method: &axum::http::Method,
+    path: &str,
+    query: &Query,
+    body_digest: &str,
+) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    format!(
-        "{}={proxy_id}&{}={}",
+    let sep = if query.raw.is_empty() { "" } else { "&" };
+    let signed = format!(
+        "{}{sep}{}={}&{}={}",
+        query.raw,
         headers::QP_PROXY_ID,
+        shared.id,
         headers::QP_UNIX_TIME,
         base36(nanos)
+    );
+    let sig = shared
+        .key
+        .as_ref()
+        .map(|key| key.sign_redirect(method.as_str(), path, &signed, body_digest))
+        .unwrap_or_default();
+    format!(
+        "{}{path}?{signed}&{}={sig}",
+        target.url(),
+        headers::QP_SIGNATURE
     )
 }
 
@@ -475,20 +569,6 @@ pub(crate) fn base36(mut n: u128) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// `<target url><original path>?<original query>&pid=…&utm=…`
-pub fn redirect_location(target: &Snode, req: &Request, query: &Query, proxy_id: &str) -> String {
-    let path = req.uri().path();
-    let sep = if query.raw.is_empty() { "" } else { "&" };
-    format!(
-        "{}{}?{}{}{}",
-        target.url(),
-        path,
-        query.raw,
-        sep,
-        redirect_markers(proxy_id)
-    )
-}
-
 fn redirect_object(
     proxy: &Proxy,
     bucket: &str,
@@ -501,7 +581,14 @@ fn redirect_object(
     let smap = proxy.shared.smap.load();
     let owner = moss_cluster::owner_of_object(&smap, &bck, objname)
         .ok_or_else(|| ApiError::unavailable("no targets in the cluster"))?;
-    redirect(&redirect_location(owner, req, query, &proxy.shared.id))
+    redirect(&signed_location(
+        &proxy.shared,
+        owner,
+        req.method(),
+        req.uri().path(),
+        query,
+        "",
+    ))
 }
 
 /// Longest wait for the owner's answer to an upload the proxy relays. Uploads of any size at any

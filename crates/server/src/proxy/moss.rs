@@ -28,10 +28,19 @@ pub async fn getbatch(
         None => None,
     };
     let coloc = parse_coloc(query)?;
-    let location_base = (req.uri().path().to_string(), query.clone());
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let caller = req.extensions().get::<crate::auth::Caller>().cloned();
     let body = read_body(req.into_body(), MOSS_BODY_LIMIT).await?;
     let (_, entries) = validate(&body, default_bck.as_ref())?;
     let referenced: BTreeSet<&Bck> = entries.iter().map(|e| &e.bck).collect();
+    if let Some(crate::auth::Caller(claims)) = &caller {
+        // A token for bucket A must not read bucket B through a cross-bucket batch.
+        let needs: Vec<crate::auth::Need> = referenced
+            .iter()
+            .map(|bck| crate::auth::Need::Bucket((*bck).clone(), moss_authn::Access::GET))
+            .collect();
+        crate::auth::check(claims, &proxy.shared.smap.load().uuid, &needs)?;
+    }
     for bck in referenced {
         require_bucket(proxy, bck).await?;
     }
@@ -53,17 +62,17 @@ pub async fn getbatch(
         smap.active_targets().choose(&mut rand::rng())
     };
     let dt = dt.ok_or_else(|| ApiError::unavailable("no targets in the cluster"))?;
-    let (path, query) = location_base;
-    let sep = if query.raw.is_empty() { "" } else { "&" };
-    let location = format!(
-        "{}{}?{}{}{}",
-        dt.url(),
-        path,
-        query.raw,
-        sep,
-        super::redirect_markers(&proxy.shared.id)
-    );
-    redirect(&location)
+    // The DT gets the same body from the client: the signature binds its digest, so a client
+    // cannot swap in entries the proxy never checked.
+    let digest = crate::intra::body_digest(&body);
+    redirect(&super::signed_location(
+        &proxy.shared,
+        dt,
+        &method,
+        &path,
+        query,
+        &digest,
+    ))
 }
 
 /// `?coloc=0|1|2`

@@ -250,6 +250,52 @@ impl Target {
         )
     }
 
+    /// While auth is on, a client request must be one the proxy authorized: its query ends with
+    /// the proxy's signature over method, path, query and `body_digest`, made within the
+    /// intra-cluster skew. Off, anything goes (direct reads included), as before.
+    pub(crate) fn check_signed(
+        &self,
+        method: &axum::http::Method,
+        path: &str,
+        query: &Query,
+        body_digest: &str,
+    ) -> Result<(), ApiError> {
+        if !self.shared.config.load().auth.enabled {
+            return Ok(());
+        }
+        let forbidden = |why: &str| {
+            ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "direct target access denied while authentication is on: {why}; send requests to the cluster endpoint (proxy)"
+                ),
+            )
+        };
+        let marker = format!("&{}=", headers::QP_SIGNATURE);
+        let (signed, sig) = query
+            .raw
+            .rsplit_once(&marker)
+            .ok_or_else(|| forbidden("the request is not signed by a proxy"))?;
+        let sent = u128::from_str_radix(query.str(headers::QP_UNIX_TIME), 36).unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        if now.abs_diff(sent) > crate::intra::MAX_SKEW.as_nanos() {
+            return Err(forbidden("the proxy's signature has expired"));
+        }
+        let key = self
+            .shared
+            .key
+            .as_ref()
+            .ok_or_else(|| forbidden("this target has no cluster secret"))?;
+        if key.verify_redirect(method.as_str(), path, signed, body_digest, sig) {
+            Ok(())
+        } else {
+            Err(forbidden("invalid proxy signature"))
+        }
+    }
+
     /// Requires a call from a cluster member: a valid cluster token, from a node of the map.
     fn check_intra(&self, req: &Request) -> Result<(), ApiError> {
         let caller = self.shared.verify_intra(req.headers())?;
@@ -288,16 +334,12 @@ async fn handle(
     match endpoint {
         TargetEndpoint::Health => Ok(StatusCode::OK.into_response()),
         TargetEndpoint::Metrics => Ok(metrics(target)),
-        TargetEndpoint::Daemon => match query.str(headers::QP_WHAT) {
-            "smap" => Ok(json_response(&**target.shared.smap.load())),
-            "bmd" => Ok(json_response(&**target.shared.bmd.load())),
-            "config" | "cluster_config" => Ok(json_response(&**target.shared.config.load())),
-            "log" => crate::daemon::log(&query).await,
-            "node_status" => Ok(json_response(&target.node_status())),
-            other => Err(ApiError::bad_request(format!(
-                "invalid what={other:?} (expecting smap, bmd, config, log, node_status)"
-            ))),
-        },
+        TargetEndpoint::Daemon if target.shared.config.load().auth.enabled => {
+            // With auth on, node internals go through the proxy's checked `reverse/daemon`.
+            target.check_intra(&req)?;
+            daemon(target, &query).await
+        }
+        TargetEndpoint::Daemon => daemon(target, &query).await,
         TargetEndpoint::Metasync => {
             target.check_intra(&req)?;
             let body = read_body(req.into_body(), 64 << 20).await?;
@@ -310,7 +352,10 @@ async fn handle(
             method,
             bucket,
             objname,
-        } => objects::object(target, method, &bucket, &objname, &query, req, false).await,
+        } => {
+            target.check_signed(req.method(), req.uri().path(), &query, "")?;
+            objects::object(target, method, &bucket, &objname, &query, req, false).await
+        }
         TargetEndpoint::Internal {
             method,
             bucket,
@@ -352,6 +397,20 @@ async fn handle(
             target.check_intra(&req)?;
             jobs::stop(target, req).await
         }
+    }
+}
+
+/// `GET /v1/daemon?what=…`
+async fn daemon(target: &Target, query: &Query) -> Result<Response, ApiError> {
+    match query.str(headers::QP_WHAT) {
+        "smap" => Ok(json_response(&**target.shared.smap.load())),
+        "bmd" => Ok(json_response(&**target.shared.bmd.load())),
+        "config" | "cluster_config" => Ok(json_response(&**target.shared.config.load())),
+        "log" => crate::daemon::log(query).await,
+        "node_status" => Ok(json_response(&target.node_status())),
+        other => Err(ApiError::bad_request(format!(
+            "invalid what={other:?} (expecting smap, bmd, config, log, node_status)"
+        ))),
     }
 }
 

@@ -37,7 +37,9 @@ pub async fn getbatch(
         Some(name) => Some(url_bucket(name, query)?),
         None => None,
     };
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let body = read_body(req.into_body(), MOSS_BODY_LIMIT).await?;
+    target.check_signed(&method, &path, query, &crate::intra::body_digest(&body))?;
     let (request, entries) = validate(&body, default_bck.as_ref())?;
     let referenced: std::collections::HashSet<&moss_types::Bck> = default_bck
         .iter()
