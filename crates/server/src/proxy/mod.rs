@@ -74,17 +74,29 @@ pub async fn start_proxy(
     data_dir: &Path,
     advertise: Option<&str>,
     cloud: moss_backend::CloudEnv,
+    tls: &crate::tls::NodeTls,
     cancel: CancellationToken,
 ) -> anyhow::Result<ProxyHandle> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("create proxy data dir {}", data_dir.display()))?;
-    let url = node::advertised_url(&listener, advertise)?;
+    let server_tls = tls.server_config()?;
+    let client = tls.intra_client()?;
+    let url = node::advertised_url(&listener, advertise, tls.scheme())?;
     let id = node::load_or_create_id(&data_dir.join(ID_FILE))?;
     let meta = load_meta(data_dir, &id, &url)?;
     let known_targets: Vec<String> = meta.smap.tmap.keys().cloned().collect();
     let key = crate::intra::ClusterKey::load_or_create(&data_dir.join(crate::intra::SECRET_FILE))?;
     let proxy = Arc::new(Proxy {
-        shared: Shared::new(&id, &url, 'p', meta, cloud, Some(key), cancel.clone()),
+        shared: Shared::new(
+            &id,
+            &url,
+            'p',
+            meta,
+            cloud,
+            Some(key),
+            client,
+            cancel.clone(),
+        ),
         data_dir: data_dir.to_path_buf(),
         last_seen: Mutex::new(
             known_targets
@@ -102,7 +114,7 @@ pub async fn start_proxy(
     bucket_ops::resume_renames(&proxy);
     let router = Router::new().fallback(dispatch).with_state(proxy.clone());
     tracing::info!(node = %proxy.shared.name, %url, "proxy started");
-    let task = tokio::spawn(node::serve(listener, router, cancel));
+    let task = tokio::spawn(node::serve(listener, router, server_tls, cancel));
     Ok(ProxyHandle { proxy, url, task })
 }
 
