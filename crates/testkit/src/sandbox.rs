@@ -53,6 +53,7 @@ impl SandboxBuilder {
             targets: self.targets,
             data,
             cloud: self.cloud.clone(),
+            tls: false,
         };
         let cluster = LocalCluster::start(&options).await.unwrap();
         cluster.wait_ready(Duration::from_secs(20)).await.unwrap();

@@ -10,3 +10,4 @@ mod object_api;
 mod objects;
 mod remote;
 mod shards;
+mod tls;
