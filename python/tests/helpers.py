@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-ENDPOINT_LINE = re.compile(r"^endpoint:\s+(http://\S+)")
+ENDPOINT_LINE = re.compile(r"^endpoint:\s+(https?://\S+)")
 
 # The JSON error body AIStore (and so moss) sends with every 4xx/5xx.
 ERROR_FIELDS = ("message", "method", "url_path", "remote_addr", "caller", "node", "status")
@@ -54,7 +54,8 @@ class LocalCluster:
     _endpoint_seen: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
-    def start(cls, binary: Path, data_dir: Path, targets: int = 3) -> "LocalCluster":
+    def start(cls, binary: Path, data_dir: Path, targets: int = 3,
+              extra_args: Sequence[str] = ()) -> "LocalCluster":
         log_path = data_dir.parent / f"{data_dir.name}.stderr.log"
         log_file = open(log_path, "wb")  # pylint: disable=consider-using-with
         env = dict(os.environ)
@@ -69,6 +70,7 @@ class LocalCluster:
                 "127.0.0.1:0",
                 "--data",
                 str(data_dir),
+                *extra_args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

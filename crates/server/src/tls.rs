@@ -96,8 +96,11 @@ pub const LOCAL_CERT: &str = "cert.pem";
 pub const LOCAL_KEY: &str = "key.pem";
 
 /// The certificate `moss local --tls` serves with: `<dir>/cert.pem` and `<dir>/key.pem`, reused
-/// when both exist, else a new self-signed ECDSA P-256 certificate for `hosts` (DNS names or IP
-/// addresses). The key file is owner-only (0600).
+/// when both exist, else new ones for `hosts` (DNS names or IP addresses). `cert.pem` holds the
+/// server certificate followed by the throw-away CA that signed it (whose key is not kept), so
+/// the one file is both what the nodes serve and what clients trust: OpenSSL (the Python SDK)
+/// accepts only a CA as a trust anchor, and rustls refuses a CA as a server certificate. The key
+/// file is owner-only (0600).
 pub fn ensure_self_signed(dir: &Path, hosts: &[String]) -> anyhow::Result<Identity> {
     let identity = Identity {
         cert: dir.join(LOCAL_CERT),
@@ -107,20 +110,35 @@ pub fn ensure_self_signed(dir: &Path, hosts: &[String]) -> anyhow::Result<Identi
         return Ok(identity);
     }
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let ca_key = rcgen::KeyPair::generate().context("generate a CA key")?;
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).context("CA parameters")?;
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "moss local CA");
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+    ca.key_usages = vec![
+        rcgen::KeyUsagePurpose::KeyCertSign,
+        rcgen::KeyUsagePurpose::CrlSign,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).context("sign the CA certificate")?;
+    let issuer = rcgen::Issuer::new(ca, &ca_key);
+
     let key = rcgen::KeyPair::generate().context("generate a TLS key")?;
     let mut params = rcgen::CertificateParams::new(hosts.to_vec())
         .with_context(|| format!("certificate names {hosts:?}"))?;
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, "moss local");
+    params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+    params.use_authority_key_identifier_extension = true;
     let cert = params
-        .self_signed(&key)
+        .signed_by(&key, &issuer)
         .context("sign the TLS certificate")?;
     // The key first: a certificate without its key would be "reused" next time.
     write_private(&identity.key, key.serialize_pem().as_bytes())
         .with_context(|| format!("write {}", identity.key.display()))?;
-    crate::node::write_atomic(&identity.cert, cert.pem().as_bytes())
+    let chain = format!("{}{}", cert.pem(), ca_cert.pem());
+    crate::node::write_atomic(&identity.cert, chain.as_bytes())
         .with_context(|| format!("write {}", identity.cert.display()))?;
     Ok(identity)
 }
@@ -160,7 +178,7 @@ mod tests {
         let pem = std::fs::read_to_string(&identity.cert).unwrap();
         assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
         server_config(&identity).unwrap();
-        assert_eq!(read_ca(&identity.cert).unwrap().len(), 1);
+        assert_eq!(read_ca(&identity.cert).unwrap().len(), 2);
 
         let again = ensure_self_signed(dir.path(), &hosts).unwrap();
         assert_eq!(std::fs::read_to_string(&again.cert).unwrap(), pem);

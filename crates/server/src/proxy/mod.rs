@@ -527,7 +527,9 @@ const DRAIN_LIMIT: u64 = 256 << 10;
 /// A redirected request that carries a body. A client that asked `Expect: 100-continue` has not
 /// sent it yet, and a small body is drained: both get the 307. A large body is already on its way
 /// and closing on it would reset the connection before the client reads the redirect, so it is
-/// streamed through to the owner instead.
+/// streamed through to the owner instead. A client that sent `Connection: close` gets the 307 at
+/// once: it will not reuse the connection, and the SDK's https uploads ask the proxy for the
+/// redirect that way, declaring the body's Content-Length without sending the body.
 async fn finish_unread_body(
     proxy: &Proxy,
     req: Request,
@@ -537,11 +539,13 @@ async fn finish_unread_body(
         .and_then(|v| v.parse::<u64>().ok());
     let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
     let expects_continue = req.headers().contains_key(header::EXPECT);
+    let closing = header_str(req.headers(), header::CONNECTION.as_str())
+        .is_some_and(|v| v.eq_ignore_ascii_case("close"));
     let small = match declared {
         Some(n) => n <= DRAIN_LIMIT,
         None => !chunked,
     };
-    if expects_continue {
+    if expects_continue || closing {
         return Ok(redirect);
     }
     if small {
