@@ -24,6 +24,13 @@ pub struct ClusterMeta {
     pub config: ClusterConfig,
 }
 
+/// How a node calls the others: the cluster secret that signs its calls and the client (with
+/// its TLS trust) that sends them.
+pub struct Peers {
+    pub key: Option<crate::intra::ClusterKey>,
+    pub client: reqwest::Client,
+}
+
 /// Identity and replicated state of a node.
 pub struct Shared {
     pub id: String,
@@ -53,8 +60,7 @@ impl Shared {
         role: char,
         meta: ClusterMeta,
         cloud: moss_backend::CloudEnv,
-        key: Option<crate::intra::ClusterKey>,
-        client: reqwest::Client,
+        peers: Peers,
         cancel: CancellationToken,
     ) -> Shared {
         Shared {
@@ -64,12 +70,12 @@ impl Shared {
             smap: ArcSwap::from_pointee(meta.smap),
             bmd: ArcSwap::from_pointee(meta.bmd),
             config: ArcSwap::from_pointee(meta.config),
-            client,
+            client: peers.client,
             cancel,
             smap_changed_at: std::sync::Mutex::new(std::time::Instant::now()),
             rebalancing: std::sync::atomic::AtomicBool::new(false),
             backends: moss_backend::Backends::new(cloud, Default::default()),
-            key,
+            key: peers.key,
         }
     }
 

@@ -93,8 +93,10 @@ pub async fn start_proxy(
             'p',
             meta,
             cloud,
-            Some(key),
-            client,
+            node::Peers {
+                key: Some(key),
+                client,
+            },
             cancel.clone(),
         ),
         data_dir: data_dir.to_path_buf(),

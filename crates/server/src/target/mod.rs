@@ -139,8 +139,7 @@ pub async fn start_target(
         't',
         empty,
         opts.cloud.clone(),
-        key,
-        client,
+        node::Peers { key, client },
         cancel.clone(),
     ));
     let reader = Arc::new(LocalReader::new(store.clone()));
