@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-ENDPOINT_LINE = re.compile(r"^endpoint:\s+(http://\S+)")
-AUTHN_LINE = re.compile(r"^authn:\s+(http://\S+)")
+ENDPOINT_LINE = re.compile(r"^endpoint:\s+(https?://\S+)")
+AUTHN_LINE = re.compile(r"^authn:\s+(https?://\S+)")
 
 # The JSON error body AIStore (and so moss) sends with every 4xx/5xx.
 ERROR_FIELDS = ("message", "method", "url_path", "remote_addr", "caller", "node", "status")

@@ -378,9 +378,10 @@ pub enum ShowCommand {
     Performance,
 }
 
-/// Runs a client command against `endpoint`.
+/// Runs a client command against `endpoint`; an https endpoint's certificate is checked as the
+/// SDK does (`AIS_CLIENT_CA`, `AIS_SKIP_VERIFY_CRT`).
 pub async fn run(endpoint: &str, command: Command) -> anyhow::Result<()> {
-    let client = Client::new(endpoint)?;
+    let client = Client::with_trust(endpoint, &moss_client::Trust::from_env())?;
     match command {
         Command::Bucket { command } => buckets::run(&client, command).await,
         Command::Put(args) => objects::put(&client, args).await,

@@ -54,14 +54,47 @@ pub struct Client {
     http: reqwest::Client,
 }
 
+/// How a client checks the certificates of an `https://` cluster.
+#[derive(Debug, Clone, Default)]
+pub enum Trust {
+    /// The system's roots.
+    #[default]
+    System,
+    /// Only the certificates of this PEM file (a cluster's CA, or its self-signed certificate).
+    CaFile(std::path::PathBuf),
+    /// No verification at all: anyone on the path can read and change the traffic.
+    SkipVerify,
+}
+
+impl Trust {
+    /// What the AIStore SDK and CLI read: `AIS_SKIP_VERIFY_CRT=true` (or `1`) skips verification,
+    /// else `AIS_CLIENT_CA` names a CA file, else the system's roots.
+    pub fn from_env() -> Trust {
+        let skip = std::env::var("AIS_SKIP_VERIFY_CRT")
+            .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
+        if skip {
+            return Trust::SkipVerify;
+        }
+        match std::env::var_os("AIS_CLIENT_CA") {
+            Some(path) if !path.is_empty() => Trust::CaFile(path.into()),
+            _ => Trust::System,
+        }
+    }
+}
+
 impl Client {
-    /// A client for `endpoint` (`http://host:port`; a bare `host:port` means `http://`).
-    /// Sends nothing until the first call.
+    /// A client for `endpoint` (`http://host:port` or `https://host:port`; a bare `host:port`
+    /// means `http://`) that trusts the system's roots. Sends nothing until the first call.
     pub fn new(endpoint: &str) -> Result<Client> {
+        Client::with_trust(endpoint, &Trust::System)
+    }
+
+    /// A client for `endpoint` that checks an https cluster's certificate as `trust` says.
+    pub fn with_trust(endpoint: &str, trust: &Trust) -> Result<Client> {
         let base = normalize_endpoint(endpoint)?;
         // TLS (when a URL is https) uses rustls with ring; installing twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             // Redirects are followed by `http::execute`, which knows which bodies can be re-sent.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
@@ -70,7 +103,26 @@ impl Client {
             .read_timeout(Duration::from_secs(300))
             // Below the nodes' idle timeout (20 s), so a pooled connection is never one the
             // server is closing.
-            .pool_idle_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(10));
+        let builder = match trust {
+            Trust::System => builder,
+            Trust::SkipVerify => builder.tls_danger_accept_invalid_certs(true),
+            Trust::CaFile(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    Error::InvalidRequest(format!("read CA file {}: {e}", path.display()))
+                })?;
+                let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| Error::transport("parse CA file", e))?;
+                if certs.is_empty() {
+                    return Err(Error::InvalidRequest(format!(
+                        "no PEM certificate in CA file {}",
+                        path.display()
+                    )));
+                }
+                builder.tls_certs_only(certs)
+            }
+        };
+        let http = builder
             .build()
             .map_err(|e| Error::transport("build http client", e))?;
         Ok(Client { base, http })
@@ -87,11 +139,6 @@ fn normalize_endpoint(endpoint: &str) -> Result<String> {
     if trimmed.is_empty() {
         return Err(Error::InvalidRequest("empty endpoint".to_string()));
     }
-    if trimmed.starts_with("https://") {
-        return Err(Error::InvalidRequest(format!(
-            "endpoint {trimmed:?}: https is not supported by this build (use http://)"
-        )));
-    }
     let with_scheme = if trimmed.contains("://") {
         trimmed.to_string()
     } else {
@@ -99,7 +146,7 @@ fn normalize_endpoint(endpoint: &str) -> Result<String> {
     };
     let url = reqwest::Url::parse(&with_scheme)
         .map_err(|e| Error::InvalidRequest(format!("invalid endpoint {endpoint:?}: {e}")))?;
-    if url.scheme() != "http" {
+    if url.scheme() != "http" && url.scheme() != "https" {
         return Err(Error::InvalidRequest(format!(
             "invalid endpoint {endpoint:?}: unsupported scheme {:?}",
             url.scheme()
@@ -127,7 +174,7 @@ mod tests {
             normalize_endpoint("localhost:9").unwrap(),
             "http://localhost:9"
         );
-        assert!(normalize_endpoint("https://h:1").is_err());
+        assert_eq!(normalize_endpoint("https://h:1/").unwrap(), "https://h:1");
         assert!(normalize_endpoint("ftp://h:1").is_err());
         assert!(normalize_endpoint("http://h:1/v1").is_err());
         assert!(normalize_endpoint("").is_err());

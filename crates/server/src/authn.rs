@@ -1,5 +1,5 @@
 //! Running the AuthN service (`moss authn`, and `moss local --auth` in-process) on the same
-//! hardened accept loop as the cluster nodes.
+//! hardened accept loop (and TLS settings) as the cluster nodes.
 use std::path::{Path, PathBuf};
 
 use tokio::net::TcpListener;
@@ -43,12 +43,14 @@ pub struct AuthnHandle {
 pub async fn start_authn(
     listener: TcpListener,
     opts: &AuthnOptions,
+    tls: &crate::tls::NodeTls,
     cancel: CancellationToken,
 ) -> anyhow::Result<AuthnHandle> {
     std::fs::create_dir_all(&opts.data_dir)?;
     crate::intra::create_secret_file(&opts.secret_file)?;
     let key = moss_authn::TokenKey::from_file(&opts.secret_file)?;
-    let client = crate::node::intra_client();
+    // Revocations go to the cluster's proxies: over TLS, trust what the nodes trust.
+    let client = tls.intra_client()?;
     let authn = moss_authn::Authn::open(
         &opts.data_dir,
         key,
@@ -56,9 +58,14 @@ pub async fn start_authn(
         &opts.admin_pass,
         client,
     )?;
-    let url = crate::node::advertised_url(&listener, None)?;
+    let url = crate::node::advertised_url(&listener, None, tls.scheme())?;
     let router = moss_authn::router(authn.clone());
     tracing::info!(%url, "authn started");
-    let task = tokio::spawn(crate::node::serve(listener, router, cancel));
+    let task = tokio::spawn(crate::node::serve(
+        listener,
+        router,
+        tls.server_config()?,
+        cancel,
+    ));
     Ok(AuthnHandle { url, authn, task })
 }

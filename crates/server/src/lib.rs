@@ -11,3 +11,4 @@ pub mod metrics;
 pub mod node;
 pub mod proxy;
 pub mod target;
+pub mod tls;

@@ -1,5 +1,5 @@
 //! `moss local`: one proxy and N targets in one process, each on its own loopback port, talking
-//! HTTP to each other exactly like separate processes.
+//! HTTP (or, with `tls`, HTTPS) to each other exactly like separate processes.
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -18,6 +18,8 @@ pub struct LocalCluster {
     pub authn: Option<crate::authn::AuthnHandle>,
     pub targets: Vec<TargetHandle>,
     pub cancel: CancellationToken,
+    /// With TLS: the certificate every node serves, which is also the CA clients must trust.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Options of `moss local`.
@@ -30,6 +32,8 @@ pub struct LocalOptions {
     pub cloud: moss_backend::CloudEnv,
     /// Run an AuthN service too and require tokens (`moss local --auth`).
     pub auth: bool,
+    /// Serve HTTPS with a self-signed certificate in `data/tls` (made on first use).
+    pub tls: bool,
 }
 
 /// The admin password of `moss local --auth` when `AIS_AUTHN_SU_PASS` is not set.
@@ -44,6 +48,11 @@ impl LocalCluster {
             opts.targets > 0,
             "a local cluster needs at least one target (--targets 1 or more)"
         );
+        let tls = if opts.tls {
+            local_tls(&opts.data, opts.listen)?
+        } else {
+            crate::tls::NodeTls::default()
+        };
         let cancel = CancellationToken::new();
         let listener = TcpListener::bind(opts.listen)
             .await
@@ -63,7 +72,7 @@ impl LocalCluster {
                     LOCAL_ADMIN_PASS,
                 );
                 Some((
-                    crate::authn::start_authn(listener, &authn_opts, cancel.clone()).await?,
+                    crate::authn::start_authn(listener, &authn_opts, &tls, cancel.clone()).await?,
                     authn_opts.secret_file,
                 ))
             }
@@ -75,6 +84,7 @@ impl LocalCluster {
             None,
             opts.cloud.clone(),
             authn.as_ref().map(|(_, secret)| secret.as_path()),
+            &tls,
             cancel.clone(),
         )
         .await?;
@@ -108,6 +118,7 @@ impl LocalCluster {
                 advertise_url: None,
                 cloud: opts.cloud.clone(),
                 secret_file: Some(opts.data.join("proxy").join(crate::intra::SECRET_FILE)),
+                tls: tls.clone(),
             };
             targets.push(start_target(listener, options, cancel.clone()).await?);
         }
@@ -116,6 +127,7 @@ impl LocalCluster {
             authn,
             targets,
             cancel,
+            ca_file: tls.ca,
         })
     }
 
@@ -154,6 +166,22 @@ impl LocalCluster {
         tasks.extend(self.targets.into_iter().map(|t| t.task));
         let _ = tokio::time::timeout(grace, futures::future::join_all(tasks)).await;
     }
+}
+
+/// TLS of a local cluster: one self-signed certificate (in `data/tls`) that every node serves
+/// and trusts, for `localhost`, `127.0.0.1` and the address the nodes advertise.
+fn local_tls(data: &Path, listen: SocketAddr) -> anyhow::Result<crate::tls::NodeTls> {
+    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let advertised = crate::node::reachable_host(listen.ip(), crate::node::primary_ip(listen.ip()));
+    if !hosts.contains(&advertised.to_string()) {
+        hosts.push(advertised.to_string());
+    }
+    let identity = crate::tls::ensure_self_signed(&data.join("tls"), &hosts)
+        .context("prepare the self-signed TLS certificate")?;
+    Ok(crate::tls::NodeTls {
+        ca: Some(identity.cert.clone()),
+        identity: Some(identity),
+    })
 }
 
 /// Data directory of target `i` in a local cluster.

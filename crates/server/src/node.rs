@@ -24,6 +24,13 @@ pub struct ClusterMeta {
     pub config: ClusterConfig,
 }
 
+/// How a node calls the others: the cluster secret that signs its calls and the client (with
+/// its TLS trust) that sends them.
+pub struct Peers {
+    pub key: Option<crate::intra::ClusterKey>,
+    pub client: reqwest::Client,
+}
+
 /// Identity and replicated state of a node.
 pub struct Shared {
     pub id: String,
@@ -53,7 +60,7 @@ impl Shared {
         role: char,
         meta: ClusterMeta,
         cloud: moss_backend::CloudEnv,
-        key: Option<crate::intra::ClusterKey>,
+        peers: Peers,
         cancel: CancellationToken,
     ) -> Shared {
         Shared {
@@ -63,12 +70,12 @@ impl Shared {
             smap: ArcSwap::from_pointee(meta.smap),
             bmd: ArcSwap::from_pointee(meta.bmd),
             config: ArcSwap::from_pointee(meta.config),
-            client: intra_client(),
+            client: peers.client,
             cancel,
             smap_changed_at: std::sync::Mutex::new(std::time::Instant::now()),
             rebalancing: std::sync::atomic::AtomicBool::new(false),
             backends: moss_backend::Backends::new(cloud, Default::default()),
-            key,
+            key: peers.key,
         }
     }
 
@@ -207,16 +214,24 @@ pub struct Installed {
 }
 
 /// The HTTP client used between nodes: pooled keep-alive connections, no Nagle delay, no redirects.
-pub fn intra_client() -> reqwest::Client {
+/// `trust`: the only certificates an https peer may chain to (the cluster's CA); `None`: the
+/// system's roots.
+pub fn intra_client(trust: Option<Vec<reqwest::Certificate>>) -> anyhow::Result<reqwest::Client> {
+    use anyhow::Context as _;
     // TLS (when a URL is https) uses rustls with ring; installing twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
+    let builder = reqwest::Client::builder()
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(3))
         .pool_idle_timeout(CLIENT_POOL_IDLE)
-        .redirect(reqwest::redirect::Policy::none())
+        .redirect(reqwest::redirect::Policy::none());
+    let builder = match trust {
+        Some(certs) => builder.tls_certs_only(certs),
+        None => builder,
+    };
+    builder
         .build()
-        .unwrap_or_default()
+        .context("build the intra-cluster http client")
 }
 
 /// A random node id: 8 alphanumeric characters.
@@ -403,15 +418,19 @@ impl http_body::Body for Tracked {
 
 /// Serves `router` on `listener` until `cancel` fires, then drains in-flight requests. Every
 /// connection is HTTP/1.1 with a header-read (and keep-alive idle) timeout, and at most
-/// [`connection_cap`] are open at once (see [`Conns`] for who gives way).
+/// [`connection_cap`] are open at once (see [`Conns`] for who gives way). With `tls`, every
+/// connection is HTTPS: its handshake counts as part of the first request's headers (same
+/// timeout, and a connection still shaking hands is idle for the cap).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
     cancel: CancellationToken,
 ) -> std::io::Result<()> {
     use std::sync::atomic::Ordering::Relaxed;
     use tower::Service as _;
     let app = router.layer(axum::middleware::from_fn(crate::http::close_if_body_unread));
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let conns = Arc::new(Conns {
         cap: connection_cap(),
         epoch: std::time::Instant::now(),
@@ -438,7 +457,7 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let Some((id, conn)) = conns.admit() else {
-            tokio::spawn(refuse(tcp, conns.cap));
+            tokio::spawn(refuse(tcp, acceptor.clone(), conns.cap));
             continue;
         };
         let (app, state, registry) = (app.clone(), conn.clone(), conns.clone());
@@ -457,8 +476,23 @@ pub async fn serve(
                     )
                 }
             });
-        let served =
-            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service));
+        let (http, watcher, acceptor) = (http.clone(), graceful.watcher(), acceptor.clone());
+        let served = async move {
+            let Some(acceptor) = acceptor else {
+                let io = hyper_util::rt::TokioIo::new(tcp);
+                return watcher.watch(http.serve_connection(io, service)).await;
+            };
+            match handshake(&acceptor, tcp).await {
+                Ok(stream) => {
+                    let io = hyper_util::rt::TokioIo::new(stream);
+                    watcher.watch(http.serve_connection(io, service)).await
+                }
+                Err(e) => {
+                    tracing::debug!(%remote, "tls handshake failed: {e}");
+                    Ok(())
+                }
+            }
+        };
         let registry = conns.clone();
         tokio::spawn(async move {
             tokio::select! {
@@ -484,9 +518,74 @@ pub async fn serve(
     Ok(())
 }
 
+/// The first byte of a TLS connection: a handshake record (a ClientHello).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// Runs the server side of a TLS handshake within [`HEADER_READ_TIMEOUT`], so half-open
+/// handshakes are closed like half-sent headers. A client that speaks plain HTTP to this port
+/// gets a plain-HTTP 400 that says so, instead of a connection closed for no visible reason.
+async fn handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+) -> std::io::Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    let timed_out = || {
+        std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no tls handshake within {HEADER_READ_TIMEOUT:?}"),
+        )
+    };
+    let deadline = tokio::time::Instant::now() + HEADER_READ_TIMEOUT;
+    let mut first = [0u8; 1];
+    let peeked = tokio::time::timeout_at(deadline, tcp.peek(&mut first))
+        .await
+        .map_err(|_| timed_out())??;
+    if peeked == 1 && first[0] != TLS_HANDSHAKE_RECORD {
+        tokio::time::timeout_at(deadline, answer_plain_http(tcp))
+            .await
+            .map_err(|_| timed_out())?;
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "plain http on an https port",
+        ));
+    }
+    tokio::time::timeout_at(deadline, acceptor.accept(tcp))
+        .await
+        .map_err(|_| timed_out())?
+}
+
+/// Error text for a plain-HTTP request to a node that serves HTTPS only.
+pub const PLAIN_HTTP_ON_TLS: &str =
+    "this node serves https only: client sent an HTTP request to an HTTPS server";
+
+/// The plain-HTTP 400 for a client that forgot `https://`; then close after reading what the
+/// client sent (closing with unread input would reset the connection and lose the answer).
+async fn answer_plain_http(mut tcp: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let body = format!("{{\"message\":\"{PLAIN_HTTP_ON_TLS}\",\"status\":400}}");
+    let reply = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tcp.write_all(reply.as_bytes()).await;
+    let _ = tcp.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let mut drained = 0usize;
+    while drained < (64 << 10) {
+        match tcp.read(&mut sink).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
+    }
+}
+
 /// The answer to a connection when every open one is busy: a 503 with the usual error body,
-/// then close (never left waiting).
-async fn refuse(mut tcp: tokio::net::TcpStream, cap: usize) {
+/// then close (never left waiting). On an https port the 503 goes over TLS, after a handshake
+/// bounded like the rest of the answer.
+async fn refuse(
+    tcp: tokio::net::TcpStream,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    cap: usize,
+) {
     use tokio::io::AsyncWriteExt as _;
     let body = format!(
         "{{\"message\":\"too many connections: all {cap} are busy; retry\",\"status\":503}}"
@@ -496,27 +595,43 @@ async fn refuse(mut tcp: tokio::net::TcpStream, cap: usize) {
         body.len()
     );
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        let _ = tcp.write_all(reply.as_bytes()).await;
-        let _ = tcp.shutdown().await;
+        match acceptor {
+            None => {
+                let mut tcp = tcp;
+                let _ = tcp.write_all(reply.as_bytes()).await;
+                let _ = tcp.shutdown().await;
+            }
+            Some(acceptor) => {
+                if let Ok(mut tls) = acceptor.accept(tcp).await {
+                    let _ = tls.write_all(reply.as_bytes()).await;
+                    let _ = tls.shutdown().await;
+                }
+            }
+        }
     })
     .await;
 }
 
 /// The URL a node registers and hands to clients (redirects, the cluster map): `advertise` when
-/// given, else `http://<listen address>` — except that an unspecified listen address (`0.0.0.0`,
-/// `::`) is useless to anyone else, so the host's primary address stands in for it.
-pub fn advertised_url(listener: &TcpListener, advertise: Option<&str>) -> std::io::Result<String> {
+/// given (with `scheme` when it names none), else `<scheme>://<listen address>` — except that an
+/// unspecified listen address (`0.0.0.0`, `::`) is useless to anyone else, so the host's primary
+/// address stands in for it. `scheme` is `http`, or `https` for a node that serves TLS.
+pub fn advertised_url(
+    listener: &TcpListener,
+    advertise: Option<&str>,
+    scheme: &str,
+) -> std::io::Result<String> {
     if let Some(url) = advertise {
         let url = url.trim().trim_end_matches('/');
         return Ok(if url.contains("://") {
             url.to_string()
         } else {
-            format!("http://{url}")
+            format!("{scheme}://{url}")
         });
     }
     let bound = listener.local_addr()?;
     if !bound.ip().is_unspecified() {
-        return Ok(format!("http://{bound}"));
+        return Ok(format!("{scheme}://{bound}"));
     }
     let probed = primary_ip(bound.ip());
     let host = reachable_host(bound.ip(), probed);
@@ -525,7 +640,7 @@ pub fn advertised_url(listener: &TcpListener, advertise: Option<&str>) -> std::i
     } else {
         "no route found, loopback"
     };
-    let url = format!("http://{}", SocketAddr::new(host, bound.port()));
+    let url = format!("{scheme}://{}", SocketAddr::new(host, bound.port()));
     tracing::info!(listen = %bound, %url, "listening on all interfaces; advertising {how} (set --advertise to override)");
     Ok(url)
 }
@@ -545,7 +660,7 @@ pub fn reachable_host(bound: IpAddr, probed: Option<IpAddr>) -> IpAddr {
 
 /// The local address the OS would use to reach the outside world: "connecting" a UDP socket only
 /// selects a route and a source address, no packet is sent.
-fn primary_ip(family: IpAddr) -> Option<IpAddr> {
+pub(crate) fn primary_ip(family: IpAddr) -> Option<IpAddr> {
     let (local, remote): (SocketAddr, SocketAddr) = if family.is_ipv6() {
         (
             (Ipv6Addr::UNSPECIFIED, 0).into(),
@@ -627,7 +742,7 @@ mod tests {
     async fn advertised_urls_are_never_unspecified() {
         let any = TcpListener::bind("0.0.0.0:0").await.unwrap();
         let port = any.local_addr().unwrap().port();
-        let url = advertised_url(&any, None).unwrap();
+        let url = advertised_url(&any, None, "http").unwrap();
         assert!(!url.contains("0.0.0.0"), "{url}");
         assert!(url.ends_with(&format!(":{port}")), "{url}");
         // Whatever was chosen must reach this listener.
@@ -639,16 +754,24 @@ mod tests {
         let local = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let bound = local.local_addr().unwrap();
         assert_eq!(
-            advertised_url(&local, None).unwrap(),
+            advertised_url(&local, None, "http").unwrap(),
             format!("http://{bound}")
         );
         assert_eq!(
-            advertised_url(&local, Some("node7.example:9000/")).unwrap(),
+            advertised_url(&local, Some("node7.example:9000/"), "http").unwrap(),
             "http://node7.example:9000"
         );
         assert_eq!(
-            advertised_url(&local, Some("https://n:1")).unwrap(),
+            advertised_url(&local, Some("https://n:1"), "http").unwrap(),
             "https://n:1"
+        );
+        assert_eq!(
+            advertised_url(&local, None, "https").unwrap(),
+            format!("https://{bound}")
+        );
+        assert_eq!(
+            advertised_url(&local, Some("node7.example:9000"), "https").unwrap(),
+            "https://node7.example:9000"
         );
     }
 }

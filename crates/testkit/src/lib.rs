@@ -6,7 +6,7 @@ pub mod clouds;
 mod process;
 mod sandbox;
 
-pub use process::{ProcessNode, free_port};
+pub use process::{ProcessNode, TestTls, free_port};
 pub use sandbox::{ClusterSandbox, SandboxBuilder};
 
 use bytes::Bytes;
@@ -18,6 +18,18 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::limited(5))
         .pool_idle_timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// An HTTP client that follows redirects and trusts only the certificates of the PEM file `ca`.
+pub fn https_with_ca(ca: &std::path::Path) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let certs = reqwest::Certificate::from_pem_bundle(&std::fs::read(ca).unwrap()).unwrap();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .pool_idle_timeout(std::time::Duration::from_secs(10))
+        .tls_certs_only(certs)
         .build()
         .unwrap()
 }
@@ -45,6 +57,14 @@ impl Api {
         Api {
             endpoint: endpoint.trim_end_matches('/').to_string(),
             http: http(),
+        }
+    }
+
+    /// A client of an https cluster whose certificates chain to the PEM file `ca`.
+    pub fn with_ca(endpoint: &str, ca: &std::path::Path) -> Api {
+        Api {
+            endpoint: endpoint.trim_end_matches('/').to_string(),
+            http: https_with_ca(ca),
         }
     }
 

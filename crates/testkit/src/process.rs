@@ -13,6 +13,39 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// TLS files for nodes started as processes: one self-signed certificate for `localhost` and
+/// `127.0.0.1` that every node serves and trusts (it is its own CA).
+#[derive(Debug, Clone)]
+pub struct TestTls {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+impl TestTls {
+    /// Makes (or reuses) `dir/cert.pem` and `dir/key.pem`.
+    pub fn generate(dir: &Path) -> TestTls {
+        let hosts = ["localhost".to_string(), "127.0.0.1".to_string()];
+        let identity = moss_server::tls::ensure_self_signed(dir, &hosts).unwrap();
+        TestTls {
+            cert: identity.cert,
+            key: identity.key,
+        }
+    }
+
+    /// The flags that make a node serve with this certificate and trust it in its peers.
+    fn args(&self) -> Vec<String> {
+        let cert = self.cert.display().to_string();
+        vec![
+            "--tls-cert".to_string(),
+            cert.clone(),
+            "--tls-key".to_string(),
+            self.key.display().to_string(),
+            "--tls-ca".to_string(),
+            cert,
+        ]
+    }
+}
+
 /// One `moss proxy` or `moss target` process.
 pub struct ProcessNode {
     pub child: Option<Child>,
@@ -23,14 +56,21 @@ pub struct ProcessNode {
 impl ProcessNode {
     /// Starts `moss proxy` on `port` with state in `dir`.
     pub fn proxy(bin: &Path, port: u16, dir: &Path) -> ProcessNode {
-        let args = [
-            "proxy",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data",
-            &dir.display().to_string(),
+        Self::proxy_with(bin, port, dir, None)
+    }
+
+    /// [`ProcessNode::proxy`], serving HTTPS with `tls` when given.
+    pub fn proxy_with(bin: &Path, port: u16, dir: &Path, tls: Option<&TestTls>) -> ProcessNode {
+        let mut args = vec![
+            "proxy".to_string(),
+            "--listen".to_string(),
+            format!("127.0.0.1:{port}"),
+            "--data".to_string(),
+            dir.display().to_string(),
         ];
-        Self::spawn(bin, &args, port, dir)
+        args.extend(tls.map(TestTls::args).unwrap_or_default());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Self::spawn(bin, &args, port, dir, tls.is_some())
     }
 
     /// Starts `moss target` on `port` joining `proxy_url`, with data in `dir` and the cluster
@@ -41,6 +81,18 @@ impl ProcessNode {
         proxy_url: &str,
         dir: &Path,
         secret: Option<&Path>,
+    ) -> ProcessNode {
+        Self::target_with(bin, port, proxy_url, dir, secret, None)
+    }
+
+    /// [`ProcessNode::target`], serving HTTPS with `tls` (and trusting it in the proxy) when given.
+    pub fn target_with(
+        bin: &Path,
+        port: u16,
+        proxy_url: &str,
+        dir: &Path,
+        secret: Option<&Path>,
+        tls: Option<&TestTls>,
     ) -> ProcessNode {
         let mut args = vec![
             "target".to_string(),
@@ -55,11 +107,12 @@ impl ProcessNode {
             args.push("--cluster-secret-file".to_string());
             args.push(secret.display().to_string());
         }
+        args.extend(tls.map(TestTls::args).unwrap_or_default());
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Self::spawn(bin, &args, port, dir)
+        Self::spawn(bin, &args, port, dir, tls.is_some())
     }
 
-    fn spawn(bin: &Path, args: &[&str], port: u16, dir: &Path) -> ProcessNode {
+    fn spawn(bin: &Path, args: &[&str], port: u16, dir: &Path, https: bool) -> ProcessNode {
         std::fs::create_dir_all(dir).unwrap();
         let log = dir.with_extension("log");
         let file = std::fs::OpenOptions::new()
@@ -76,7 +129,10 @@ impl ProcessNode {
             .unwrap();
         let node = ProcessNode {
             child: Some(child),
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!(
+                "{}://127.0.0.1:{port}",
+                if https { "https" } else { "http" }
+            ),
             log,
         };
         node.wait_listening(Duration::from_secs(20));
@@ -85,7 +141,7 @@ impl ProcessNode {
 
     fn wait_listening(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
-        let addr = self.url.trim_start_matches("http://").to_string();
+        let addr = self.addr();
         while std::net::TcpStream::connect(&addr).is_err() {
             assert!(
                 Instant::now() < deadline,
@@ -95,6 +151,14 @@ impl ProcessNode {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// `127.0.0.1:<port>` of this node.
+    pub fn addr(&self) -> String {
+        self.url
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .to_string()
     }
 
     pub fn log_text(&self) -> String {

@@ -62,6 +62,7 @@ impl SandboxBuilder {
             data,
             cloud: self.cloud.clone(),
             auth: self.auth,
+            tls: false,
         };
         let cluster = LocalCluster::start(&options).await.unwrap();
         cluster.wait_ready(Duration::from_secs(20)).await.unwrap();

@@ -2,7 +2,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use moss_testkit::{Api, ProcessNode, data, free_port, read_tar};
+use moss_testkit::{Api, ProcessNode, TestTls, data, free_port, read_tar};
 use serde_json::json;
 
 pub fn moss_bin() -> PathBuf {
@@ -15,13 +15,33 @@ pub struct ProcCluster {
     pub proxy: ProcessNode,
     pub targets: Vec<ProcessNode>,
     pub api: Api,
+    /// With TLS: the certificate every node serves and trusts.
+    pub tls: Option<TestTls>,
 }
 
 impl ProcCluster {
     pub async fn start(n: usize) -> ProcCluster {
+        Self::start_with(n, false).await
+    }
+
+    /// A cluster whose nodes serve HTTPS only, with one self-signed certificate (`tls`).
+    pub async fn start_tls(n: usize) -> ProcCluster {
+        Self::start_with(n, true).await
+    }
+
+    async fn start_with(n: usize, https: bool) -> ProcCluster {
         let dir = tempfile::tempdir().unwrap();
-        let proxy = ProcessNode::proxy(&moss_bin(), free_port(), &dir.path().join("proxy"));
-        let api = Api::new(&proxy.url);
+        let tls = https.then(|| TestTls::generate(&dir.path().join("tls")));
+        let proxy = ProcessNode::proxy_with(
+            &moss_bin(),
+            free_port(),
+            &dir.path().join("proxy"),
+            tls.as_ref(),
+        );
+        let api = match &tls {
+            Some(tls) => Api::with_ca(&proxy.url, &tls.cert),
+            None => Api::new(&proxy.url),
+        };
         api.set_config("keepalive.interval", "200ms").await;
         api.set_config("keepalive.timeout", "1s").await;
         let mut cluster = ProcCluster {
@@ -29,6 +49,7 @@ impl ProcCluster {
             proxy,
             targets: Vec::new(),
             api,
+            tls,
         };
         for _ in 0..n {
             cluster.add_target().await;
@@ -48,12 +69,13 @@ impl ProcCluster {
 
     pub async fn add_target(&mut self) {
         let i = self.targets.len();
-        let node = ProcessNode::target(
+        let node = ProcessNode::target_with(
             &moss_bin(),
             free_port(),
             &self.proxy.url,
             &self.target_dir(i),
             Some(&self.secret()),
+            self.tls.as_ref(),
         );
         self.targets.push(node);
     }
@@ -68,12 +90,13 @@ impl ProcCluster {
             .parse()
             .unwrap();
         self.targets[i].kill();
-        self.targets[i] = ProcessNode::target(
+        self.targets[i] = ProcessNode::target_with(
             &moss_bin(),
             port,
             &self.proxy.url,
             &self.target_dir(i),
             Some(&self.secret()),
+            self.tls.as_ref(),
         );
     }
 

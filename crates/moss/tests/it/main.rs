@@ -11,3 +11,4 @@ mod object_api;
 mod objects;
 mod remote;
 mod shards;
+mod tls;

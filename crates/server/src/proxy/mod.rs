@@ -77,11 +77,14 @@ pub async fn start_proxy(
     advertise: Option<&str>,
     cloud: moss_backend::CloudEnv,
     auth_secret: Option<&Path>,
+    tls: &crate::tls::NodeTls,
     cancel: CancellationToken,
 ) -> anyhow::Result<ProxyHandle> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("create proxy data dir {}", data_dir.display()))?;
-    let url = node::advertised_url(&listener, advertise)?;
+    let server_tls = tls.server_config()?;
+    let client = tls.intra_client()?;
+    let url = node::advertised_url(&listener, advertise, tls.scheme())?;
     let id = node::load_or_create_id(&data_dir.join(ID_FILE))?;
     let auth = auth_secret
         .map(|file| crate::auth::ClusterAuth::open(file, data_dir))
@@ -94,7 +97,18 @@ pub async fn start_proxy(
     let known_targets: Vec<String> = meta.smap.tmap.keys().cloned().collect();
     let key = crate::intra::ClusterKey::load_or_create(&data_dir.join(crate::intra::SECRET_FILE))?;
     let proxy = Arc::new(Proxy {
-        shared: Shared::new(&id, &url, 'p', meta, cloud, Some(key), cancel.clone()),
+        shared: Shared::new(
+            &id,
+            &url,
+            'p',
+            meta,
+            cloud,
+            node::Peers {
+                key: Some(key),
+                client,
+            },
+            cancel.clone(),
+        ),
         data_dir: data_dir.to_path_buf(),
         last_seen: Mutex::new(
             known_targets
@@ -113,7 +127,7 @@ pub async fn start_proxy(
     bucket_ops::resume_renames(&proxy);
     let router = Router::new().fallback(dispatch).with_state(proxy.clone());
     tracing::info!(node = %proxy.shared.name, %url, "proxy started");
-    let task = tokio::spawn(node::serve(listener, router, cancel));
+    let task = tokio::spawn(node::serve(listener, router, server_tls, cancel));
     Ok(ProxyHandle { proxy, url, task })
 }
 
@@ -602,7 +616,9 @@ const DRAIN_LIMIT: u64 = 256 << 10;
 /// A redirected request that carries a body. A client that asked `Expect: 100-continue` has not
 /// sent it yet, and a small body is drained: both get the 307. A large body is already on its way
 /// and closing on it would reset the connection before the client reads the redirect, so it is
-/// streamed through to the owner instead.
+/// streamed through to the owner instead. A client that sent `Connection: close` gets the 307 at
+/// once: it will not reuse the connection, and the SDK's https uploads ask the proxy for the
+/// redirect that way, declaring the body's Content-Length without sending the body.
 async fn finish_unread_body(
     proxy: &Proxy,
     req: Request,
@@ -612,11 +628,13 @@ async fn finish_unread_body(
         .and_then(|v| v.parse::<u64>().ok());
     let chunked = req.headers().contains_key(header::TRANSFER_ENCODING);
     let expects_continue = req.headers().contains_key(header::EXPECT);
+    let closing = header_str(req.headers(), header::CONNECTION.as_str())
+        .is_some_and(|v| v.eq_ignore_ascii_case("close"));
     let small = match declared {
         Some(n) => n <= DRAIN_LIMIT,
         None => !chunked,
     };
-    if expects_continue {
+    if expects_continue || closing {
         return Ok(redirect);
     }
     if small {

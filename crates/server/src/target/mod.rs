@@ -57,6 +57,8 @@ pub struct TargetOptions {
     pub cloud: moss_backend::CloudEnv,
     /// The cluster secret (the proxy's `cluster.secret`); without it the target cannot join.
     pub secret_file: Option<PathBuf>,
+    /// The certificate to serve HTTPS with, and the CA to trust in other nodes.
+    pub tls: crate::tls::NodeTls,
 }
 
 /// Largest list of names one presence check may carry (a page of a remote listing).
@@ -101,7 +103,9 @@ pub async fn start_target(
         opts.mountpaths.clone()
     };
     let store = Store::open(&mountpaths).context("open mountpaths")?;
-    let url = node::advertised_url(&listener, opts.advertise_url.as_deref())?;
+    let server_tls = opts.tls.server_config()?;
+    let client = opts.tls.intra_client()?;
+    let url = node::advertised_url(&listener, opts.advertise_url.as_deref(), opts.tls.scheme())?;
     let id = node::load_or_create_id(&opts.data_dir.join(ID_FILE))?;
     let proxy_placeholder = Snode::new("", PROXY, &opts.proxy_url, 0);
     let empty = ClusterMeta {
@@ -135,7 +139,7 @@ pub async fn start_target(
         't',
         empty,
         opts.cloud.clone(),
-        key,
+        node::Peers { key, client },
         cancel.clone(),
     ));
     let reader = Arc::new(LocalReader::new(store.clone()));
@@ -156,7 +160,7 @@ pub async fn start_target(
         handle: tokio::runtime::Handle::current(),
     }));
     let router = Router::new().fallback(dispatch).with_state(target.clone());
-    let task = tokio::spawn(node::serve(listener, router, cancel));
+    let task = tokio::spawn(node::serve(listener, router, server_tls, cancel));
     tokio::spawn(join::stay_registered(target.clone()));
     tokio::spawn(rebalance::run(target.clone()));
     tracing::info!(node = %target.shared.name, %url, "target started");
