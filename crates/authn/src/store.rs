@@ -2,7 +2,6 @@
 //! tokens, kept in one JSON file that every change rewrites atomically (small by nature: people
 //! and roles, not objects).
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use argon2::Argon2;
@@ -122,24 +121,8 @@ impl Db {
 
     /// Writes the whole database: temporary file, fsync, rename, fsync of the directory.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
         let bytes = serde_json::to_vec_pretty(self)?;
-        let tmp = path.with_extension("json.tmp");
-        {
-            let mut file = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-        }
-        std::fs::rename(&tmp, path)?;
-        if let Some(dir) = path.parent() {
-            std::fs::File::open(dir)?.sync_all()?;
-        }
-        Ok(())
+        moss_types::fsio::write_atomic(path, &bytes, 0o600)
     }
 
     /// The roles of a user, as stored (unknown names are skipped).

@@ -4,7 +4,6 @@
 //! `Ais-Intra-Auth: <unix seconds>.<HMAC-SHA256(secret, "<caller id>|<seconds>")>`, and nodes
 //! refuse internal calls without a valid one made within the last [`MAX_SKEW`]: knowing a node's
 //! id (it is in the public cluster map) is no longer enough to act as that node.
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -46,23 +45,11 @@ fn unhex(text: &str) -> Vec<u8> {
 
 /// Creates `path` holding 256 random bits as 64 hex digits (mode 0600), unless it exists.
 pub fn create_secret_file(path: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
     if path.exists() {
         return Ok(());
     }
     let secret: [u8; 32] = rand::random();
-    let tmp = path.with_extension("tmp");
-    {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(hex(&secret).as_bytes())?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
+    moss_types::fsio::write_atomic(path, hex(&secret).as_bytes(), 0o600)?;
     Ok(())
 }
 

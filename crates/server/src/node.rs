@@ -1,7 +1,6 @@
 //! State shared by both node roles: identity, the replicated cluster metadata (Smap, BMD,
 //! config), the intra-cluster HTTP client, persistence helpers, and the HTTP server loop.
 use std::fs;
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
@@ -262,17 +261,7 @@ pub fn load_or_create_id(path: &Path) -> anyhow::Result<String> {
 
 /// Writes a file atomically and durably: temp file, fsync, rename, directory fsync.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("state")
-    ));
-    let mut file = fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    fs::rename(&tmp, path)?;
-    fs::File::open(dir)?.sync_all()
+    moss_types::fsio::write_atomic(path, bytes, 0o644)
 }
 
 /// Raises the soft limit on open files to the hard limit, as servers do (and as Go programs such

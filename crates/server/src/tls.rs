@@ -1,7 +1,6 @@
 //! TLS for nodes: the certificate a node serves HTTPS with (rustls with ring, PEM files), the CA
 //! its intra-cluster client trusts, and the self-signed certificate `moss local --tls` makes.
 //! The handshake itself runs in [`crate::node::serve`], under the accept loop's timeout and cap.
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -135,29 +134,12 @@ pub fn ensure_self_signed(dir: &Path, hosts: &[String]) -> anyhow::Result<Identi
         .signed_by(&key, &issuer)
         .context("sign the TLS certificate")?;
     // The key first: a certificate without its key would be "reused" next time.
-    write_private(&identity.key, key.serialize_pem().as_bytes())
+    moss_types::fsio::write_atomic(&identity.key, key.serialize_pem().as_bytes(), 0o600)
         .with_context(|| format!("write {}", identity.key.display()))?;
     let chain = format!("{}{}", cert.pem(), ca_cert.pem());
     crate::node::write_atomic(&identity.cert, chain.as_bytes())
         .with_context(|| format!("write {}", identity.cert.display()))?;
     Ok(identity)
-}
-
-/// Writes an owner-only file (mode 0600 from its creation), durably and atomically.
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let tmp = path.with_extension("tmp");
-    {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 pub mod bucket;
 pub mod config;
 pub mod error;
+pub mod fsio;
 pub mod headers;
 pub mod jobs;
 pub mod lso;
