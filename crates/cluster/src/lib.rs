@@ -80,6 +80,20 @@ pub fn owner_of_object<'a>(smap: &'a Smap, bck: &Bck, objname: &str) -> Option<&
     owner(smap, object_digest(bck, objname))
 }
 
+/// Active targets by descending HRW weight for the object: its owner first, then each target
+/// that would own it if all before it were gone (AIStore's `HrwTargetList`). Redundancy pieces
+/// go to the targets after the owner.
+pub fn ranked_targets<'a>(smap: &'a Smap, bck: &Bck, objname: &str) -> Vec<&'a Snode> {
+    let key = object_digest(bck, objname);
+    let mut weighted: Vec<(u64, &Snode)> = smap
+        .active_targets()
+        .map(|t| (mix64(t.id_digest ^ key), t))
+        .collect();
+    // Stable on ties, like `hrw`: the first in id order wins.
+    weighted.sort_by_key(|w| std::cmp::Reverse(w.0));
+    weighted.into_iter().map(|(_, t)| t).collect()
+}
+
 /// A target's mountpath with its digest, for mountpath selection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mountpath {
@@ -220,5 +234,25 @@ mod tests {
             counts.values().all(|&n| (800..1200).contains(&n)),
             "{counts:?}"
         );
+    }
+
+    #[test]
+    fn ranked_targets_start_with_the_owner_and_list_each_successor() {
+        let ids = ["ta", "tb", "tc", "td", "te"];
+        let bck = Bck::ais("b");
+        for i in 0..200 {
+            let name = format!("o-{i}");
+            let mut smap = smap(&ids);
+            let ranked: Vec<String> = ranked_targets(&smap, &bck, &name)
+                .iter()
+                .map(|t| t.daemon_id.clone())
+                .collect();
+            assert_eq!(ranked.len(), ids.len());
+            // Removing the owner makes the next one the owner, and so on.
+            for id in &ranked {
+                assert_eq!(&owner_of_object(&smap, &bck, &name).unwrap().daemon_id, id);
+                smap.tmap.remove(id);
+            }
+        }
     }
 }

@@ -313,6 +313,20 @@ pub struct LocalReader {
 pub trait MissingFill: Send + Sync {
     /// One result per name, in order: `Ok` once the object is in the store.
     fn fill(&self, wanted: &[(&Bck, &str)]) -> Vec<Result<(), ItemError>>;
+
+    /// Whether objects of `bck` that are missing or damaged here can be rebuilt from redundancy
+    /// kept on other targets (`ec.*`).
+    fn rebuilds(&self, _bck: &Bck) -> bool {
+        false
+    }
+
+    /// Rebuilds one object into the store from redundancy; `NotFound` if there is none.
+    fn rebuild(&self, bck: &Bck, objname: &str) -> Result<(), ItemError> {
+        Err(ItemError::NotFound(format!(
+            "{}/{objname} does not exist",
+            bck.cname()
+        )))
+    }
 }
 
 /// The descriptors stat phases may keep open, shared by every target in the process (the limit
@@ -380,6 +394,48 @@ impl LocalReader {
             .collect()
     }
 
+    /// Opens an object, rebuilding it first from redundancy if it is missing or damaged here
+    /// and its bucket keeps redundancy.
+    pub fn open_handle(
+        &self,
+        bck: &Bck,
+        objname: &str,
+        what: &str,
+    ) -> Result<ObjHandle, ItemError> {
+        match self.store.open_object(bck, objname) {
+            Ok(handle) => Ok(handle),
+            Err(e @ (StoreError::NotFound | StoreError::Corrupt(_) | StoreError::Io(_)))
+                if self.repair(bck, objname, &e) =>
+            {
+                self.store
+                    .open_object(bck, objname)
+                    .map_err(|e| ItemError::from_store(e, what))
+            }
+            Err(e) => Err(ItemError::from_store(e, what)),
+        }
+    }
+
+    /// Rebuilds an object that failed here with `why` from redundancy, if its bucket keeps any;
+    /// whether it was rebuilt. Logs what it did.
+    pub fn repair(&self, bck: &Bck, objname: &str, why: &StoreError) -> bool {
+        let Some(fill) = self.fill.get().filter(|f| f.rebuilds(bck)) else {
+            return false;
+        };
+        match fill.rebuild(bck, objname) {
+            Ok(()) => {
+                if !matches!(why, StoreError::NotFound) {
+                    tracing::warn!(bucket = %bck, object = objname, "damaged object rebuilt from redundancy: {why}");
+                }
+                true
+            }
+            Err(ItemError::NotFound(_)) => false,
+            Err(e) => {
+                tracing::warn!(bucket = %bck, object = objname, "rebuild from redundancy failed: {e}");
+                false
+            }
+        }
+    }
+
     /// Wraps `data` (already read) as held bytes if the node-wide budget has room for them; the
     /// budget is given back when the last slice of them is dropped. `None`: no room.
     pub(crate) fn hold(&self, data: Vec<u8>) -> Option<Bytes> {
@@ -418,10 +474,7 @@ impl LocalReader {
         if let Some((_, e)) = self.fill_missing(std::slice::from_ref(spec)).pop() {
             return Err(e);
         }
-        let handle = self
-            .store
-            .open_object(spec.bck, spec.objname)
-            .map_err(|e| ItemError::from_store(e, &spec.describe_object()))?;
+        let handle = self.open_handle(spec.bck, spec.objname, &spec.describe_object())?;
         if spec.archpath.is_empty() {
             return open_object_item(Arc::new(handle), spec.range);
         }
@@ -463,20 +516,15 @@ impl LocalReader {
         let member_offset = None;
         let (size, mtime) = match self.take_fd() {
             Some(ticket) => {
-                let handle = self
-                    .store
-                    .open_object(spec.bck, spec.objname)
-                    .map_err(|e| ItemError::from_store(e, &spec.describe_object()))?;
+                let handle = self.open_handle(spec.bck, spec.objname, &spec.describe_object())?;
                 let found = (handle.meta.size, handle.meta.mtime);
                 opened = Some((Arc::new(handle), Arc::new(ticket)));
                 found
             }
             // Out of descriptors to keep: open (with the same checks) and close right away.
             None => self
-                .store
-                .open_object(spec.bck, spec.objname)
-                .map(|handle| (handle.meta.size, handle.meta.mtime))
-                .map_err(|e| ItemError::from_store(e, &spec.describe_object()))?,
+                .open_handle(spec.bck, spec.objname, &spec.describe_object())
+                .map(|handle| (handle.meta.size, handle.meta.mtime))?,
         };
         let atime = mtime;
         match spec.range {

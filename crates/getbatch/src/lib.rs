@@ -45,6 +45,9 @@ pub trait ClusterView: Send + Sync + 'static {
     /// node is rebalancing, or the bucket is being renamed into. Misses are then looked up on the
     /// other targets (get-from-neighbor).
     fn neighbors_may_hold(&self, bck: &moss_types::Bck) -> bool;
+    /// True if `bck` keeps redundancy across targets (EC): an entry whose owner fails can be
+    /// read from the next targets in HRW order, which rebuild it from its pieces.
+    fn redundant(&self, bck: &moss_types::Bck) -> bool;
 }
 
 /// The job a batch runs in: its pending work item (counters, abort), held until the batch is

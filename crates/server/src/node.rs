@@ -695,6 +695,11 @@ impl moss_getbatch::ClusterView for Shared {
     fn neighbors_may_hold(&self, bck: &moss_types::Bck) -> bool {
         Shared::neighbors_may_hold(self, bck)
     }
+
+    fn redundant(&self, bck: &moss_types::Bck) -> bool {
+        bck.provider == moss_types::Provider::Ais
+            && self.bmd.load().get(bck).is_some_and(|p| p.ec.enabled)
+    }
 }
 
 /// The directory under which `promote` may read files (`MOSS_PROMOTE_ROOT`, else AIStore's

@@ -143,7 +143,7 @@ impl Store {
         &self.mountpaths
     }
 
-    fn bucket_dir(&self, mountpath: usize, bck: &Bck) -> PathBuf {
+    pub(crate) fn bucket_dir(&self, mountpath: usize, bck: &Bck) -> PathBuf {
         let mut dir = PathBuf::from(&self.mountpaths[mountpath].path);
         dir.push(format!("@{}", bck.provider.as_str()));
         if !bck.namespace.is_global() {
@@ -796,13 +796,9 @@ impl PutTxn {
     /// calls the object durable. A writer of many objects into a few directories syncs each
     /// directory once instead of once per object.
     pub fn commit_but_dir(
-        mut self,
+        self,
         custom: std::collections::BTreeMap<String, String>,
     ) -> Result<(ObjMeta, PathBuf), StoreError> {
-        let file = self
-            .file
-            .take()
-            .ok_or_else(|| io::Error::other("double commit"))?;
         let previous = File::open(&self.dest)
             .ok()
             .and_then(|f| ObjMeta::load(&f).ok());
@@ -817,6 +813,29 @@ impl PutTxn {
                 .unwrap_or(0),
             custom,
         };
+        self.install(meta)
+    }
+
+    /// Commits (durably, directory included) with the given metadata — an object restored from
+    /// redundancy keeps its version — after checking that the bytes match its size and checksum.
+    pub fn commit_as(self, meta: &ObjMeta) -> Result<(), StoreError> {
+        let digest = checksum_hex(self.hasher.digest());
+        if self.size != meta.size || digest != meta.cksum {
+            return Err(StoreError::Corrupt(format!(
+                "rebuilt object does not match: {} bytes with xxhash2 {digest}, expected {} bytes with {}",
+                self.size, meta.size, meta.cksum
+            )));
+        }
+        let (_, dir) = self.install(meta.clone())?;
+        File::open(&dir)?.sync_all()?;
+        Ok(())
+    }
+
+    fn install(mut self, meta: ObjMeta) -> Result<(ObjMeta, PathBuf), StoreError> {
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| io::Error::other("double commit"))?;
         meta.store(&file)?;
         file.sync_all()?;
         drop(file);
@@ -862,7 +881,7 @@ impl Drop for PutTxn {
 }
 
 /// `create_dir_all` that reports a file in the way as an error instead of racing.
-fn create_dirs(dir: &Path) -> io::Result<()> {
+pub(crate) fn create_dirs(dir: &Path) -> io::Result<()> {
     match fs::create_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -873,7 +892,7 @@ fn create_dirs(dir: &Path) -> io::Result<()> {
 }
 
 /// Removes now-empty directories between an object path and its bucket's object directory.
-fn prune_empty_parents(path: &Path, objdir: &Path) {
+pub(crate) fn prune_empty_parents(path: &Path, objdir: &Path) {
     let mut dir = path.parent();
     while let Some(d) = dir {
         if d == objdir || !d.starts_with(objdir) || fs::remove_dir(d).is_err() {
@@ -884,7 +903,7 @@ fn prune_empty_parents(path: &Path, objdir: &Path) {
 }
 
 /// Recursively visits regular files under `start`, naming them relative to `objdir`.
-fn walk_objects(
+pub(crate) fn walk_objects(
     objdir: &Path,
     start: &Path,
     visit: &mut dyn FnMut(String, &fs::Metadata),

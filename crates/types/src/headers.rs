@@ -16,6 +16,9 @@ pub const APPEND_HANDLE: &str = "ais-append-handle";
 pub const NODE_ID: &str = "ais-node-id";
 /// Intra-cluster authentication token (see `moss_server::intra`).
 pub const INTRA_AUTH: &str = "ais-intra-auth";
+/// An object's mtime (as stored) on intra-cluster GETs, for a DT that reads an entry around its
+/// failed sender and writes the same TAR header the sender would have.
+pub const OBJ_MTIME: &str = "moss-obj-mtime";
 pub const MIRROR_COPIES: &str = "ais-mirror-copies";
 pub const MIRROR_PATHS: &str = "ais-mirror-paths";
 pub const CHUNKS_COUNT: &str = "ais-chunks-count";

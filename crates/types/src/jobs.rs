@@ -62,6 +62,9 @@ pub const MOVE_BCK: &str = "move-bck";
 pub const COPY_BCK: &str = "copy-bck";
 pub const GET_BATCH: &str = "get-batch";
 pub const PROMOTE: &str = "promote";
+/// Stores the redundancy pieces of a bucket's objects that lack them (EC just enabled, or pieces
+/// lost with a target) and rebuilds objects whose owner is gone.
+pub const EC_ENCODE: &str = "ec-encode";
 
 /// Every kind AIStore knows, in its table's order.
 pub const KINDS: &[KindInfo] = &[
@@ -104,7 +107,7 @@ pub const KINDS: &[KindInfo] = &[
         true,
         true,
     ),
-    kind("ec-encode", "ec-bucket", false, true, true, false),
+    kind(EC_ENCODE, "ec-bucket", false, true, true, true),
     kind("make-n-copies", "mirror", false, true, true, false),
     kind(MOVE_BCK, "rename-bucket", false, true, false, true),
     kind(COPY_BCK, "copy-bucket", false, true, false, true),
@@ -635,6 +638,10 @@ pub enum JobSpec {
         bck: Bck,
         args: PromoteArgs,
     },
+    #[serde(rename = "ec-encode")]
+    EcEncode {
+        bck: Bck,
+    },
 }
 
 /// `apc.PromoteArgs`: what to promote and how (the SDK's `promote()` value).
@@ -710,6 +717,7 @@ impl JobSpec {
             JobSpec::Summary { .. } => SUMMARY,
             JobSpec::MoveBucket { .. } => MOVE_BCK,
             JobSpec::Promote { .. } => PROMOTE,
+            JobSpec::EcEncode { .. } => EC_ENCODE,
         }
     }
 }

@@ -140,6 +140,48 @@ pub struct BucketProps {
     /// Feature bits (AIStore's `features`, a decimal string).
     #[serde(default = "no_features")]
     pub features: String,
+    /// `ec.*`: erasure coding and replicas across targets.
+    #[serde(default)]
+    pub ec: EcConf,
+}
+
+/// `ec.*`: each object of an `ais` bucket is also stored on other targets — objects smaller than
+/// `objsize_limit` as `parity_slices` full replicas, larger ones as `data_slices` + `parity_slices`
+/// Reed-Solomon slices — so that up to `parity_slices` targets may be lost.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct EcConf {
+    pub enabled: bool,
+    pub data_slices: u32,
+    pub parity_slices: u32,
+    pub objsize_limit: u64,
+}
+
+impl Default for EcConf {
+    fn default() -> EcConf {
+        EcConf {
+            enabled: false,
+            data_slices: 2,
+            parity_slices: 2,
+            objsize_limit: 256 * 1024,
+        }
+    }
+}
+
+impl EcConf {
+    /// Whether an object of `size` bytes is stored as full replicas (else as slices).
+    pub fn replicates(&self, size: u64) -> bool {
+        size < self.objsize_limit
+    }
+
+    /// How many other targets hold a piece of an object of `size` bytes.
+    pub fn pieces(&self, size: u64) -> usize {
+        if self.replicates(size) {
+            self.parity_slices as usize
+        } else {
+            (self.data_slices + self.parity_slices) as usize
+        }
+    }
 }
 
 fn no_features() -> String {
@@ -211,6 +253,7 @@ impl BucketProps {
             versioning: Versioning::default(),
             extra: Extra::default(),
             features: no_features(),
+            ec: EcConf::default(),
         }
     }
 }

@@ -177,9 +177,18 @@ impl Assembly {
                     }
                 }
             }
-            if let Some(why) = &self.sources[s].broken {
-                for &i in &self.sources[s].indices {
-                    stats[i as usize].get_or_insert_with(|| Stat::Err(ItemError::Io(why.clone())));
+            if let Some(why) = self.sources[s].broken.clone() {
+                let unstated: Vec<usize> = self.sources[s]
+                    .indices
+                    .iter()
+                    .map(|&i| i as usize)
+                    .filter(|&i| stats[i].is_none())
+                    .collect();
+                for (i, stat) in self.stat_around(s, &unstated) {
+                    stats[i] = Some(stat);
+                }
+                for &i in &unstated {
+                    stats[i].get_or_insert_with(|| Stat::Err(ItemError::Io(why.clone())));
                 }
             }
         }
@@ -210,6 +219,82 @@ impl Assembly {
             ));
         }
         Ok(plans)
+    }
+
+    /// Stats of entries whose source failed before sending them, from the next targets in HRW
+    /// order where the bucket keeps redundancy (each rebuilds the object it lacks). Their bytes
+    /// then come by get-from-neighbor. Entries no target could stat are left out.
+    fn stat_around(&mut self, s: usize, indices: &[usize]) -> Vec<(usize, Stat)> {
+        /// Entries stated at once.
+        const PARALLEL: usize = 16;
+        let view = self.engine.view.clone();
+        let smap = view.smap();
+        let mut skip = self.unreachable.clone();
+        if let Some(t) = &self.sources[s].target {
+            skip.insert(t.url().to_string());
+        }
+        let calls: Vec<_> = indices
+            .iter()
+            .filter(|&&i| view.redundant(&self.entries[i].bck))
+            .map(|&i| {
+                let entry = self.entries[i].clone();
+                let holders: Vec<String> =
+                    moss_cluster::ranked_targets(&smap, &entry.bck, &entry.objname)
+                        .into_iter()
+                        .map(|t| t.url().to_string())
+                        .filter(|url| !skip.contains(url))
+                        .collect();
+                let (view, timeout) = (view.clone(), self.max_wait);
+                async move {
+                    for base in holders {
+                        let mut url = crate::neighbor::object_url(
+                            &base,
+                            "objects",
+                            &entry.bck,
+                            &entry.objname,
+                            &entry.archpath,
+                        );
+                        url.push_str("&pid=");
+                        url.push_str(view.node_id());
+                        let mut request = view.intra(view.client().get(url)).timeout(timeout);
+                        if let Some(r) = entry.range.filter(|r| r.length != Some(0)) {
+                            let end = r.length.map(|n| (r.start + n - 1).to_string());
+                            request = request.header(
+                                "range",
+                                format!("bytes={}-{}", r.start, end.unwrap_or_default()),
+                            );
+                        }
+                        // Only the head is needed: dropping the response ends the transfer.
+                        let Ok(response) = request.send().await else {
+                            continue;
+                        };
+                        let status = response.status();
+                        if status == reqwest::StatusCode::NOT_FOUND {
+                            let msg = format!("{} does not exist", entry.describe());
+                            return Some((i, Stat::Err(ItemError::NotFound(msg))));
+                        }
+                        let size = response.content_length().filter(|_| status.is_success());
+                        let Some(size) = size else { continue };
+                        let mtime = response
+                            .headers()
+                            .get(moss_types::headers::OBJ_MTIME)
+                            .and_then(|v| v.to_str().ok()?.parse().ok())
+                            .unwrap_or(0);
+                        return Some((i, Stat::Ok { size, mtime }));
+                    }
+                    None
+                }
+            })
+            .collect();
+        if calls.is_empty() {
+            return Vec::new();
+        }
+        let found: Vec<Option<(usize, Stat)>> = self
+            .handle
+            .block_on(futures::stream::iter(calls).buffered(PARALLEL).collect());
+        let found: Vec<(usize, Stat)> = found.into_iter().flatten().collect();
+        tracing::info!(wid = %self.wid, source = %self.sources[s].name, "{} of {} entries stated around a failed source", found.len(), indices.len());
+        found
     }
 
     fn plan(&mut self, i: usize, stat: Stat) -> Result<Plan, BatchError> {
@@ -773,15 +858,16 @@ impl Assembly {
         Ok(())
     }
 
-    /// Direct GET of bytes `[from, size)` of entry `i` from its owner.
+    /// Direct GET of bytes `[from, size)` of entry `i` from its owner; in a bucket with
+    /// redundancy, then from the next targets in HRW order (each rebuilds the object from its
+    /// pieces), so a dead owner costs neither a placeholder nor the response.
     fn get_from_neighbor(
         &mut self,
         i: usize,
         from: u64,
         size: u64,
     ) -> Result<futures::stream::BoxStream<'static, reqwest::Result<Bytes>>, String> {
-        let entry = &self.entries[i];
-        let view = &self.engine.view;
+        let view = self.engine.view.clone();
         let owner_url = match &self.sources[self.source_of[i]].target {
             Some(t) => t.url().to_string(),
             None => view
@@ -791,8 +877,48 @@ impl Assembly {
                 .map(|t| t.url().to_string())
                 .ok_or("this node is not in the map")?,
         };
+        let mut holders = vec![owner_url.clone()];
+        let entry = &self.entries[i];
+        if view.redundant(&entry.bck) {
+            let smap = view.smap();
+            holders.extend(
+                moss_cluster::ranked_targets(&smap, &entry.bck, &entry.objname)
+                    .into_iter()
+                    .map(|t| t.url().to_string())
+                    .filter(|url| *url != owner_url),
+            );
+        }
+        let mut failed = Vec::new();
+        for url in holders {
+            if self.unreachable.contains(&url) {
+                failed.push(format!("{url} was unreachable earlier in this request"));
+                continue;
+            }
+            match self.get_from(&url, i, from, size) {
+                Ok(stream) => {
+                    if !failed.is_empty() {
+                        tracing::info!(wid = %self.wid, "{}: read around a failure from {url}", self.entries[i].describe());
+                    }
+                    return Ok(stream);
+                }
+                Err(e) => failed.push(e),
+            }
+        }
+        Err(failed.join("; "))
+    }
+
+    /// Direct GET of bytes `[from, size)` of entry `i` from the target at `base_url`.
+    fn get_from(
+        &mut self,
+        base_url: &str,
+        i: usize,
+        from: u64,
+        size: u64,
+    ) -> Result<futures::stream::BoxStream<'static, reqwest::Result<Bytes>>, String> {
+        let entry = &self.entries[i];
+        let view = &self.engine.view;
         let mut url = crate::neighbor::object_url(
-            &owner_url,
+            base_url,
             "objects",
             &entry.bck,
             &entry.objname,
@@ -808,20 +934,15 @@ impl Assembly {
                 format!("bytes={}-{}", base + from, base + size - 1),
             );
         }
-        if self.unreachable.contains(&owner_url) {
-            return Err(format!(
-                "{owner_url} was unreachable earlier in this request"
-            ));
-        }
         let response = match self.handle.block_on(request.send()) {
             Ok(r) => r,
             Err(e) => {
-                self.unreachable.insert(owner_url);
-                return Err(e.to_string());
+                self.unreachable.insert(base_url.to_string());
+                return Err(format!("{base_url}: {e}"));
             }
         };
         if !response.status().is_success() {
-            return Err(format!("status {}", response.status()));
+            return Err(format!("{base_url}: status {}", response.status()));
         }
         if size == 0 {
             return Ok(futures::stream::empty().boxed());

@@ -9,6 +9,7 @@ mod hardening;
 mod jobs;
 mod object_api;
 mod objects;
+mod redundancy;
 mod remote;
 mod shards;
 mod tls;

@@ -10,7 +10,7 @@ use moss_types::lso::{
     ActMsg, ENTRY_CACHED, LS_ARCH_DIR, LS_CACHED, LS_NO_RECURSION, LsoEntry, LsoMsg, LsoRes,
     MAX_PAGE_SIZE,
 };
-use moss_types::smap::BucketProps;
+use moss_types::smap::{BucketProps, EcConf};
 use moss_types::{Bck, ErrorBody, Provider, headers};
 
 use super::membership::{FANOUT_TIMEOUT, while_member};
@@ -75,6 +75,8 @@ pub fn set_props_header(proxy: &Proxy, bck: &Bck, response: &mut Response) -> Re
         "versioning": props.versioning,
         "extra": props.extra,
         "features": props.features,
+        "ec": props.ec,
+        "mirror": {"enabled": false, "copies": 1},
     });
     if let Ok(value) = HeaderValue::from_str(&json.to_string()) {
         response.headers_mut().insert(headers::BUCKET_PROPS, value);
@@ -138,17 +140,28 @@ pub async fn set_props(
     }
     require_bucket(proxy, &bck).await?;
     let changes = PropsChange::parse(&msg.value)?;
-    proxy
+    let turned_on = proxy
         .modify(|meta| {
             let props = meta
                 .bmd
                 .buckets
                 .get_mut(&bck.uname_prefix())
                 .ok_or_else(|| ApiError::no_bucket(&bck.cname()))?;
-            changes.apply(props);
-            Ok(())
+            let before = props.ec.clone();
+            let mut after = props.clone();
+            changes.apply(&mut after);
+            changes.check_ec(&before, &after.ec, meta.smap.active_targets().count())?;
+            let turned_on = after.ec.enabled && !before.enabled;
+            *props = after;
+            Ok(turned_on)
         })
         .await?;
+    // Objects already in the bucket get their pieces from a job; the answer is its id, as
+    // AIStore answers a change of props that starts one.
+    if turned_on {
+        let id = super::jobs::start_ec_encode(proxy, &bck).await?;
+        return Ok(id.into_response());
+    }
     Ok(StatusCode::OK.into_response())
 }
 
@@ -161,7 +174,14 @@ struct PropsChange {
     cloud_region: Option<String>,
     profile: Option<String>,
     features: Option<String>,
+    ec_enabled: Option<bool>,
+    data_slices: Option<u32>,
+    parity_slices: Option<u32>,
+    objsize_limit: Option<u64>,
 }
+
+/// Most data or parity slices of one object (AIStore's limit).
+const MAX_SLICES: u32 = 32;
 
 impl PropsChange {
     fn parse(value: &serde_json::Value) -> Result<PropsChange, ApiError> {
@@ -230,6 +250,38 @@ impl PropsChange {
                         }
                     }
                 }
+                "ec" => {
+                    for (k, v) in section(key, v)? {
+                        let name = format!("ec.{k}");
+                        let number = |max: u64| -> Result<u64, ApiError> {
+                            let n = text(&name, &v)?
+                                .parse::<u64>()
+                                .map_err(|_| invalid(&name, "expecting a whole number"))?;
+                            if n > max {
+                                return Err(invalid(&name, &format!("at most {max}")));
+                            }
+                            Ok(n)
+                        };
+                        match k.as_str() {
+                            "enabled" => change.ec_enabled = Some(flag(&name, &v)?),
+                            "data_slices" | "parity_slices" => {
+                                let n = number(MAX_SLICES as u64)? as u32;
+                                if n == 0 {
+                                    return Err(invalid(&name, "at least 1"));
+                                }
+                                if k == "data_slices" {
+                                    change.data_slices = Some(n);
+                                } else {
+                                    change.parity_slices = Some(n);
+                                }
+                            }
+                            "objsize_limit" => change.objsize_limit = Some(number(u64::MAX)?),
+                            // AIStore knobs with one meaning in moss.
+                            "compression" | "bundle_multiplier" | "disk_only" | "burst_buffer" => {}
+                            _ => return Err(invalid(&name, "not supported by moss")),
+                        }
+                    }
+                }
                 "features" => {
                     let features = text(key, v)?;
                     features
@@ -262,6 +314,35 @@ impl PropsChange {
         if let Some(v) = &self.features {
             props.features = v.clone();
         }
+        let ec = &mut props.ec;
+        ec.enabled = self.ec_enabled.unwrap_or(ec.enabled);
+        ec.data_slices = self.data_slices.unwrap_or(ec.data_slices);
+        ec.parity_slices = self.parity_slices.unwrap_or(ec.parity_slices);
+        ec.objsize_limit = self.objsize_limit.unwrap_or(ec.objsize_limit);
+    }
+
+    /// Refuses EC settings this cluster cannot honor or that would strand stored pieces.
+    fn check_ec(&self, before: &EcConf, after: &EcConf, targets: usize) -> Result<(), ApiError> {
+        if !after.enabled {
+            return Ok(());
+        }
+        if before.enabled
+            && (before.data_slices != after.data_slices
+                || before.parity_slices != after.parity_slices
+                || before.objsize_limit != after.objsize_limit)
+        {
+            return Err(ApiError::bad_request(
+                "set-bprops: EC is enabled: data_slices, parity_slices and objsize_limit cannot change (disable EC first)",
+            ));
+        }
+        let needed = (after.data_slices + after.parity_slices + 1) as usize;
+        if targets < needed {
+            return Err(ApiError::bad_request(format!(
+                "set-bprops: EC with {} data and {} parity slices needs at least {needed} targets, the cluster has {targets}",
+                after.data_slices, after.parity_slices
+            )));
+        }
+        Ok(())
     }
 }
 

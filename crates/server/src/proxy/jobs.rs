@@ -542,6 +542,13 @@ pub async fn start(proxy: &Arc<Proxy>, value: &serde_json::Value) -> Result<Resp
             .await?
         }
         jobs::REBALANCE => start_rebalance(proxy).await?,
+        jobs::EC_ENCODE => {
+            let bck = args
+                .bck
+                .clone()
+                .ok_or_else(|| ApiError::bad_request("ec-encode needs a bucket"))?;
+            start_ec_encode(proxy, &bck).await?
+        }
         other => {
             return Err(ApiError::bad_request(format!(
                 "job kind {other:?} is not supported by moss"
@@ -549,6 +556,24 @@ pub async fn start(proxy: &Arc<Proxy>, value: &serde_json::Value) -> Result<Resp
         }
     };
     Ok(id.into_response())
+}
+
+/// An `ec-encode` job on every target for a bucket whose EC is on.
+pub async fn start_ec_encode(proxy: &Proxy, bck: &moss_types::Bck) -> Result<String, ApiError> {
+    let enabled = proxy
+        .shared
+        .bmd
+        .load()
+        .get(bck)
+        .is_some_and(|p| p.ec.enabled);
+    if !enabled {
+        return Err(ApiError::bad_request(format!(
+            "ec-encode: EC is not enabled for {} (set ec.enabled first)",
+            bck.cname()
+        )));
+    }
+    let spec = JobSpec::EcEncode { bck: bck.clone() };
+    launch(proxy, moss_jobs::generic_id(), spec, targets(proxy)).await
 }
 
 /// A new rebalance: a new cluster-map version, which every target answers with a pass `g<ver>`.

@@ -18,7 +18,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use moss_cluster::digest;
 use moss_types::config::ClusterConfig;
@@ -176,6 +176,26 @@ fn now_rfc3339ish() -> String {
 }
 
 impl Proxy {
+    /// True if `bck` keeps redundancy across targets (EC).
+    fn redundant(&self, bck: &Bck) -> bool {
+        bck.provider == moss_types::Provider::Ais
+            && self
+                .shared
+                .bmd
+                .load()
+                .get(bck)
+                .is_some_and(|p| p.ec.enabled)
+    }
+
+    /// True if the target missed two keepalives in a row (it may be dead but still in the map).
+    fn silent(&self, target: &Snode) -> bool {
+        let interval = self.shared.config.load().keepalive.interval.0;
+        self.last_seen.lock().is_ok_and(|seen| {
+            seen.get(&target.daemon_id)
+                .is_some_and(|at| at.elapsed() > interval * 2)
+        })
+    }
+
     fn persist(&self, meta: &ClusterMeta) -> std::io::Result<()> {
         let files: [(&str, Vec<u8>); 3] = [
             (SMAP_FILE, serde_json::to_vec_pretty(&meta.smap)?),
@@ -593,8 +613,20 @@ fn redirect_object(
     let bck = url_bucket(bucket, query)?;
     names::validate_objname(objname).map_err(ApiError::bad_request)?;
     let smap = proxy.shared.smap.load();
-    let owner = moss_cluster::owner_of_object(&smap, &bck, objname)
+    let ranked = moss_cluster::ranked_targets(&smap, &bck, objname);
+    let mut owner = *ranked
+        .first()
         .ok_or_else(|| ApiError::unavailable("no targets in the cluster"))?;
+    // A read in a bucket with redundancy skips an owner that went silent and is not yet out of
+    // the map: the next target in HRW order holds a piece and rebuilds the object from them.
+    if matches!(*req.method(), Method::GET | Method::HEAD)
+        && proxy.redundant(&bck)
+        && proxy.silent(owner)
+        && let Some(next) = ranked.iter().skip(1).find(|t| !proxy.silent(t))
+    {
+        tracing::info!(node = %owner.display(), object = objname, "owner is silent; read goes to {}", next.display());
+        owner = next;
+    }
     redirect(&signed_location(
         &proxy.shared,
         owner,

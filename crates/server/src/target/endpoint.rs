@@ -45,6 +45,13 @@ pub enum TargetEndpoint {
     BulkPut {
         bucket: String,
     },
+    /// `PUT|GET|HEAD|DELETE /v1/internal/ec/<b>/<o>`: this target's redundancy piece of an
+    /// object (`ec.*`).
+    Piece {
+        method: ObjMethod,
+        bucket: String,
+        objname: String,
+    },
     /// `HEAD|GET|PUT /v1/internal/objects/<b>/<o>`: local-only access between targets (GFN, rebalance).
     Internal {
         method: ObjMethod,
@@ -113,6 +120,13 @@ impl TargetEndpoint {
                     bucket: decode_component(bucket)?,
                 },
             ),
+            ["internal", "ec", bucket, rest @ ..] if !rest.is_empty() => {
+                Ok(TargetEndpoint::Piece {
+                    method: obj_method(method)?,
+                    bucket: decode_component(bucket)?,
+                    objname: decode_component(&rest.join("/"))?,
+                })
+            }
             ["internal", "objects", bucket, rest @ ..] if !rest.is_empty() => {
                 Ok(TargetEndpoint::Internal {
                     method: obj_method(method)?,

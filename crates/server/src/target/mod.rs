@@ -2,6 +2,7 @@
 //! the designated target, streams its share of batches to other DTs, and keeps itself registered.
 mod archsel;
 mod bulk;
+mod ec;
 mod endpoint;
 mod jobs;
 mod join;
@@ -367,6 +368,14 @@ async fn handle(
         } => {
             target.check_intra(&req)?;
             objects::object(target, method, &bucket, &objname, &query, req, true).await
+        }
+        TargetEndpoint::Piece {
+            method,
+            bucket,
+            objname,
+        } => {
+            target.check_intra(&req)?;
+            ec::piece(target, method, &bucket, &objname, &query, req).await
         }
         TargetEndpoint::List { bucket } => {
             target.check_intra(&req)?;

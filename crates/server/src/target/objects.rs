@@ -196,33 +196,27 @@ async fn get(
     let name = objname.to_string();
     let b = bck.clone();
     let opened = tokio::task::spawn_blocking(move || -> Result<Opened, ApiError> {
-        // Open once without a range to learn the size, then apply the header's range.
-        let spec = ItemSpec {
-            bck: &b,
-            objname: &name,
-            archpath: &archpath,
-            archmime: &archmime,
-            range: None,
+        let open = || {
+            open_for_get(
+                &reader,
+                &b,
+                &name,
+                &archpath,
+                &archmime,
+                range_header.as_deref(),
+            )
         };
-        let whole = reader.open(&spec).map_err(item_error)?;
-        let attrs = whole
-            .object()
-            .map(|h| ObjHandleAttrs::from_handle(h, &reader.store, &name));
-        let Some(value) = range_header else {
-            return Ok((prefetch(whole)?, None, attrs));
-        };
-        let total = whole.size;
-        let range = parse_range_header(&value, total)?;
-        drop(whole);
-        let ranged = reader
-            .open(&ItemSpec {
-                range: Some(range),
-                ..spec
-            })
-            .map_err(item_error)?;
-        let start = range.start;
-        let end = start + ranged.size - 1;
-        Ok((prefetch(ranged)?, Some((start, end, total)), attrs))
+        match open() {
+            // Bytes that fail their checksum: rebuilt from redundancy (if the bucket keeps any)
+            // and read again; the client never sees the damaged ones.
+            Err(e)
+                if e.status == StatusCode::GONE
+                    && reader.repair(&b, &name, &StoreError::Corrupt(e.message.clone())) =>
+            {
+                open()
+            }
+            opened => opened,
+        }
     })
     .await
     .map_err(|e| ApiError::internal(format!("read task failed: {e}")))?;
@@ -265,8 +259,53 @@ async fn get(
         }
     } else if let Some(attrs) = attrs {
         attrs.apply(response.headers_mut(), &target.shared.id);
+        if internal {
+            set_header(
+                response.headers_mut(),
+                headers::OBJ_MTIME,
+                &attrs.meta.mtime.to_string(),
+            );
+        }
     }
     Ok(response)
+}
+
+/// Opens an object (or its range, or a file inside it) for a GET: once without a range to learn
+/// the size, then with the header's range; small items are read (and verified) right away.
+fn open_for_get(
+    reader: &LocalReader,
+    b: &Bck,
+    name: &str,
+    archpath: &str,
+    archmime: &str,
+    range_header: Option<&str>,
+) -> Result<Opened, ApiError> {
+    let spec = ItemSpec {
+        bck: b,
+        objname: name,
+        archpath,
+        archmime,
+        range: None,
+    };
+    let whole = reader.open(&spec).map_err(item_error)?;
+    let attrs = whole
+        .object()
+        .map(|h| ObjHandleAttrs::from_handle(h, &reader.store, name));
+    let Some(value) = range_header else {
+        return Ok((prefetch(whole)?, None, attrs));
+    };
+    let total = whole.size;
+    let range = parse_range_header(value, total)?;
+    drop(whole);
+    let ranged = reader
+        .open(&ItemSpec {
+            range: Some(range),
+            ..spec
+        })
+        .map_err(item_error)?;
+    let start = range.start;
+    let end = start + ranged.size - 1;
+    Ok((prefetch(ranged)?, Some((start, end, total)), attrs))
 }
 
 /// Objects up to this size are served straight from the page cache on the async thread.
@@ -497,12 +536,15 @@ async fn head(
         Some(text) => Some(HeadProps::parse(text)?),
         None => None,
     };
-    let store = target.store.clone();
+    let reader = target.reader.clone();
     let (b, name) = (bck.clone(), objname.to_string());
     let found = tokio::task::spawn_blocking(move || {
-        store
-            .open_object(&b, &name)
-            .map(|h| ObjHandleAttrs::from_handle(&h, &store, &name))
+        let store = &reader.store;
+        match store.open_object(&b, &name) {
+            Err(e) if reader.repair(&b, &name, &e) => store.open_object(&b, &name),
+            opened => opened,
+        }
+        .map(|h| ObjHandleAttrs::from_handle(&h, store, &name))
     })
     .await
     .map_err(|e| ApiError::internal(format!("head task failed: {e}")))?;
@@ -666,7 +708,14 @@ async fn put(
     }
     .map_err(|e| ApiError::internal(format!("write task failed: {e}")))?;
     match result {
-        Ok(Some(meta)) => Ok(put_done(target, query, internal, &meta)),
+        Ok(Some(meta)) => {
+            // Acknowledged only once its redundancy is durable too.
+            if let Err(e) = super::ec::protect(target, &bck, objname).await {
+                inc(&target.metrics.err_put_count, 1);
+                return Err(e);
+            }
+            Ok(put_done(target, query, internal, &meta))
+        }
         Ok(None) => Ok(StatusCode::OK.into_response()),
         Err(e) => {
             inc(&target.metrics.err_put_count, 1);
@@ -1059,6 +1108,9 @@ async fn delete(
     if !internal {
         // Copies not yet moved by a rebalance must go too, or they would come back.
         deleted |= delete_on_neighbors(target, &bck, objname).await;
+        if super::ec::conf(target, &bck).is_some() {
+            super::ec::unprotect(target, &bck, objname).await;
+        }
     }
     match in_cloud {
         Some(Err(e)) => return Err(e),

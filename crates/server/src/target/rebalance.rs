@@ -51,6 +51,10 @@ pub async fn run(target: Arc<Target>) {
             .rebalancing
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let outcome = move_misplaced(&target, &job, None).await;
+        if outcome.is_ok() {
+            // Pieces lost with a target, and objects whose owner was lost, are rebuilt.
+            super::ec::repair_all(&target, &job).await;
+        }
         target
             .shared
             .rebalancing

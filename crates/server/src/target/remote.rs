@@ -501,4 +501,19 @@ impl MissingFill for Filler {
         });
         self.handle.block_on(futures::future::join_all(calls))
     }
+
+    fn rebuilds(&self, bck: &Bck) -> bool {
+        self.target
+            .upgrade()
+            .is_some_and(|t| super::ec::conf(&t, bck).is_some())
+    }
+
+    fn rebuild(&self, bck: &Bck, objname: &str) -> Result<(), ItemError> {
+        let target = self
+            .target
+            .upgrade()
+            .ok_or_else(|| ItemError::Io("node is shutting down".into()))?;
+        let _enter = self.handle.enter();
+        super::ec::rebuild(&target, bck, objname)
+    }
 }

@@ -41,6 +41,9 @@ pub fn start(
                 }
                 let store = target.store.clone();
                 let b = bck.clone();
+                let protected = (bck.provider == moss_types::Provider::Ais
+                    && crate::target::ec::conf(&target, &bck).is_some())
+                .then(|| batch.iter().map(|s| s.name.clone()).collect::<Vec<_>>());
                 let (deleted, bytes, missed, failed) = tokio::task::spawn_blocking(move || {
                     let (mut deleted, mut bytes) = (0u64, 0u64);
                     let (mut missed, mut failed) = (Vec::new(), Vec::new());
@@ -62,6 +65,10 @@ pub fn start(
                     (deleted, bytes, missed, failed)
                 })
                 .await?;
+                // Pieces would bring the objects back on the next read.
+                for name in protected.into_iter().flatten() {
+                    crate::target::ec::unprotect(&target, &bck, &name).await;
+                }
                 job.add_loc(deleted, bytes);
                 for e in failed {
                     job.add_err(e);

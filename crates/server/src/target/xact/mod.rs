@@ -80,6 +80,7 @@ pub fn start(target: &Arc<Target>, start: JobStart) -> Result<(), ApiError> {
             let source = promote::check(&args)?;
             promote::start(target, id, bck, args, source)
         }
+        JobSpec::EcEncode { bck } => super::ec::start_encode(target, id, bck),
     };
     registered?;
     Ok(())

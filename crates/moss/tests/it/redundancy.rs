@@ -1,0 +1,524 @@
+//! Redundancy across targets (`ec.*`): replicas and Reed-Solomon slices on real 5-target clusters,
+//! targets SIGKILLed, objects corrupted on disk.
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use std::collections::BTreeMap;
+
+use moss_testkit::{data, http, read_tar};
+use moss_types::jobs::Snap;
+use serde_json::{Value, json};
+
+use crate::cluster::ProcCluster;
+
+/// Objects under this size are replicated, larger ones sliced (2 data + 2 parity).
+const LIMIT: usize = 64 << 10;
+
+/// `set-bprops`: the status and the body (a JSON error, or the id of a job it started).
+async fn set_bprops(c: &ProcCluster, bucket: &str, value: Value) -> (u16, Value) {
+    let r = http()
+        .patch(format!("{}/v1/buckets/{bucket}", c.api.endpoint))
+        .json(&json!({"action": "set-bprops", "value": value}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, body)
+}
+
+/// Every target's snapshot of job `id`, once all of them have ended.
+async fn wait_job(c: &ProcCluster, id: &str) -> Vec<Snap> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = http()
+            .get(format!("{}/v1/cluster?what=qryxstats", c.api.endpoint))
+            .json(&json!({"ID": id, "Kind": ""}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let snaps: BTreeMap<String, Vec<Snap>> = r.json().await.unwrap();
+        let snaps: Vec<Snap> = snaps.into_values().flatten().collect();
+        if !snaps.is_empty() && snaps.iter().all(|s| s.finished() || s.aborted) {
+            return snaps;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "job {id} still running: {snaps:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Targets holding a piece of `name`.
+fn piece_holders(c: &ProcCluster, name: &str) -> Vec<usize> {
+    (0..c.targets.len())
+        .filter(|&i| c.target_dir(i).join("mp/@ais/b/%ec").join(name).exists())
+        .collect()
+}
+
+async fn ec_cluster(targets: usize) -> ProcCluster {
+    let c = ProcCluster::start(targets).await;
+    c.api.create_bucket("b").await;
+    let ec = json!({"ec": {"enabled": true, "data_slices": 2, "parity_slices": 2, "objsize_limit": LIMIT}});
+    let (status, body) = set_bprops(&c, "b", ec).await;
+    assert_eq!(status, 200, "{body}");
+    c
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .flat_map(|e| {
+            if e.path().is_dir() {
+                files_under(&e.path())
+            } else {
+                vec![e.path()]
+            }
+        })
+        .collect()
+}
+
+/// The stored file of an object on target `i`, if it has one.
+fn object_file(c: &ProcCluster, i: usize, name: &str) -> Option<PathBuf> {
+    let path = c.target_dir(i).join("mp/@ais/b/%ob").join(name);
+    path.exists().then_some(path)
+}
+
+fn pieces_on(c: &ProcCluster, i: usize) -> usize {
+    files_under(&c.target_dir(i).join("mp/@ais/b/%ec")).len()
+}
+
+/// Index of the target holding the most objects of `names`.
+fn busiest(c: &ProcCluster, names: &[String]) -> usize {
+    (0..c.targets.len())
+        .filter(|&i| c.targets[i].child.is_some())
+        .max_by_key(|&i| {
+            names
+                .iter()
+                .filter(|n| object_file(c, i, n).is_some())
+                .count()
+        })
+        .unwrap()
+}
+
+fn tar_of(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (name, bytes) in members {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, &bytes[..]).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+async fn assert_all_read(c: &ProcCluster, objects: &[(String, Vec<u8>)], when: &str) {
+    for (name, bytes) in objects {
+        let r = c.api.get("b", name).await;
+        assert_eq!(r.status(), 200, "{name} {when}");
+        assert!(
+            r.bytes().await.unwrap().as_ref() == &bytes[..],
+            "{name} has the wrong bytes {when}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ec_settings_are_validated_and_shown() {
+    let c = ProcCluster::start(5).await;
+    c.api.create_bucket("b").await;
+    let cases = [
+        (
+            json!({"ec": {"data_slices": 0}}),
+            "set-bprops: invalid \"ec.data_slices\": at least 1",
+        ),
+        (
+            json!({"ec": {"parity_slices": 33}}),
+            "set-bprops: invalid \"ec.parity_slices\": at most 32",
+        ),
+        (
+            json!({"ec": {"enabled": true, "data_slices": 4, "parity_slices": 2}}),
+            "set-bprops: EC with 4 data and 2 parity slices needs at least 7 targets, the cluster has 5",
+        ),
+        (
+            json!({"ec": {"objsize_limit": "big"}}),
+            "set-bprops: invalid \"ec.objsize_limit\": expecting a whole number",
+        ),
+    ];
+    for (value, message) in cases {
+        let (status, body) = set_bprops(&c, "b", value.clone()).await;
+        assert_eq!(
+            (status, body["message"].as_str()),
+            (400, Some(message)),
+            "{value}"
+        );
+    }
+    let (status, _) = set_bprops(&c, "b", json!({"ec": {"enabled": true}})).await;
+    assert_eq!(status, 200);
+    let r = http()
+        .head(format!("{}/v1/buckets/b", c.api.endpoint))
+        .send()
+        .await
+        .unwrap();
+    let props: Value =
+        serde_json::from_str(r.headers()["ais-bucket-props"].to_str().unwrap()).unwrap();
+    assert_eq!(
+        props["ec"],
+        json!({"enabled": true, "data_slices": 2, "parity_slices": 2, "objsize_limit": 262144})
+    );
+    let (status, body) = set_bprops(&c, "b", json!({"ec": {"parity_slices": 1}})).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["message"],
+        "set-bprops: EC is enabled: data_slices, parity_slices and objsize_limit cannot change (disable EC first)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicated_and_sliced_objects_survive_two_killed_targets() {
+    let mut c = ec_cluster(5).await;
+    let mut objects: Vec<(String, Vec<u8>)> = (0..40)
+        .map(|i| (format!("small-{i:02}"), data(i, 1 + i as usize * 1500)))
+        .chain((0..16).map(|i| {
+            (
+                format!("large-{i:02}"),
+                data(100 + i, LIMIT + i as usize * 97_003),
+            )
+        }))
+        .collect();
+    let members: Vec<(&str, Vec<u8>)> = (0..8)
+        .map(|k| {
+            (
+                ["a.wav", "b.txt", "c.json", "d.bin", "e", "f", "g", "h"][k],
+                data(500 + k as u64, 30_000 + k),
+            )
+        })
+        .collect();
+    objects.push(("shard.tar".to_string(), tar_of(&members)));
+    c.api.put_many("b", objects.clone()).await;
+
+    // Each small object has 2 replicas, each large one 4 slices, on targets other than its owner.
+    let small = 40;
+    let pieces: usize = (0..5).map(|i| pieces_on(&c, i)).sum();
+    assert_eq!(pieces, small * 2 + (objects.len() - small) * 4);
+    for (name, _) in &objects {
+        let owners: Vec<usize> = (0..5)
+            .filter(|&i| object_file(&c, i, name).is_some())
+            .collect();
+        assert_eq!(owners.len(), 1, "{name} is stored whole once");
+    }
+
+    let names: Vec<String> = objects.iter().map(|(n, _)| n.clone()).collect();
+    let first = busiest(&c, &names);
+    c.targets[first].kill();
+    c.wait_targets(4).await;
+    assert_all_read(&c, &objects, "with one target down").await;
+
+    // Range reads and archive members of a rebuilt object.
+    let (name, whole) = &objects[45];
+    let r = http()
+        .get(c.api.object_url("b", name))
+        .header("range", "bytes=70000-70099")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &whole[70000..70100]);
+    let r = http()
+        .get(format!(
+            "{}&archpath=c.json",
+            c.api.object_url("b", "shard.tar")
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &members[2].1[..]);
+
+    let second = busiest(&c, &names);
+    c.targets[second].kill();
+    c.wait_targets(3).await;
+    assert_all_read(&c, &objects, "with two targets down").await;
+
+    // A batch over everything, after both losses: complete, in order.
+    let entries: Vec<Value> = names.iter().map(|n| json!({"objname": n})).collect();
+    let r = c
+        .api
+        .batch(Some("b"), &json!({"in": entries, "strm": true}))
+        .await;
+    let got = read_tar(&r.bytes().await.unwrap());
+    assert_eq!(got.len(), objects.len());
+    for ((name, bytes), (got_name, got_bytes)) in objects.iter().zip(&got) {
+        assert!(
+            got_name.ends_with(name.as_str()),
+            "{got_name} in place of {name}"
+        );
+        assert!(
+            got_bytes == bytes,
+            "{name} has the wrong bytes in the batch"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_object_is_served_right_and_repaired_on_disk() {
+    let c = ec_cluster(5).await;
+    let objects = vec![
+        ("rep".to_string(), data(1, 20_000)),
+        ("sliced".to_string(), data(2, 300_000)),
+    ];
+    c.api.put_many("b", objects.clone()).await;
+    for (name, bytes) in &objects {
+        let file = (0..5).find_map(|i| object_file(&c, i, name)).unwrap();
+        // Same length, one flipped byte in the middle: only the checksum can tell.
+        let mut damaged = bytes.clone();
+        damaged[bytes.len() / 2] ^= 0xff;
+        std::fs::write(&file, &damaged).unwrap();
+        let r = c.api.get("b", name).await;
+        assert_eq!(r.status(), 200, "{name}");
+        assert!(
+            r.bytes().await.unwrap().as_ref() == &bytes[..],
+            "{name} served damaged"
+        );
+        assert!(
+            std::fs::read(&file).unwrap() == *bytes,
+            "{name} not repaired on disk"
+        );
+    }
+}
+
+/// Sends a batch straight to its designated target (following the proxy's redirect by hand);
+/// returns the DT's URL and the open response.
+async fn open_batch(c: &ProcCluster, body: &Value) -> (String, reqwest::Response) {
+    let r = moss_testkit::http_no_redirect()
+        .get(format!("{}/v1/ml/moss/b?provider=ais", c.api.endpoint))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 307);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let dt = location.split("/v1/").next().unwrap().to_string();
+    let response = http().get(&location).json(body).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    (dt, response)
+}
+
+/// A target is SIGKILLed in the middle of a 10,000-entry batch over replicated and sliced
+/// objects: in every mode the archive is complete, in order, with the right bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_killed_mid_batch_costs_nothing_in_any_mode() {
+    let mut c = ec_cluster(5).await;
+    c.api.set_config("get_batch.max_wait", "3s").await;
+    let objects: Vec<(String, Vec<u8>)> = (0..180)
+        .map(|i| (format!("s-{i:03}"), data(i, 512 + i as usize * 20)))
+        .chain((0..20).map(|i| {
+            (
+                format!("l-{i:02}"),
+                data(1000 + i, LIMIT + 1 + i as usize * 300),
+            )
+        }))
+        .collect();
+    c.api.put_many("b", objects.clone()).await;
+    let total = 10_000;
+    let pick = |k: usize| &objects[(k * 7) % objects.len()];
+    let entries: Vec<Value> = (0..total).map(|k| json!({"objname": pick(k).0})).collect();
+    for (streaming, coer) in [(true, false), (true, true), (false, false), (false, true)] {
+        let mode = format!("streaming={streaming} coer={coer}");
+        let body = json!({"in": entries, "strm": streaming, "coer": coer, "onob": true});
+        let (dt, mut r) = open_batch(&c, &body).await;
+        let content_type = r.headers()["content-type"].to_str().unwrap().to_string();
+        let victim = c.targets.iter().position(|t| t.url != dt).unwrap();
+        let mut got = Vec::new();
+        let mut killed = false;
+        loop {
+            match r.chunk().await {
+                Ok(Some(chunk)) => {
+                    got.extend_from_slice(&chunk);
+                    if !killed && got.len() >= 4 << 20 {
+                        c.targets[victim].kill();
+                        killed = true;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => panic!("{mode}: the response broke after {} bytes: {e}", got.len()),
+            }
+        }
+        assert!(
+            killed,
+            "{mode}: the batch ended before the kill ({} bytes)",
+            got.len()
+        );
+        let archive = if streaming {
+            got
+        } else {
+            let (meta, archive) = moss_testkit::split_multipart(&content_type, &got);
+            assert_eq!(meta.out.len(), total, "{mode}");
+            for (k, out) in meta.out.iter().enumerate() {
+                assert_eq!(out.err_msg, None, "{mode}: entry {k} reported failed");
+                assert_eq!(
+                    out.size as usize,
+                    pick(k).1.len(),
+                    "{mode}: size of entry {k}"
+                );
+            }
+            archive
+        };
+        let files = read_tar(&archive);
+        assert_eq!(files.len(), total, "{mode}: entries in the archive");
+        for (k, (name, bytes)) in files.iter().enumerate() {
+            let (want_name, want) = pick(k);
+            assert_eq!(name, want_name, "{mode}: entry {k}");
+            assert!(
+                bytes == want,
+                "{mode}: entry {k} ({name}) has the wrong bytes"
+            );
+        }
+        c.restart_target(victim);
+        c.wait_targets(5).await;
+    }
+}
+
+/// Before the proxy drops a dead target from the map, reads of its objects already go to the
+/// next target in HRW order once it has missed two keepalives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_skip_a_silent_owner_that_is_still_in_the_map() {
+    let mut c = ec_cluster(5).await;
+    c.api.set_config("keepalive.timeout", "60s").await;
+    let objects: Vec<(String, Vec<u8>)> = (0..30)
+        .map(|i| (format!("o-{i:02}"), data(i, 3000 + i as usize * 9000)))
+        .collect();
+    c.api.put_many("b", objects.clone()).await;
+    let names: Vec<String> = objects.iter().map(|(n, _)| n.clone()).collect();
+    let victim = busiest(&c, &names);
+    let owned: Vec<&(String, Vec<u8>)> = objects
+        .iter()
+        .filter(|(n, _)| object_file(&c, victim, n).is_some())
+        .collect();
+    assert!(!owned.is_empty());
+    c.targets[victim].kill();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    for (name, bytes) in owned {
+        let r = c.api.get("b", name).await;
+        assert_eq!(r.status(), 200, "{name}");
+        assert!(r.bytes().await.unwrap().as_ref() == &bytes[..], "{name}");
+        let r = http()
+            .head(c.api.object_url("b", name))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "HEAD {name}");
+    }
+    assert_eq!(
+        c.api.smap().await.tmap.len(),
+        5,
+        "the dead target is still in the map"
+    );
+}
+
+fn mixed_objects(n_small: u64, n_large: u64) -> Vec<(String, Vec<u8>)> {
+    (0..n_small)
+        .map(|i| (format!("small-{i:02}"), data(i, 100 + i as usize * 1300)))
+        .chain((0..n_large).map(|i| {
+            (
+                format!("large-{i:02}"),
+                data(100 + i, LIMIT + i as usize * 50_021),
+            )
+        }))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enabling_ec_on_a_bucket_with_data_protects_it_by_a_job() {
+    let mut c = ProcCluster::start(5).await;
+    c.api.create_bucket("b").await;
+    let objects = mixed_objects(30, 10);
+    c.api.put_many("b", objects.clone()).await;
+    assert_eq!((0..5).map(|i| pieces_on(&c, i)).sum::<usize>(), 0);
+    let ec = json!({"ec": {"enabled": true, "objsize_limit": LIMIT}});
+    let (status, id) = set_bprops(&c, "b", ec).await;
+    assert_eq!(status, 200, "{id}");
+    let id = id
+        .as_str()
+        .expect("set-bprops answers the job id")
+        .to_string();
+    let snaps = wait_job(&c, &id).await;
+    assert!(
+        snaps
+            .iter()
+            .all(|s| s.kind == "ec-encode" && !s.aborted && s.err.is_empty()),
+        "{snaps:?}"
+    );
+    let encoded: u64 = snaps.iter().map(|s| s.stats.loc_objs).sum();
+    assert_eq!(
+        encoded, 40,
+        "every object encoded once, by its owner: {snaps:?}"
+    );
+    let pieces: usize = (0..5).map(|i| pieces_on(&c, i)).sum();
+    assert_eq!(pieces, 30 * 2 + 10 * 4);
+    // Run again, it finds nothing to do.
+    let r = http()
+        .put(format!("{}/v1/cluster", c.api.endpoint))
+        .json(&json!({"action": "start", "value": {"kind": "ec-encode", "bck": {"name": "b", "provider": "ais"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let again = r.text().await.unwrap();
+    let snaps = wait_job(&c, &again).await;
+    assert_eq!(
+        snaps.iter().map(|s| s.stats.loc_objs).sum::<u64>(),
+        0,
+        "{snaps:?}"
+    );
+
+    let names: Vec<String> = objects.iter().map(|(n, _)| n.clone()).collect();
+    let victim = busiest(&c, &names);
+    c.targets[victim].kill();
+    c.wait_targets(4).await;
+    assert_all_read(&c, &objects, "after the owner died").await;
+}
+
+/// A target lost for good: the rebalance that follows rebuilds its objects and the pieces it
+/// held on the others, so two more targets can then fail without losing anything — even the
+/// two that held the surviving copies of an object the first one owned.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_target_is_repaired_so_two_more_can_fail() {
+    let mut c = ec_cluster(6).await;
+    let objects = mixed_objects(40, 12);
+    c.api.put_many("b", objects.clone()).await;
+    let names: Vec<String> = objects.iter().map(|(n, _)| n.clone()).collect();
+    let first = busiest(&c, &names);
+    let (name, _) = objects
+        .iter()
+        .find(|(n, b)| b.len() < LIMIT && object_file(&c, first, n).is_some())
+        .expect("the busiest target owns a replicated object");
+    let holders = piece_holders(&c, name);
+    assert_eq!(holders.len(), 2, "{name} has two replicas");
+    c.targets[first].kill();
+    c.wait_targets(5).await;
+    let version = c.api.smap().await.version;
+    let snaps = wait_job(&c, &format!("g{version}")).await;
+    assert!(
+        snaps.iter().all(|s| !s.aborted && s.err.is_empty()),
+        "{snaps:?}"
+    );
+    let repaired: u64 = snaps.iter().map(|s| s.stats.loc_objs).sum();
+    assert!(repaired > 0, "the rebalance repaired nothing: {snaps:?}");
+    for &h in &holders {
+        c.targets[h].kill();
+    }
+    c.wait_targets(3).await;
+    assert_all_read(
+        &c,
+        &objects,
+        "after three targets were lost one, then two at a time",
+    )
+    .await;
+}
