@@ -112,6 +112,9 @@ pub enum BucketCommand {
         #[arg(value_name = "NEW")]
         to: String,
     },
+    /// Show or change bucket properties
+    #[command(subcommand)]
+    Props(PropsCommand),
     /// Object count and sizes of a bucket (a job)
     Summary {
         #[arg(value_name = "NAME")]
@@ -119,6 +122,27 @@ pub enum BucketCommand {
         /// Only objects whose names start with this
         #[arg(long, default_value = "")]
         prefix: String,
+    },
+}
+
+/// `moss bucket props …`
+#[derive(Debug, Subcommand)]
+pub enum PropsCommand {
+    /// Print the bucket's properties (JSON)
+    Show {
+        #[arg(value_name = "NAME")]
+        name: String,
+    },
+    /// Change properties, e.g. `ec.enabled=true ec.data_slices=2 ec.parity_slices=2`
+    #[command(after_help = "\
+Keys are AIStore's: ec.enabled, ec.data_slices, ec.parity_slices, ec.objsize_limit (bytes),
+versioning.validate_warm_get, versioning.synchronize, features, ... Turning EC on for a bucket
+that holds objects starts an ec-encode job; its id is printed (`moss show job ID`).")]
+    Set {
+        #[arg(value_name = "NAME")]
+        name: String,
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        pairs: Vec<String>,
     },
 }
 

@@ -54,6 +54,34 @@ impl Client {
         }
     }
 
+    /// The bucket's properties (`HEAD /v1/buckets/<b>`, header `Ais-Bucket-Props`).
+    pub async fn bucket_props(&self, bucket: &str) -> Result<serde_json::Value> {
+        let call = Call::new(Method::HEAD, self.bucket_url(bucket, &[]));
+        let what = call.describe();
+        let response = self.execute(call).await?;
+        let props = response
+            .headers()
+            .get(moss_types::headers::BUCKET_PROPS)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| Error::decode(what.clone(), "no bucket props in the answer"))?;
+        serde_json::from_str(props).map_err(|e| Error::decode(what, e))
+    }
+
+    /// Changes bucket properties (`set-bprops`): `value` holds the sections and keys to change,
+    /// e.g. `{"ec": {"enabled": true}}`. Returns the id of the job the change started, if any
+    /// (turning EC on for a bucket with data encodes it).
+    pub async fn set_bucket_props(&self, bucket: &str, value: serde_json::Value) -> Result<String> {
+        let msg = ActMsg {
+            action: "set-bprops".to_string(),
+            name: String::new(),
+            value,
+        };
+        let call = Call::new(Method::PATCH, self.bucket_url(bucket, &[])).json(&msg)?;
+        let what = call.describe();
+        let response = self.execute(call).await?;
+        response.text().await.map_err(|e| Error::transport(what, e))
+    }
+
     /// One page of a listing. Pass back `uuid` and `continuation_token` of the previous page.
     pub async fn list_objects_page(&self, bucket: &str, msg: &LsoMsg) -> Result<LsoRes> {
         let value = serde_json::to_value(msg).map_err(|e| Error::InvalidRequest(e.to_string()))?;

@@ -522,3 +522,58 @@ async fn a_lost_target_is_repaired_so_two_more_can_fail() {
     )
     .await;
 }
+
+/// Writers keep PUTting replicated and sliced objects while a target is SIGKILLed and stays
+/// dead: every acknowledged object reads back whole from the four that are left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_put_survives_a_target_killed_during_a_storm() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let mut c = ec_cluster(5).await;
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..6u64 {
+        let (api, acked, stop) = (c.api.clone(), acked.clone(), stop.clone());
+        writers.push(tokio::spawn(async move {
+            let mut k = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let name = format!("w{w}-{k}");
+                let seed = w * 1_000_000 + k;
+                let size = 1 + ((w * 7919 + k * 104_729) % (200 << 10)) as usize;
+                let sent = api
+                    .http
+                    .put(api.object_url("b", &name))
+                    .body(data(seed, size))
+                    .send()
+                    .await;
+                if sent.is_ok_and(|r| r.status() == 200) {
+                    acked.lock().unwrap().push((name, seed, size));
+                }
+                k += 1;
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    c.targets[2].kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+    c.wait_targets(4).await;
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() > 50,
+        "the storm acknowledged only {} writes",
+        acked.len()
+    );
+    for (name, seed, size) in &acked {
+        let r = c.api.get("b", name).await;
+        assert_eq!(r.status(), 200, "acknowledged {name} is gone");
+        assert!(
+            r.bytes().await.unwrap().as_ref() == &data(*seed, *size)[..],
+            "acknowledged {name} is torn"
+        );
+    }
+}
