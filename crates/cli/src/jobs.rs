@@ -319,9 +319,10 @@ pub async fn summary(client: &Client, name: &str, prefix: &str) -> Result<()> {
 
 pub async fn job(client: &Client, command: JobCommand) -> Result<()> {
     match command {
-        JobCommand::Start { kind, wait } => {
+        JobCommand::Start { kind, bucket, wait } => {
+            let bucket = bucket.map(|b| crate::names::bucket(&b)).transpose()?;
             let id = client
-                .start_job(&kind)
+                .start_job(&kind, bucket.as_deref())
                 .await
                 .with_context(|| format!("start {kind}"))?;
             if !wait {

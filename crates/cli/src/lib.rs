@@ -247,10 +247,13 @@ pub struct ArchiveArgs {
 /// `moss job …`
 #[derive(Debug, Subcommand)]
 pub enum JobCommand {
-    /// Start a job: lru, cleanup (cleanup-store) or rebalance; prints its id
+    /// Start a job: lru, cleanup (cleanup-store), rebalance or ec-encode (with --bucket); prints its id
     Start {
         #[arg(value_name = "KIND")]
         kind: String,
+        /// The bucket a bucket job (ec-encode) acts on
+        #[arg(long, value_name = "NAME")]
+        bucket: Option<String>,
         /// Wait until it is done
         #[arg(long)]
         wait: bool,

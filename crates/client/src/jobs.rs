@@ -278,8 +278,12 @@ impl Client {
     }
 
     /// Starts a job of a startable kind (`lru`, `cleanup`, `rebalance`); returns its id.
-    pub async fn start_job(&self, kind: &str) -> Result<String> {
-        let args = serde_json::json!({"ID": "", "Kind": kind, "DaemonID": "", "Bck": null, "Buckets": null});
+    pub async fn start_job(&self, kind: &str, bucket: Option<&str>) -> Result<String> {
+        let bck = bucket.map(|b| {
+            let (name, provider) = crate::http::bucket_parts(b);
+            serde_json::json!({"name": name, "provider": provider})
+        });
+        let args = serde_json::json!({"ID": "", "Kind": kind, "DaemonID": "", "Bck": bck, "Buckets": null});
         let msg = act("start", args);
         self.job_action(Method::PUT, self.url("cluster", &[]), &msg)
             .await

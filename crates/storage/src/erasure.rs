@@ -1,17 +1,21 @@
 //! Reed-Solomon slices of one object (`ec.*`, objects at or above `ec.objsize_limit`).
 //!
-//! Layout: the object is cut into stripes of `data × CHUNK` bytes (the last one zero-padded);
-//! stripe `s` contributes bytes `[s × CHUNK, (s+1) × CHUNK)` to each of the `data` data slices
-//! and the `parity` parity slices computed from them. Every slice file is therefore
-//! `stripes × CHUNK` bytes, and any `data` of the `data + parity` slices rebuild the object.
+//! Layout: the object is cut into stripes of `data × shard` bytes (the last one zero-padded),
+//! where `shard` is [`CHUNK`], or less for an object smaller than one full stripe (its size over
+//! `data`, rounded up to 64 bytes, so small objects are not padded to a whole stripe). Stripe
+//! `s` contributes bytes `[s × shard, (s+1) × shard)` to each of the `data` data slices and the
+//! `parity` parity slices computed from them. Every slice file is therefore `stripes × shard`
+//! bytes, and any `data` of the `data + parity` slices rebuild the object.
 //! Memory while encoding or decoding: one stripe of every slice, never the object.
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 
 use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 
-/// Bytes each slice receives per stripe.
+/// Most bytes each slice receives per stripe.
 pub const CHUNK: usize = 64 * 1024;
+/// Shard sizes are multiples of this (the codec needs an even size; 64 suits its SIMD paths).
+const SHARD_ALIGN: usize = 64;
 
 /// Shape of one object's slices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,19 +27,25 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// Bytes each slice receives per stripe.
+    pub fn shard(&self) -> usize {
+        let per_slice = self.size.div_ceil(self.data as u64).min(CHUNK as u64) as usize;
+        per_slice.next_multiple_of(SHARD_ALIGN).max(SHARD_ALIGN)
+    }
+
     pub fn stripes(&self) -> u64 {
-        let stripe = (self.data * CHUNK) as u64;
+        let stripe = (self.data * self.shard()) as u64;
         self.size.div_ceil(stripe).max(1)
     }
 
     /// Bytes of every slice file.
     pub fn slice_len(&self) -> u64 {
-        self.stripes() * CHUNK as u64
+        self.stripes() * self.shard() as u64
     }
 
     /// Object bytes held by stripe `s`.
     fn stripe_bytes(&self, s: u64) -> usize {
-        let stripe = (self.data * CHUNK) as u64;
+        let stripe = (self.data * self.shard()) as u64;
         (self.size - (s * stripe).min(self.size)).min(stripe) as usize
     }
 }
@@ -48,14 +58,15 @@ fn rs_error(e: reed_solomon_simd::Error) -> io::Error {
 /// index order, to `slices`.
 pub fn encode(src: &mut dyn Read, layout: Layout, slices: &mut [&mut dyn Write]) -> io::Result<()> {
     assert_eq!(slices.len(), layout.data + layout.parity);
+    let shard = layout.shard();
     let mut encoder =
-        ReedSolomonEncoder::new(layout.data, layout.parity, CHUNK).map_err(rs_error)?;
-    let mut stripe = vec![0u8; layout.data * CHUNK];
+        ReedSolomonEncoder::new(layout.data, layout.parity, shard).map_err(rs_error)?;
+    let mut stripe = vec![0u8; layout.data * shard];
     for s in 0..layout.stripes() {
         let n = layout.stripe_bytes(s);
         src.read_exact(&mut stripe[..n])?;
         stripe[n..].fill(0);
-        for (k, chunk) in stripe.chunks(CHUNK).enumerate() {
+        for (k, chunk) in stripe.chunks(shard).enumerate() {
             encoder.add_original_shard(chunk).map_err(rs_error)?;
             slices[k].write_all(chunk)?;
         }
@@ -65,7 +76,7 @@ pub fn encode(src: &mut dyn Read, layout: Layout, slices: &mut [&mut dyn Write])
         }
         drop(result);
         encoder
-            .reset(layout.data, layout.parity, CHUNK)
+            .reset(layout.data, layout.parity, shard)
             .map_err(rs_error)?;
     }
     Ok(())
@@ -87,11 +98,12 @@ pub fn decode<F: FileExt>(
         )));
     }
     let all_data = slices[..layout.data].iter().all(Option::is_some);
+    let shard = layout.shard();
     let mut decoder =
-        ReedSolomonDecoder::new(layout.data, layout.parity, CHUNK).map_err(rs_error)?;
-    let mut chunks: Vec<Vec<u8>> = vec![vec![0u8; CHUNK]; slices.len()];
+        ReedSolomonDecoder::new(layout.data, layout.parity, shard).map_err(rs_error)?;
+    let mut chunks: Vec<Vec<u8>> = vec![vec![0u8; shard]; slices.len()];
     for s in 0..layout.stripes() {
-        let offset = s * CHUNK as u64;
+        let offset = s * shard as u64;
         let mut used = 0;
         for (k, slice) in slices.iter().enumerate() {
             // Data slices first; parity only as needed.
@@ -117,7 +129,7 @@ pub fn decode<F: FileExt>(
         let mut left = layout.stripe_bytes(s);
         if all_data {
             for chunk in &chunks[..layout.data] {
-                let n = left.min(CHUNK);
+                let n = left.min(shard);
                 dst.write_all(&chunk[..n])?;
                 left -= n;
             }
@@ -125,7 +137,7 @@ pub fn decode<F: FileExt>(
         }
         let result = decoder.decode().map_err(rs_error)?;
         for (k, chunk) in chunks.iter().enumerate().take(layout.data) {
-            let n = left.min(CHUNK);
+            let n = left.min(shard);
             let bytes = if slices[k].is_some() {
                 &chunk[..]
             } else {
@@ -138,7 +150,7 @@ pub fn decode<F: FileExt>(
         }
         drop(result);
         decoder
-            .reset(layout.data, layout.parity, CHUNK)
+            .reset(layout.data, layout.parity, shard)
             .map_err(rs_error)?;
     }
     Ok(())
@@ -193,8 +205,24 @@ mod tests {
     }
 
     #[test]
+    fn small_objects_are_not_padded_to_a_whole_stripe() {
+        let layout = |size: u64| Layout {
+            data: 2,
+            parity: 2,
+            size,
+        };
+        assert_eq!(layout(64 << 10).slice_len(), 32 << 10);
+        assert_eq!(layout(1000).slice_len(), 512);
+        assert_eq!(layout(1 << 20).slice_len(), 512 << 10);
+        assert_eq!(
+            layout((1 << 20) + 1).slice_len(),
+            (512 << 10) + CHUNK as u64
+        );
+    }
+
+    #[test]
     fn one_data_slice_and_tiny_objects() {
-        for size in [0usize, 1, 2, CHUNK - 1, CHUNK, CHUNK + 1] {
+        for size in [0usize, 1, 2, 65, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 7] {
             let data: Vec<u8> = (0..size).map(|i| i as u8).collect();
             let layout = Layout {
                 data: 1,
@@ -202,6 +230,7 @@ mod tests {
                 size: size as u64,
             };
             let slices = slices_of(&data, layout);
+            assert!(slices.iter().all(|s| s.len() as u64 == layout.slice_len()));
             let mut out = Vec::new();
             decode(&files(&slices, &[0]), layout, &mut out).unwrap();
             assert_eq!(out, data, "size {size}");
