@@ -5,7 +5,7 @@ use serde_json::json;
 
 use crate::cluster::ProcCluster;
 
-async fn create_upload(c: &ProcCluster, obj: &str) -> String {
+pub(crate) async fn create_upload(c: &ProcCluster, obj: &str) -> String {
     let r = c
         .api
         .http
@@ -18,7 +18,13 @@ async fn create_upload(c: &ProcCluster, obj: &str) -> String {
     r.text().await.unwrap()
 }
 
-async fn put_part(c: &ProcCluster, obj: &str, id: &str, n: &str, body: Vec<u8>) -> (u16, String) {
+pub(crate) async fn put_part(
+    c: &ProcCluster,
+    obj: &str,
+    id: &str,
+    n: &str,
+    body: Vec<u8>,
+) -> (u16, String) {
     let url = format!(
         "{}&uploadId={id}&partNumber={n}",
         c.api.object_url("b", obj)
@@ -27,7 +33,7 @@ async fn put_part(c: &ProcCluster, obj: &str, id: &str, n: &str, body: Vec<u8>) 
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-async fn complete(c: &ProcCluster, obj: &str, id: &str, parts: &[u32]) -> (u16, String) {
+pub(crate) async fn complete(c: &ProcCluster, obj: &str, id: &str, parts: &[u32]) -> (u16, String) {
     let list: Vec<_> = parts
         .iter()
         .map(|n| json!({"part-number": n, "etag": ""}))

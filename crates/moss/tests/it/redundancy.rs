@@ -28,7 +28,8 @@ async fn set_bprops(c: &ProcCluster, bucket: &str, value: Value) -> (u16, Value)
     (status, body)
 }
 
-/// Every target's snapshot of job `id`, once all of them have ended.
+/// Every target's snapshot of job `id`, once all of them have ended (an archive job, which idles
+/// between work items, once it is idle).
 async fn wait_job(c: &ProcCluster, id: &str) -> Vec<Snap> {
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
@@ -41,7 +42,11 @@ async fn wait_job(c: &ProcCluster, id: &str) -> Vec<Snap> {
         assert_eq!(r.status(), 200);
         let snaps: BTreeMap<String, Vec<Snap>> = r.json().await.unwrap();
         let snaps: Vec<Snap> = snaps.into_values().flatten().collect();
-        if !snaps.is_empty() && snaps.iter().all(|s| s.finished() || s.aborted) {
+        if !snaps.is_empty()
+            && snaps
+                .iter()
+                .all(|s| s.finished() || s.aborted || (s.kind == "archive" && s.is_idle))
+        {
             return snaps;
         }
         assert!(
@@ -576,4 +581,65 @@ async fn every_acknowledged_put_survives_a_target_killed_during_a_storm() {
             "acknowledged {name} is torn"
         );
     }
+}
+
+/// Objects assembled on a target — a completed multipart upload, a shard built by an archive
+/// job — get their pieces before they are acknowledged, like a PUT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multipart_uploads_and_archive_shards_are_protected_too() {
+    use crate::object_api::{complete, create_upload, put_part};
+    let mut c = ec_cluster(5).await;
+    let (a, b) = (data(1, 200_000), data(2, 100_000));
+    let id = create_upload(&c, "mpu").await;
+    assert_eq!(put_part(&c, "mpu", &id, "1", a.clone()).await.0, 200);
+    assert_eq!(put_part(&c, "mpu", &id, "2", b.clone()).await.0, 200);
+    let (status, text) = complete(&c, "mpu", &id, &[1, 2]).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        piece_holders(&c, "mpu").len(),
+        4,
+        "2+2 slices of the completed upload"
+    );
+
+    c.api
+        .put_many(
+            "b",
+            vec![("m1".into(), data(3, 9000)), ("m2".into(), data(4, 7000))],
+        )
+        .await;
+    let r = http()
+        .put(format!("{}/v1/buckets/b?provider=ais", c.api.endpoint))
+        .json(&json!({"action": "archive", "name": "", "value": {"objnames": ["m1", "m2"], "archname": "s.tar"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let snaps = wait_job(&c, &r.text().await.unwrap()).await;
+    assert!(
+        snaps.iter().all(|s| !s.aborted && s.err.is_empty()),
+        "{snaps:?}"
+    );
+    assert_eq!(
+        piece_holders(&c, "s.tar").len(),
+        2,
+        "2 replicas of the small shard"
+    );
+
+    let whole: Vec<u8> = [a, b].concat();
+    let owners: Vec<usize> = (0..5)
+        .filter(|&i| object_file(&c, i, "mpu").is_some() || object_file(&c, i, "s.tar").is_some())
+        .collect();
+    for i in owners {
+        c.targets[i].kill();
+    }
+    c.wait_targets(5 - (0..5).filter(|&i| c.targets[i].child.is_none()).count())
+        .await;
+    assert!(c.api.get_bytes("b", "mpu").await.as_ref() == &whole[..]);
+    let r = http()
+        .get(format!("{}&archpath=m2", c.api.object_url("b", "s.tar")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.bytes().await.unwrap().as_ref(), &data(4, 7000)[..]);
 }

@@ -99,8 +99,8 @@ fn part_list(value: &serde_json::Value) -> Result<Option<Vec<u32>>, ApiError> {
     }
 }
 
-/// Makes an assembled object durable: committed here, or written through to the cloud first
-/// for a remote bucket (acknowledged only when both hold it).
+/// Makes an assembled object durable: committed here (with its EC pieces on other targets), or
+/// written through to the cloud first for a remote bucket (acknowledged only when both hold it).
 async fn commit(
     target: &Arc<Target>,
     bck: &Bck,
@@ -111,7 +111,10 @@ async fn commit(
     if bck.provider != Provider::Ais {
         return super::remote::write_through(target, bck, objname, txn, custom).await;
     }
-    blocking(bck, objname, move || txn.commit(custom)).await
+    let meta = blocking(bck, objname, move || txn.commit(custom)).await?;
+    // Acknowledged only once its redundancy is durable too (EC buckets).
+    super::ec::protect(target, bck, objname).await?;
+    Ok(meta)
 }
 
 /// `PUT …?uploadId=&partNumber=`: one part (whatever else the query holds, as AIStore).
