@@ -643,3 +643,53 @@ async fn multipart_uploads_and_archive_shards_are_protected_too() {
     assert_eq!(r.status(), 200);
     assert_eq!(r.bytes().await.unwrap().as_ref(), &data(4, 7000)[..]);
 }
+
+/// A target's disk is lost under it (its bucket directory vanishes while it runs, as when a
+/// failed disk is swapped for an empty one): reads rebuild every object it owned, back onto
+/// that disk, and an `ec-encode` pass restores the pieces it held for the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_disk_is_rebuilt_by_reads_and_ec_encode() {
+    let c = ec_cluster(5).await;
+    let objects = mixed_objects(24, 8);
+    c.api.put_many("b", objects.clone()).await;
+    let names: Vec<String> = objects.iter().map(|(n, _)| n.clone()).collect();
+    let victim = busiest(&c, &names);
+    let owned: Vec<String> = names
+        .iter()
+        .filter(|n| object_file(&c, victim, n).is_some())
+        .cloned()
+        .collect();
+    let pieces_before: usize = (0..5).map(|i| pieces_on(&c, i)).sum();
+    let held = pieces_on(&c, victim);
+    assert!(held > 0 && !owned.is_empty());
+    std::fs::rename(
+        c.target_dir(victim).join("mp/@ais/b"),
+        c.dir.path().join("lost-disk"),
+    )
+    .unwrap();
+    assert_all_read(&c, &objects, "after a disk was lost").await;
+    for name in &owned {
+        assert!(
+            object_file(&c, victim, name).is_some(),
+            "{name} not rebuilt in place"
+        );
+    }
+    assert_eq!(pieces_on(&c, victim), 0);
+    let r = http()
+        .put(format!("{}/v1/cluster", c.api.endpoint))
+        .json(&json!({"action": "start", "value": {"kind": "ec-encode", "bck": {"name": "b", "provider": "ais"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let snaps = wait_job(&c, &r.text().await.unwrap()).await;
+    assert!(
+        snaps.iter().all(|s| !s.aborted && s.err.is_empty()),
+        "{snaps:?}"
+    );
+    assert_eq!(pieces_on(&c, victim), held, "the pieces it held are back");
+    assert_eq!(
+        (0..5).map(|i| pieces_on(&c, i)).sum::<usize>(),
+        pieces_before
+    );
+}
