@@ -386,6 +386,13 @@ fn fetch(target: &Target, from: &Option<Snode>, bck: &Bck, objname: &str) -> Res
     Ok(file)
 }
 
+/// Which of two versions of an object was written later: by write time (targets' clocks), then
+/// by version number. Write time first because versions are counted per holder: a target that
+/// took writes while the owner was away starts again from 1.
+fn newness(meta: &moss_storage::ObjMeta) -> (u64, u64) {
+    (meta.mtime, meta.version)
+}
+
 /// Rebuilds a missing or damaged object of an EC bucket into this target's store from the
 /// newest version its pieces hold (blocking; called by the reader's rebuild hook).
 pub fn rebuild(target: &Arc<Target>, bck: &Bck, objname: &str) -> Result<(), ItemError> {
@@ -395,7 +402,7 @@ pub fn rebuild(target: &Arc<Target>, bck: &Bck, objname: &str) -> Result<(), Ite
     let Some(newest) = found
         .iter()
         .map(|(_, m)| m)
-        .max_by_key(|m| (m.obj.version, m.obj.mtime))
+        .max_by_key(|m| newness(&m.obj))
         .cloned()
     else {
         return Err(ItemError::NotFound(format!("{what} does not exist")));
@@ -594,7 +601,29 @@ async fn ensure(target: &Arc<Target>, bck: &Bck, objname: &str) -> Result<Option
     })
     .await
     .map_err(|e| e.to_string())??;
-    let found = survey(target, bck, objname).await;
+    let mut found = survey(target, bck, objname).await;
+    // A newer version written elsewhere while this target was away (its copy is stale): the
+    // pieces have it.
+    let stale = found
+        .iter()
+        .any(|(from, m)| from.is_some() && newness(&m.obj) > newness(&meta));
+    let (meta, rebuilt) = if stale {
+        let (t, b, name) = (target.clone(), bck.clone(), objname.to_string());
+        let meta = tokio::task::spawn_blocking(move || {
+            rebuild(&t, &b, &name).map_err(|e| e.to_string())?;
+            t.store
+                .open_object(&b, &name)
+                .map(|h| h.meta)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+        tracing::info!(bucket = %bck, object = objname, "stale copy replaced by the newer version its pieces hold");
+        found = survey(target, bck, objname).await;
+        (meta, true)
+    } else {
+        (meta, rebuilt)
+    };
     let current = PieceMeta {
         obj: meta.clone(),
         slice: None,
