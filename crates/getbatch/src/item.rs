@@ -402,16 +402,19 @@ impl LocalReader {
         objname: &str,
         what: &str,
     ) -> Result<ObjHandle, ItemError> {
+        self.open_repaired(bck, objname)
+            .map_err(|e| ItemError::from_store(e, what))
+    }
+
+    /// [`Self::open_handle`] with the store's error.
+    pub fn open_repaired(&self, bck: &Bck, objname: &str) -> Result<ObjHandle, StoreError> {
         match self.store.open_object(bck, objname) {
-            Ok(handle) => Ok(handle),
             Err(e @ (StoreError::NotFound | StoreError::Corrupt(_) | StoreError::Io(_)))
                 if self.repair(bck, objname, &e) =>
             {
-                self.store
-                    .open_object(bck, objname)
-                    .map_err(|e| ItemError::from_store(e, what))
+                self.store.open_object(bck, objname)
             }
-            Err(e) => Err(ItemError::from_store(e, what)),
+            opened => opened,
         }
     }
 

@@ -79,12 +79,7 @@ impl OpenShards {
                 return Ok((kept.handle.clone(), Some(kept.ticket.clone())));
             }
         }
-        let handle = match reader.store.open_object(bck, objname) {
-            Ok(handle) => handle,
-            Err(e) if reader.repair(bck, objname, &e) => reader.store.open_object(bck, objname)?,
-            Err(e) => return Err(e),
-        };
-        let handle = Arc::new(handle);
+        let handle = Arc::new(reader.open_repaired(bck, objname)?);
         let Some(ticket) = reader.take_fd_leaving(FD_RESERVE) else {
             return Ok((handle, None));
         };

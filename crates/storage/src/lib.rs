@@ -18,7 +18,7 @@ mod upload;
 pub use error::StoreError;
 pub use meta::{CKSUM_TYPE, ObjMeta, checksum_hex};
 pub use object::{ObjHandle, Verifier};
-pub use piece::PieceMeta;
+pub use piece::{PieceMeta, PieceTxn};
 pub use store::{ListedObject, PutTxn, Store, WalkedObject, dir_entry};
 pub use upload::{
     AppendTxn, MAX_PARTS, MD_CHUNKS, PartTxn, RESERVED_KEY, chunk_info, user_custom,

@@ -2,7 +2,7 @@
 //! Reed-Solomon slices, under `<bucket>/%ec/<object>` on the piece's HRW mountpath, with a
 //! [`PieceMeta`] in the xattr `user.moss.ec`. Listings, rebalance and GetBatch never see them.
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::PathBuf;
 
 use moss_types::Bck;
@@ -42,43 +42,25 @@ impl Store {
         self.bucket_dir(mountpath, bck).join(EC_DIR).join(objname)
     }
 
-    /// Stores a piece (replacing any older one), durably: written, fsynced, renamed into place
-    /// and its directory fsynced before this returns. Returns the bytes stored.
-    pub fn put_piece(
-        &self,
-        bck: &Bck,
-        objname: &str,
-        meta: &PieceMeta,
-        src: &mut dyn Read,
-    ) -> Result<u64, StoreError> {
+    /// Starts writing a piece into a work file on the piece's HRW mountpath; nothing replaces
+    /// the current piece until [`PieceTxn::commit`].
+    pub fn begin_piece(&self, bck: &Bck, objname: &str) -> Result<PieceTxn, StoreError> {
         let mountpath = self.hrw_mountpath(bck, objname);
         let tmp = self.work_path(mountpath, "piece");
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-        let written = (|| -> Result<u64, StoreError> {
-            let n = io::copy(src, &mut file)?;
-            let json = serde_json::to_vec(meta).map_err(io::Error::other)?;
-            rustix::fs::fsetxattr(&file, PIECE_XATTR, &json, rustix::fs::XattrFlags::empty())
-                .map_err(io::Error::from)?;
-            file.sync_all()?;
-            let dest = self.piece_path(mountpath, bck, objname);
-            let parent = dest
-                .parent()
-                .ok_or_else(|| io::Error::other("piece path has no parent"))?;
-            create_dirs(parent).map_err(|e| {
-                StoreError::Conflict(format!("piece name {objname:?} conflicts: {e}"))
-            })?;
-            fs::rename(&tmp, &dest)?;
-            File::open(parent)?.sync_all()?;
-            // A piece elsewhere (mountpaths added since) is older: drop it.
-            for other in (0..self.mountpaths().len()).filter(|&i| i != mountpath) {
-                let _ = fs::remove_file(self.piece_path(other, bck, objname));
-            }
-            Ok(n)
-        })();
-        if written.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        written
+        let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        Ok(PieceTxn {
+            file,
+            tmp,
+            dest: self.piece_path(mountpath, bck, objname),
+            // A piece elsewhere (mountpaths added since) is older: dropped on commit.
+            stale: (0..self.mountpaths().len())
+                .filter(|&i| i != mountpath)
+                .map(|i| self.piece_path(i, bck, objname))
+                .collect(),
+            objname: objname.to_string(),
+            size: 0,
+            committed: false,
+        })
     }
 
     /// Opens this target's piece of an object.
@@ -155,6 +137,61 @@ impl Store {
         let mut txn = self.begin_put(bck, objname)?;
         fill(&mut TxnWriter(&mut txn))?;
         txn.commit_as(meta)
+    }
+}
+
+/// A piece being written (see [`Store::begin_piece`]); dropped uncommitted, it leaves nothing.
+pub struct PieceTxn {
+    file: File,
+    tmp: PathBuf,
+    dest: PathBuf,
+    stale: Vec<PathBuf>,
+    objname: String,
+    size: u64,
+    committed: bool,
+}
+
+impl PieceTxn {
+    pub fn write(&mut self, data: &[u8]) -> Result<(), StoreError> {
+        self.file.write_all(data)?;
+        self.size += data.len() as u64;
+        Ok(())
+    }
+
+    /// Makes the piece durable, replacing any older one: metadata set, fsynced, renamed into
+    /// place and its directory fsynced before this returns. Returns the bytes stored.
+    pub fn commit(mut self, meta: &PieceMeta) -> Result<u64, StoreError> {
+        let json = serde_json::to_vec(meta).map_err(io::Error::other)?;
+        rustix::fs::fsetxattr(
+            &self.file,
+            PIECE_XATTR,
+            &json,
+            rustix::fs::XattrFlags::empty(),
+        )
+        .map_err(io::Error::from)?;
+        self.file.sync_all()?;
+        let parent = self
+            .dest
+            .parent()
+            .ok_or_else(|| io::Error::other("piece path has no parent"))?;
+        create_dirs(parent).map_err(|e| {
+            StoreError::Conflict(format!("piece name {:?} conflicts: {e}", self.objname))
+        })?;
+        fs::rename(&self.tmp, &self.dest)?;
+        self.committed = true;
+        File::open(parent)?.sync_all()?;
+        for path in &self.stale {
+            let _ = fs::remove_file(path);
+        }
+        Ok(self.size)
+    }
+}
+
+impl Drop for PieceTxn {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.tmp);
+        }
     }
 }
 

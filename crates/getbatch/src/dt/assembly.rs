@@ -238,25 +238,12 @@ impl Assembly {
             .filter(|&&i| view.redundant(&self.entries[i].bck))
             .map(|&i| {
                 let entry = self.entries[i].clone();
-                let holders: Vec<String> =
-                    moss_cluster::ranked_targets(&smap, &entry.bck, &entry.objname)
-                        .into_iter()
-                        .map(|t| t.url().to_string())
-                        .filter(|url| !skip.contains(url))
-                        .collect();
+                let mut holders = ranked_urls(&smap, &entry);
+                holders.retain(|url| !skip.contains(url));
                 let (view, timeout) = (view.clone(), self.max_wait);
                 async move {
                     for base in holders {
-                        let mut url = crate::neighbor::object_url(
-                            &base,
-                            "objects",
-                            &entry.bck,
-                            &entry.objname,
-                            &entry.archpath,
-                        );
-                        url.push_str("&pid=");
-                        url.push_str(view.node_id());
-                        let mut request = view.intra(view.client().get(url)).timeout(timeout);
+                        let mut request = direct_get(&*view, &base, &entry).timeout(timeout);
                         if let Some(r) = entry.range.filter(|r| r.length != Some(0)) {
                             let end = r.length.map(|n| (r.start + n - 1).to_string());
                             request = request.header(
@@ -880,13 +867,8 @@ impl Assembly {
         let mut holders = vec![owner_url.clone()];
         let entry = &self.entries[i];
         if view.redundant(&entry.bck) {
-            let smap = view.smap();
-            holders.extend(
-                moss_cluster::ranked_targets(&smap, &entry.bck, &entry.objname)
-                    .into_iter()
-                    .map(|t| t.url().to_string())
-                    .filter(|url| *url != owner_url),
-            );
+            let alternates = ranked_urls(&view.smap(), entry);
+            holders.extend(alternates.into_iter().filter(|url| *url != owner_url));
         }
         let mut failed = Vec::new();
         for url in holders {
@@ -916,18 +898,8 @@ impl Assembly {
         size: u64,
     ) -> Result<futures::stream::BoxStream<'static, reqwest::Result<Bytes>>, String> {
         let entry = &self.entries[i];
-        let view = &self.engine.view;
-        let mut url = crate::neighbor::object_url(
-            base_url,
-            "objects",
-            &entry.bck,
-            &entry.objname,
-            &entry.archpath,
-        );
-        url.push_str("&pid=");
-        url.push_str(view.node_id());
         let base = entry.range.map_or(0, |r| r.start);
-        let mut request = view.intra(view.client().get(url)).timeout(self.max_wait);
+        let mut request = direct_get(&*self.engine.view, base_url, entry).timeout(self.max_wait);
         if size > 0 && (entry.range.is_some() || from > 0) {
             request = request.header(
                 "range",
@@ -949,4 +921,31 @@ impl Assembly {
         }
         Ok(response.bytes_stream().boxed())
     }
+}
+
+/// Targets' URLs in HRW order for an entry's object (its owner first).
+fn ranked_urls(smap: &moss_types::smap::Smap, entry: &Entry) -> Vec<String> {
+    moss_cluster::ranked_targets(smap, &entry.bck, &entry.objname)
+        .into_iter()
+        .map(|t| t.url().to_string())
+        .collect()
+}
+
+/// A direct GET of an entry from the target at `base_url`, as this node (`pid`: served where it
+/// is, never redirected).
+fn direct_get(
+    view: &dyn crate::ClusterView,
+    base_url: &str,
+    entry: &Entry,
+) -> reqwest::RequestBuilder {
+    let mut url = crate::neighbor::object_url(
+        base_url,
+        "objects",
+        &entry.bck,
+        &entry.objname,
+        &entry.archpath,
+    );
+    url.push_str("&pid=");
+    url.push_str(view.node_id());
+    view.intra(view.client().get(url))
 }

@@ -96,7 +96,7 @@ async fn sigkill_during_a_put_storm_loses_no_acknowledged_object() {
 
 /// Sends a batch straight to its designated target (following the proxy's redirect by hand) and
 /// returns the DT's URL with the open response.
-async fn open_batch(c: &ProcCluster, body: &Value) -> (String, reqwest::Response) {
+pub(crate) async fn open_batch(c: &ProcCluster, body: &Value) -> (String, reqwest::Response) {
     let r = http_no_redirect()
         .get(format!("{}/v1/ml/moss/b?provider=ais", c.api.endpoint))
         .json(body)

@@ -10,6 +10,7 @@ use moss_types::jobs::Snap;
 use serde_json::{Value, json};
 
 use crate::cluster::ProcCluster;
+use crate::faults::open_batch;
 
 /// Objects under this size are replicated, larger ones sliced (2 data + 2 parity).
 const LIMIT: usize = 64 << 10;
@@ -55,6 +56,26 @@ async fn wait_job(c: &ProcCluster, id: &str) -> Vec<Snap> {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Starts `ec-encode` on bucket `b` by hand and returns its snapshots once it has ended.
+async fn run_ec_encode(c: &ProcCluster) -> Vec<Snap> {
+    let r = http()
+        .put(format!("{}/v1/cluster", c.api.endpoint))
+        .json(&json!({"action": "start", "value": {"kind": "ec-encode", "bck": {"name": "b", "provider": "ais"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    wait_job(c, &r.text().await.unwrap()).await
+}
+
+/// No target's share of the job aborted or recorded an error.
+fn assert_clean(snaps: &[Snap]) {
+    assert!(
+        snaps.iter().all(|s| !s.aborted && s.err.is_empty()),
+        "{snaps:?}"
+    );
 }
 
 /// Targets holding a piece of `name`.
@@ -298,23 +319,6 @@ async fn a_corrupted_object_is_served_right_and_repaired_on_disk() {
     }
 }
 
-/// Sends a batch straight to its designated target (following the proxy's redirect by hand);
-/// returns the DT's URL and the open response.
-async fn open_batch(c: &ProcCluster, body: &Value) -> (String, reqwest::Response) {
-    let r = moss_testkit::http_no_redirect()
-        .get(format!("{}/v1/ml/moss/b?provider=ais", c.api.endpoint))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 307);
-    let location = r.headers()["location"].to_str().unwrap().to_string();
-    let dt = location.split("/v1/").next().unwrap().to_string();
-    let response = http().get(&location).json(body).send().await.unwrap();
-    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
-    (dt, response)
-}
-
 /// A target is SIGKILLed in the middle of a 10,000-entry batch over replicated and sliced
 /// objects: in every mode the archive is complete, in order, with the right bytes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,15 +472,7 @@ async fn enabling_ec_on_a_bucket_with_data_protects_it_by_a_job() {
     let pieces: usize = (0..5).map(|i| pieces_on(&c, i)).sum();
     assert_eq!(pieces, 30 * 2 + 10 * 4);
     // Run again, it finds nothing to do.
-    let r = http()
-        .put(format!("{}/v1/cluster", c.api.endpoint))
-        .json(&json!({"action": "start", "value": {"kind": "ec-encode", "bck": {"name": "b", "provider": "ais"}}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let again = r.text().await.unwrap();
-    let snaps = wait_job(&c, &again).await;
+    let snaps = run_ec_encode(&c).await;
     assert_eq!(
         snaps.iter().map(|s| s.stats.loc_objs).sum::<u64>(),
         0,
@@ -510,10 +506,7 @@ async fn a_lost_target_is_repaired_so_two_more_can_fail() {
     c.wait_targets(5).await;
     let version = c.api.smap().await.version;
     let snaps = wait_job(&c, &format!("g{version}")).await;
-    assert!(
-        snaps.iter().all(|s| !s.aborted && s.err.is_empty()),
-        "{snaps:?}"
-    );
+    assert_clean(&snaps);
     let repaired: u64 = snaps.iter().map(|s| s.stats.loc_objs).sum();
     assert!(repaired > 0, "the rebalance repaired nothing: {snaps:?}");
     for &h in &holders {
@@ -615,10 +608,7 @@ async fn multipart_uploads_and_archive_shards_are_protected_too() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let snaps = wait_job(&c, &r.text().await.unwrap()).await;
-    assert!(
-        snaps.iter().all(|s| !s.aborted && s.err.is_empty()),
-        "{snaps:?}"
-    );
+    assert_clean(&snaps);
     assert_eq!(
         piece_holders(&c, "s.tar").len(),
         2,
@@ -675,18 +665,7 @@ async fn a_lost_disk_is_rebuilt_by_reads_and_ec_encode() {
         );
     }
     assert_eq!(pieces_on(&c, victim), 0);
-    let r = http()
-        .put(format!("{}/v1/cluster", c.api.endpoint))
-        .json(&json!({"action": "start", "value": {"kind": "ec-encode", "bck": {"name": "b", "provider": "ais"}}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let snaps = wait_job(&c, &r.text().await.unwrap()).await;
-    assert!(
-        snaps.iter().all(|s| !s.aborted && s.err.is_empty()),
-        "{snaps:?}"
-    );
+    assert_clean(&run_ec_encode(&c).await);
     assert_eq!(pieces_on(&c, victim), held, "the pieces it held are back");
     assert_eq!(
         (0..5).map(|i| pieces_on(&c, i)).sum::<usize>(),

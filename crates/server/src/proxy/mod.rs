@@ -613,16 +613,17 @@ fn redirect_object(
     let bck = url_bucket(bucket, query)?;
     names::validate_objname(objname).map_err(ApiError::bad_request)?;
     let smap = proxy.shared.smap.load();
-    let ranked = moss_cluster::ranked_targets(&smap, &bck, objname);
-    let mut owner = *ranked
-        .first()
+    let mut owner = moss_cluster::owner_of_object(&smap, &bck, objname)
         .ok_or_else(|| ApiError::unavailable("no targets in the cluster"))?;
     // A read in a bucket with redundancy skips an owner that went silent and is not yet out of
     // the map: the next target in HRW order holds a piece and rebuilds the object from them.
     if matches!(*req.method(), Method::GET | Method::HEAD)
         && proxy.redundant(&bck)
         && proxy.silent(owner)
-        && let Some(next) = ranked.iter().skip(1).find(|t| !proxy.silent(t))
+        && let Some(next) = moss_cluster::ranked_targets(&smap, &bck, objname)
+            .into_iter()
+            .skip(1)
+            .find(|t| !proxy.silent(t))
     {
         tracing::info!(node = %owner.display(), object = objname, "owner is silent; read goes to {}", next.display());
         owner = next;

@@ -58,6 +58,21 @@ fn piece_url(to: &Snode, bck: &Bck, objname: &str) -> String {
     )
 }
 
+/// A call to `to`'s piece endpoint for the object, as this cluster member.
+fn piece_call(
+    target: &Target,
+    method: reqwest::Method,
+    to: &Snode,
+    bck: &Bck,
+    objname: &str,
+) -> reqwest::RequestBuilder {
+    let request = target
+        .shared
+        .client
+        .request(method, piece_url(to, bck, objname));
+    target.shared.intra(request)
+}
+
 /// The other active targets in HRW order for the object (piece holders first).
 fn others_ranked(target: &Target, bck: &Bck, objname: &str) -> Vec<Snode> {
     let smap = target.shared.smap.load();
@@ -116,19 +131,15 @@ pub async fn piece(
                         ApiError::bad_request(format!("invalid {PIECE_META} header: {e}"))
                     })
                 })?;
-            let s = store.clone();
-            let scratch =
-                super::objects::spool_into(move || s.scratch_file().map(Scratch), req.into_body())
+            let (b, n) = (bck.clone(), name.clone());
+            let txn =
+                super::objects::spool_into(move || store.begin_piece(&b, &n), req.into_body())
                     .await
                     .map_err(|e| ApiError::from_store(e, &what))?;
-            tokio::task::spawn_blocking(move || {
-                let mut file = scratch.0;
-                file.seek(SeekFrom::Start(0))?;
-                store.put_piece(&bck, &name, &meta, &mut file)
-            })
-            .await
-            .map_err(blocking)?
-            .map_err(|e| ApiError::from_store(e, &what))?;
+            tokio::task::spawn_blocking(move || txn.commit(&meta))
+                .await
+                .map_err(blocking)?
+                .map_err(|e| ApiError::from_store(e, &what))?;
             Ok(StatusCode::OK.into_response())
         }
         ObjMethod::Get | ObjMethod::Head => {
@@ -177,12 +188,9 @@ pub async fn piece(
     }
 }
 
-/// A scratch file a piece is received into.
-struct Scratch(File);
-
-impl super::objects::Sink for Scratch {
+impl super::objects::Sink for moss_storage::PieceTxn {
     fn put(&mut self, data: &[u8]) -> Result<(), StoreError> {
-        self.0.write_all(data).map_err(StoreError::Io)
+        self.write(data)
     }
 }
 
@@ -288,9 +296,7 @@ async fn send_piece(
     len: u64,
 ) -> Result<(), String> {
     let json = serde_json::to_string(meta).map_err(|e| e.to_string())?;
-    let request = target
-        .shared
-        .intra(target.shared.client.put(piece_url(to, bck, objname)))
+    let request = piece_call(target, reqwest::Method::PUT, to, bck, objname)
         .header(PIECE_META, json)
         .header(reqwest::header::CONTENT_LENGTH, len)
         .timeout(transfer_timeout(len))
@@ -311,10 +317,8 @@ async fn send_piece(
 /// down keeps its piece; RFC 0008 says what that means).
 pub async fn unprotect(target: &Target, bck: &Bck, objname: &str) {
     let calls = others_ranked(target, bck, objname).into_iter().map(|t| {
-        let request = target
-            .shared
-            .intra(target.shared.client.delete(piece_url(&t, bck, objname)))
-            .timeout(SURVEY_TIMEOUT);
+        let request =
+            piece_call(target, reqwest::Method::DELETE, &t, bck, objname).timeout(SURVEY_TIMEOUT);
         async move {
             if let Err(e) = request.send().await.and_then(|r| r.error_for_status()) {
                 tracing::warn!(holder = %t.display(), object = objname, "EC piece not removed: {e}");
@@ -333,10 +337,8 @@ async fn survey(target: &Arc<Target>, bck: &Bck, objname: &str) -> Vec<Found> {
     let (b, name) = (bck.clone(), objname.to_string());
     let local = tokio::task::spawn_blocking(move || store.open_piece(&b, &name).map(|(_, m)| m));
     let probes = others_ranked(target, bck, objname).into_iter().map(|t| {
-        let request = target
-            .shared
-            .intra(target.shared.client.head(piece_url(&t, bck, objname)))
-            .timeout(SURVEY_TIMEOUT);
+        let request =
+            piece_call(target, reqwest::Method::HEAD, &t, bck, objname).timeout(SURVEY_TIMEOUT);
         async move {
             let response = request.send().await.ok()?;
             if !response.status().is_success() {
@@ -367,9 +369,7 @@ fn fetch(target: &Target, from: &Option<Snode>, bck: &Bck, objname: &str) -> Res
     let handle = tokio::runtime::Handle::current();
     let mut file = target.store.scratch_file().map_err(|e| e.to_string())?;
     handle.block_on(async {
-        let response = target
-            .shared
-            .intra(target.shared.client.get(piece_url(peer, bck, objname)))
+        let response = piece_call(target, reqwest::Method::GET, peer, bck, objname)
             .timeout(TRANSFER_BASE)
             .send()
             .await
@@ -589,40 +589,32 @@ async fn ensure(target: &Arc<Target>, bck: &Bck, objname: &str) -> Result<Option
         return Ok(None);
     };
     let (store, b, name) = (target.store.clone(), bck.clone(), objname.to_string());
-    let t = target.clone();
-    let (meta, rebuilt) = tokio::task::spawn_blocking(move || match store.open_object(&b, &name) {
-        Ok(handle) => Ok((handle.meta, false)),
-        Err(StoreError::NotFound) => {
-            rebuild(&t, &b, &name).map_err(|e| e.to_string())?;
-            let handle = store.open_object(&b, &name).map_err(|e| e.to_string())?;
-            Ok((handle.meta, true))
-        }
+    let here = tokio::task::spawn_blocking(move || match store.open_object(&b, &name) {
+        Ok(handle) => Ok(Some(handle.meta)),
+        Err(StoreError::NotFound) => Ok(None),
         Err(e) => Err(e.to_string()),
     })
     .await
     .map_err(|e| e.to_string())??;
+    let mut rebuilt = here.is_none();
+    let meta = match here {
+        Some(meta) => meta,
+        None => rebuild_here(target, bck, objname).await?,
+    };
     let mut found = survey(target, bck, objname).await;
     // A newer version written elsewhere while this target was away (its copy is stale): the
     // pieces have it.
     let stale = found
         .iter()
         .any(|(from, m)| from.is_some() && newness(&m.obj) > newness(&meta));
-    let (meta, rebuilt) = if stale {
-        let (t, b, name) = (target.clone(), bck.clone(), objname.to_string());
-        let meta = tokio::task::spawn_blocking(move || {
-            rebuild(&t, &b, &name).map_err(|e| e.to_string())?;
-            t.store
-                .open_object(&b, &name)
-                .map(|h| h.meta)
-                .map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())??;
+    let meta = if stale {
+        let meta = rebuild_here(target, bck, objname).await?;
         tracing::info!(bucket = %bck, object = objname, "stale copy replaced by the newer version its pieces hold");
+        rebuilt = true;
         found = survey(target, bck, objname).await;
-        (meta, true)
+        meta
     } else {
-        (meta, rebuilt)
+        meta
     };
     let current = PieceMeta {
         obj: meta.clone(),
@@ -657,6 +649,24 @@ async fn ensure(target: &Arc<Target>, bck: &Bck, objname: &str) -> Result<Option
         }
     }
     Ok(Some(meta.size))
+}
+
+/// Rebuilds an object here from its pieces (the newest version they hold); its new metadata.
+async fn rebuild_here(
+    target: &Arc<Target>,
+    bck: &Bck,
+    objname: &str,
+) -> Result<moss_storage::ObjMeta, String> {
+    let (t, b, name) = (target.clone(), bck.clone(), objname.to_string());
+    tokio::task::spawn_blocking(move || {
+        rebuild(&t, &b, &name).map_err(|e| e.to_string())?;
+        t.store
+            .open_object(&b, &name)
+            .map(|h| h.meta)
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| e.to_string())?
 }
 
 /// After a change of the cluster map: every EC bucket's redundancy brought up to date on this

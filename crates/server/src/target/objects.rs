@@ -539,12 +539,9 @@ async fn head(
     let reader = target.reader.clone();
     let (b, name) = (bck.clone(), objname.to_string());
     let found = tokio::task::spawn_blocking(move || {
-        let store = &reader.store;
-        match store.open_object(&b, &name) {
-            Err(e) if reader.repair(&b, &name, &e) => store.open_object(&b, &name),
-            opened => opened,
-        }
-        .map(|h| ObjHandleAttrs::from_handle(&h, store, &name))
+        reader
+            .open_repaired(&b, &name)
+            .map(|h| ObjHandleAttrs::from_handle(&h, &reader.store, &name))
     })
     .await
     .map_err(|e| ApiError::internal(format!("head task failed: {e}")))?;
