@@ -424,6 +424,23 @@ async fn reads_skip_a_silent_owner_that_is_still_in_the_map() {
             .unwrap();
         assert_eq!(r.status(), 200, "HEAD {name}");
     }
+    // Batches are not sent to it as their designated target either, and read around it.
+    let entries: Vec<Value> = names.iter().map(|n| json!({"objname": n})).collect();
+    for round in 0..10 {
+        let r = c
+            .api
+            .batch(Some("b"), &json!({"in": entries, "strm": true}))
+            .await;
+        assert_eq!(r.status(), 200, "batch {round}");
+        let got = read_tar(&r.bytes().await.unwrap());
+        assert_eq!(got.len(), objects.len(), "batch {round}");
+        for ((name, bytes), (got_name, got_bytes)) in objects.iter().zip(&got) {
+            assert!(
+                got_name.ends_with(name.as_str()) && got_bytes == bytes,
+                "batch {round}: {name}"
+            );
+        }
+    }
     assert_eq!(
         c.api.smap().await.tmap.len(),
         5,

@@ -58,9 +58,16 @@ pub async fn getbatch(
             }
         }
         best.and_then(|(id, _)| smap.tmap.get(id))
+            .filter(|t| !proxy.silent(t))
     } else {
-        smap.active_targets().choose(&mut rand::rng())
+        None
     };
+    // Not a target that went silent (it may be dead but still in the map): its batch would fail.
+    let dt = dt.or_else(|| {
+        let live = smap.active_targets().filter(|t| !proxy.silent(t));
+        live.choose(&mut rand::rng())
+            .or_else(|| smap.active_targets().choose(&mut rand::rng()))
+    });
     let dt = dt.ok_or_else(|| ApiError::unavailable("no targets in the cluster"))?;
     // The DT gets the same body from the client: the signature binds its digest, so a client
     // cannot swap in entries the proxy never checked.
