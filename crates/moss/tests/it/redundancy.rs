@@ -681,7 +681,8 @@ async fn a_lost_disk_is_rebuilt_by_reads_and_ec_encode() {
             "{name} not rebuilt in place"
         );
     }
-    assert_eq!(pieces_on(&c, victim), 0);
+    // (Its pieces are not checked for absence here: on a loaded machine a missed keepalive
+    // changes the map, and the rebalance that follows may already have restored some.)
     assert_clean(&run_ec_encode(&c).await);
     assert_eq!(pieces_on(&c, victim), held, "the pieces it held are back");
     assert_eq!(
