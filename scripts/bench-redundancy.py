@@ -4,9 +4,11 @@
 Usage: scripts/bench-redundancy.py [path/to/moss]   (default target/release/moss; build it with
        `cargo build --release -p moss` first)
 
-Starts a proxy and 5 targets as separate processes on loopback, in a temporary directory, with
-three buckets: `off` (no redundancy), `rep` (ec.enabled, objsize_limit above the object size:
-2 full replicas on other targets) and `ec` (ec.enabled, 2 data + 2 parity slices). For each it
+Starts a proxy and 5 targets (two mountpaths each, on the same disk) as separate processes on
+loopback, in a temporary directory, with four buckets: `off` (no redundancy), `mir`
+(mirror.copies=2: a second copy on the target's other mountpath), `rep` (ec.enabled,
+objsize_limit above the object size: 2 full replicas on other targets) and `ec` (ec.enabled,
+2 data + 2 parity slices). For each it
 PUTs the same objects with 16 writers and prints objects/s, MiB/s and the bytes on all disks per
 byte stored. Then it times streaming GetBatch over the `ec` bucket with every target up,
 SIGKILLs one target (not the DT), and times it again while the dead target is still in the map
@@ -96,9 +98,9 @@ def wait_rebalance(endpoint: str) -> None:
 
 def disk_bytes(root: Path, bucket: str) -> int:
     total = 0
-    for t in root.glob("t*"):
-        for kind in ("%ob", "%ec"):
-            for dirpath, _, files in os.walk(t / "mp" / "@ais" / bucket / kind):
+    for mp in root.glob("t*/mp*"):
+        for kind in ("%ob", "%ec", "%mi"):
+            for dirpath, _, files in os.walk(mp / "@ais" / bucket / kind):
                 total += sum(os.path.getsize(os.path.join(dirpath, f)) for f in files)
     return total
 
@@ -172,7 +174,8 @@ def main() -> None:
             target_urls.append(f"http://127.0.0.1:{port}")
             procs.append(subprocess.Popen(
                 [moss, "target", "--listen", f"127.0.0.1:{port}", "--proxy", endpoint,
-                 "--data", str(work / f"t{i}"), "--cluster-secret-file",
+                 "--data", str(work / f"t{i}"), "--mountpath", str(work / f"t{i}" / "mp"),
+                 "--mountpath", str(work / f"t{i}" / "mp1"), "--cluster-secret-file",
                  str(work / "p" / "cluster.secret")], stdout=log, stderr=log))
         wait_targets(endpoint, TARGETS)
         request(f"{endpoint}/v1/cluster/set-config?keepalive.interval=1s&keepalive.timeout=3s", "PUT")
@@ -181,6 +184,7 @@ def main() -> None:
         for cell, size, count in CELLS:
             print(f"\nPUT {count} x {cell}")
             for mode, props in [("off", None),
+                                ("mir", {"mirror": {"enabled": True, "copies": 2}}),
                                 ("rep", {"ec": {"enabled": True, "objsize_limit": size + 1}}),
                                 ("ec", {"ec": {"enabled": True, "objsize_limit": 1}})]:
                 bucket = f"{mode}-{cell.lower()}"
@@ -190,7 +194,8 @@ def main() -> None:
                     set_props(endpoint, bucket, props)
                 secs = put_cell(endpoint, bucket, size, count)
                 stored = disk_bytes(work, bucket) / (size * count)
-                label = {"off": "no redundancy", "rep": "2 replicas", "ec": "2+2 slices"}[mode]
+                label = {"off": "no redundancy", "mir": "2-way mirror", "rep": "2 replicas",
+                         "ec": "2+2 slices"}[mode]
                 print(f"  {label:14} {count / secs:8.0f} obj/s {size * count / secs / 2**20:8.1f} MiB/s"
                       f"   on disk: {stored:.2f}x")
 
@@ -213,7 +218,7 @@ def main() -> None:
         print(f"  1 dead, map updated  {BATCH_ENTRIES / secs:8.0f} entries/s (repair running)")
         start = time.perf_counter()
         wait_rebalance(endpoint)
-        print(f"  repair (rebalance + ec pass over all {len(CELLS) * 3} buckets) took {time.perf_counter() - start:.1f} s more")
+        print(f"  repair (rebalance + ec pass over all {len(CELLS) * 4} buckets) took {time.perf_counter() - start:.1f} s more")
         secs, n, _ = batch(endpoint, bucket, names)
         print(f"  1 dead, repaired     {BATCH_ENTRIES / secs:8.0f} entries/s")
     finally:

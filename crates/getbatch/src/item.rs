@@ -126,6 +126,23 @@ impl Item {
         }
     }
 
+    /// Whether reading the item checks a checksum (a whole object).
+    fn verifies(&self) -> bool {
+        self.verifier.is_some()
+    }
+
+    /// Reads a whole object through once, now, and checks its checksum; the reads that follow
+    /// are not checked again.
+    fn verify_now(&mut self) -> Result<(), ItemError> {
+        if let (Some(_), Source::File { handle, offset: 0 }) = (&self.verifier, &self.source) {
+            handle
+                .verify()
+                .map_err(|e| ItemError::from_store(e, &handle.describe()))?;
+            self.verifier = None;
+        }
+        Ok(())
+    }
+
     /// Bytes not yet read.
     pub fn remaining(&self) -> u64 {
         self.size - self.delivered
@@ -315,7 +332,7 @@ pub trait MissingFill: Send + Sync {
     fn fill(&self, wanted: &[(&Bck, &str)]) -> Vec<Result<(), ItemError>>;
 
     /// Whether objects of `bck` that are missing or damaged here can be rebuilt from redundancy
-    /// kept on other targets (`ec.*`).
+    /// (mirror copies on other mountpaths, `mirror.*`; pieces on other targets, `ec.*`).
     fn rebuilds(&self, _bck: &Bck) -> bool {
         false
     }
@@ -406,16 +423,27 @@ impl LocalReader {
             .map_err(|e| ItemError::from_store(e, what))
     }
 
-    /// [`Self::open_handle`] with the store's error.
+    /// [`Self::open_handle`] with the store's error. Where the object cannot be put back in
+    /// place (its disk is unusable), a mirror copy is served as it is.
     pub fn open_repaired(&self, bck: &Bck, objname: &str) -> Result<ObjHandle, StoreError> {
         match self.store.open_object(bck, objname) {
             Err(e @ (StoreError::NotFound | StoreError::Corrupt(_) | StoreError::Io(_)))
-                if self.repair(bck, objname, &e) =>
+                if self.redundant(bck) =>
             {
-                self.store.open_object(bck, objname)
+                if self.repair(bck, objname, &e)
+                    && let Ok(handle) = self.store.open_object(bck, objname)
+                {
+                    return Ok(handle);
+                }
+                self.store.open_copy(bck, objname).map_err(|_| e)
             }
             opened => opened,
         }
+    }
+
+    /// Whether the bucket keeps redundancy that can rebuild its objects here.
+    fn redundant(&self, bck: &Bck) -> bool {
+        self.fill.get().is_some_and(|f| f.rebuilds(bck))
     }
 
     /// Rebuilds an object that failed here with `why` from redundancy, if its bucket keeps any;
@@ -557,8 +585,34 @@ impl LocalReader {
         }
     }
 
-    /// Opens a prepared item for reading; fails if it changed since it was prepared.
+    /// Opens a prepared item for reading; fails if it changed since it was prepared. In a bucket
+    /// that keeps redundancy, a whole object's checksum is checked before it is handed out (one
+    /// more read of it, hashed once): damaged bytes are rebuilt from the redundancy instead of
+    /// breaking a response that has already started sending them.
     pub fn open_prepared(&self, spec: &ItemSpec, prepared: &Prepared) -> Result<Item, ItemError> {
+        let mut item = self.open_prepared_as_is(spec, prepared)?;
+        if !item.verifies() || !self.redundant(spec.bck) {
+            return Ok(item);
+        }
+        match item.verify_now() {
+            Err(ItemError::Corrupt(why))
+                if self.repair(spec.bck, spec.objname, &StoreError::Corrupt(why.clone())) =>
+            {
+                let mut item = self.open(spec)?;
+                if item.size != prepared.size {
+                    return Err(ItemError::Io(format!(
+                        "{} changed while the batch was being assembled",
+                        spec.describe_object()
+                    )));
+                }
+                item.mtime = prepared.mtime;
+                Ok(item)
+            }
+            checked => checked.map(|()| item),
+        }
+    }
+
+    fn open_prepared_as_is(&self, spec: &ItemSpec, prepared: &Prepared) -> Result<Item, ItemError> {
         if let Some((handle, ticket)) = &prepared.opened {
             let mut item = match prepared.member_offset {
                 Some(offset) if let Some(format) = prepared.compressed => {

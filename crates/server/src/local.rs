@@ -27,6 +27,8 @@ pub struct LocalCluster {
 pub struct LocalOptions {
     pub listen: SocketAddr,
     pub targets: usize,
+    /// Mountpaths per target: `mp`, `mp1`, `mp2`, … under each target's directory.
+    pub mountpaths: usize,
     pub data: PathBuf,
     /// Credentials and endpoints of the clouds behind remote buckets.
     pub cloud: moss_backend::CloudEnv,
@@ -112,7 +114,12 @@ impl LocalCluster {
                 .with_context(|| format!("listen on {addr} for target {i}"))?;
             let data_dir = target_dir(&opts.data, i);
             let options = TargetOptions {
-                mountpaths: vec![data_dir.join("mp")],
+                mountpaths: (0..opts.mountpaths.max(1))
+                    .map(|k| match k {
+                        0 => data_dir.join("mp"),
+                        k => data_dir.join(format!("mp{k}")),
+                    })
+                    .collect(),
                 data_dir,
                 proxy_url: proxy.url.clone(),
                 advertise_url: None,

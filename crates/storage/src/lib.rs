@@ -5,11 +5,12 @@
 //! Layout (AIStore's): `<mountpath>/@<provider>[/<ns>]/<bucket>/%ob/<object name>`; in-flight
 //! writes live in `<mountpath>/.moss-work/` and are renamed into place after fsync; multipart
 //! uploads in `<mountpath>/.moss-mpu/<upload id>/` until they are completed; redundancy pieces
-//! (`ec.*`) in `<bucket>/%ec/`.
+//! (`ec.*`) in `<bucket>/%ec/`; mirror copies (`mirror.*`) in `<bucket>/%mi/` on other mountpaths.
 
 pub mod erasure;
 mod error;
 mod meta;
+mod mirror;
 mod object;
 mod piece;
 mod store;
@@ -17,6 +18,7 @@ mod upload;
 
 pub use error::StoreError;
 pub use meta::{CKSUM_TYPE, ObjMeta, checksum_hex};
+pub use mirror::CopiesMade;
 pub use object::{ObjHandle, Verifier};
 pub use piece::{PieceMeta, PieceTxn};
 pub use store::{ListedObject, PutTxn, Store, WalkedObject, dir_entry};

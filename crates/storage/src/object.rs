@@ -33,7 +33,10 @@ impl ObjHandle {
             return "object".to_string();
         };
         // rest: [namespace/]bucket/%ob/object (bucket names have no '/' or '%').
-        match rest.split_once(&format!("/{}/", crate::store::OBJ_DIR)) {
+        let split = rest
+            .split_once(&format!("/{}/", crate::store::OBJ_DIR))
+            .or_else(|| rest.split_once(&format!("/{}/", crate::mirror::MIRROR_DIR)));
+        match split {
             Some((bucket, object)) => {
                 let bucket = bucket.rsplit('/').next().unwrap_or(bucket);
                 format!("{provider}://{bucket}/{object}")
@@ -113,6 +116,20 @@ impl ObjHandle {
         verifier.update(&buf);
         verifier.finish()?;
         Ok(buf)
+    }
+
+    /// Reads the whole object and checks its checksum, keeping at most 1 MiB in memory.
+    pub fn verify(&self) -> Result<(), StoreError> {
+        let mut verifier = self.verifier();
+        let mut buf = vec![0u8; (self.meta.size as usize).clamp(1, 1 << 20)];
+        let mut offset = 0u64;
+        while offset < self.meta.size {
+            let n = (self.meta.size - offset).min(buf.len() as u64) as usize;
+            self.read_exact_at(&mut buf[..n], offset)?;
+            verifier.update(&buf[..n]);
+            offset += n as u64;
+        }
+        verifier.finish()
     }
 
     /// A streaming checksum verifier for this object's bytes, fed in order.

@@ -207,40 +207,51 @@ impl Store {
     /// Opens an object for reading.
     pub fn open_object(&self, bck: &Bck, objname: &str) -> Result<ObjHandle, StoreError> {
         for (mountpath, path) in self.candidates(bck, objname) {
-            let file = match File::open(&path) {
-                Ok(file) => file,
-                Err(e) => match StoreError::from_lookup(e) {
-                    StoreError::NotFound => continue,
-                    other => return Err(other),
-                },
-            };
-            let meta = match ObjMeta::load(&file) {
-                Ok(meta) => meta,
-                // A directory (a prefix of other objects' names) is not an object; checked only here,
-                // off the common path.
-                Err(_) if file.metadata().is_ok_and(|m| m.is_dir()) => continue,
-                Err(e) => return Err(e),
-            };
-            // A truncated (or extended) file is caught here, before any byte is served — also for
-            // range reads, which are not checksummed. One fstat on an open descriptor.
-            let stat = file.metadata()?;
-            let on_disk = stat.len();
-            if on_disk != meta.size {
-                return Err(StoreError::Corrupt(format!(
-                    "object size mismatch: {on_disk} bytes stored, {} recorded",
-                    meta.size
-                )));
+            if let Some(handle) = self.open_at(mountpath, path)? {
+                return Ok(handle);
             }
-            return Ok(ObjHandle {
-                file,
-                meta,
-                path,
-                mountpath,
-                stat,
-                root_len: self.mountpaths[mountpath].path.len(),
-            });
         }
         Err(StoreError::NotFound)
+    }
+
+    /// Opens the object file at `path` on `mountpath`: `None` if there is none (or a directory).
+    pub(crate) fn open_at(
+        &self,
+        mountpath: usize,
+        path: PathBuf,
+    ) -> Result<Option<ObjHandle>, StoreError> {
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) => match StoreError::from_lookup(e) {
+                StoreError::NotFound => return Ok(None),
+                other => return Err(other),
+            },
+        };
+        let meta = match ObjMeta::load(&file) {
+            Ok(meta) => meta,
+            // A directory (a prefix of other objects' names) is not an object; checked only here,
+            // off the common path.
+            Err(_) if file.metadata().is_ok_and(|m| m.is_dir()) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // A truncated (or extended) file is caught here, before any byte is served — also for
+        // range reads, which are not checksummed. One fstat on an open descriptor.
+        let stat = file.metadata()?;
+        let on_disk = stat.len();
+        if on_disk != meta.size {
+            return Err(StoreError::Corrupt(format!(
+                "object size mismatch: {on_disk} bytes stored, {} recorded",
+                meta.size
+            )));
+        }
+        Ok(Some(ObjHandle {
+            file,
+            meta,
+            path,
+            mountpath,
+            stat,
+            root_len: self.mountpaths[mountpath].path.len(),
+        }))
     }
 
     /// Opens an object's file without loading its metadata (for read-ahead hints).
@@ -318,7 +329,6 @@ impl Store {
             committed: false,
             tmp,
             dest: self.path_on(mountpath, bck, objname),
-            objdir: self.bucket_dir(mountpath, bck).join(OBJ_DIR),
             objname: objname.to_string(),
             hasher,
             size,
@@ -326,8 +336,9 @@ impl Store {
                 .candidates(bck, objname)
                 .into_iter()
                 .filter(|(i, _)| *i != mountpath)
-                .map(|(_, p)| p)
+                .map(|(i, p)| (p, self.bucket_dir(i, bck).join(OBJ_DIR)))
                 .collect(),
+            copies: self.copy_paths(bck, objname),
             changes: self.changes.clone(),
             digest: moss_cluster::object_digest(bck, objname),
         }
@@ -352,7 +363,9 @@ impl Store {
                 },
             }
         }
-        let Some(size) = found else {
+        // Copies go too, also when the object itself was already lost.
+        let (_, copy_size) = self.remove_copies(bck, objname, &[]);
+        let Some(size) = found.or(copy_size) else {
             return Err(StoreError::NotFound);
         };
         self.changes
@@ -748,12 +761,15 @@ pub struct PutTxn {
     committed: bool,
     tmp: PathBuf,
     dest: PathBuf,
-    objdir: PathBuf,
     objname: String,
     hasher: Xxh64,
     size: u64,
-    /// Copies of the object on other mountpaths, removed on commit.
-    stale: Vec<PathBuf>,
+    /// Copies of the object on other mountpaths, removed on commit (with the directory each
+    /// is pruned up to).
+    stale: Vec<(PathBuf, PathBuf)>,
+    /// Its mirror copies (`mirror.*`): removed by a commit of new content, kept by a restore of
+    /// the same version.
+    copies: Vec<(PathBuf, PathBuf)>,
     changes: Arc<Changes>,
     digest: u64,
 }
@@ -818,7 +834,7 @@ impl PutTxn {
 
     /// Commits (durably, directory included) with the given metadata — an object restored from
     /// redundancy keeps its version — after checking that the bytes match its size and checksum.
-    pub fn commit_as(self, meta: &ObjMeta) -> Result<(), StoreError> {
+    pub fn commit_as(mut self, meta: &ObjMeta) -> Result<(), StoreError> {
         let digest = checksum_hex(self.hasher.digest());
         if self.size != meta.size || digest != meta.cksum {
             return Err(StoreError::Corrupt(format!(
@@ -826,6 +842,13 @@ impl PutTxn {
                 self.size, meta.size, meta.cksum
             )));
         }
+        // Copies of another version (a stale copy being replaced by a newer one) must go.
+        self.copies.retain(|(path, _)| {
+            File::open(path)
+                .ok()
+                .and_then(|f| ObjMeta::load(&f).ok())
+                .is_none_or(|c| c.version != meta.version || c.cksum != meta.cksum)
+        });
         let (_, dir) = self.install(meta.clone())?;
         File::open(&dir)?.sync_all()?;
         Ok(())
@@ -861,9 +884,9 @@ impl PutTxn {
         self.committed = true;
         self.changes.changed(self.digest);
         let dir = parent.to_path_buf();
-        for stale in &self.stale {
+        for (stale, root) in self.stale.iter().chain(&self.copies) {
             if fs::remove_file(stale).is_ok() {
-                prune_empty_parents(stale, &self.objdir);
+                prune_empty_parents(stale, root);
             }
         }
         Ok((meta, dir))

@@ -11,6 +11,7 @@ use crate::Api;
 /// Configures a sandbox.
 pub struct SandboxBuilder {
     targets: usize,
+    mountpaths: usize,
     dir: Option<PathBuf>,
     config: Vec<(String, String)>,
     cloud: moss_backend::CloudEnv,
@@ -27,6 +28,12 @@ impl SandboxBuilder {
 
     pub fn targets(mut self, n: usize) -> SandboxBuilder {
         self.targets = n;
+        self
+    }
+
+    /// Mountpaths per target (`target<i>/mp`, `mp1`, …; one by default).
+    pub fn mountpaths(mut self, n: usize) -> SandboxBuilder {
+        self.mountpaths = n;
         self
     }
 
@@ -59,6 +66,7 @@ impl SandboxBuilder {
         let options = LocalOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             targets: self.targets,
+            mountpaths: self.mountpaths,
             data,
             cloud: self.cloud.clone(),
             auth: self.auth,
@@ -91,6 +99,7 @@ impl ClusterSandbox {
     pub fn builder() -> SandboxBuilder {
         SandboxBuilder {
             targets: 3,
+            mountpaths: 1,
             dir: None,
             config: Vec::new(),
             cloud: Default::default(),

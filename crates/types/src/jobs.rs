@@ -65,6 +65,9 @@ pub const PROMOTE: &str = "promote";
 /// Stores the redundancy pieces of a bucket's objects that lack them (EC just enabled, or pieces
 /// lost with a target) and rebuilds objects whose owner is gone.
 pub const EC_ENCODE: &str = "ec-encode";
+/// Brings every object of a bucket to its `mirror.copies` (makes missing copies, removes extra
+/// ones) and restores objects whose disk was lost from their copies.
+pub const MAKE_N_COPIES: &str = "make-n-copies";
 
 /// Every kind AIStore knows, in its table's order.
 pub const KINDS: &[KindInfo] = &[
@@ -108,7 +111,7 @@ pub const KINDS: &[KindInfo] = &[
         true,
     ),
     kind(EC_ENCODE, "ec-bucket", false, true, true, true),
-    kind("make-n-copies", "mirror", false, true, true, false),
+    kind(MAKE_N_COPIES, "mirror", false, true, true, true),
     kind(MOVE_BCK, "rename-bucket", false, true, false, true),
     kind(COPY_BCK, "copy-bucket", false, true, false, true),
     kind("etl-bck", "etl-bucket", false, true, false, false),
@@ -642,6 +645,12 @@ pub enum JobSpec {
     EcEncode {
         bck: Bck,
     },
+    #[serde(rename = "make-n-copies")]
+    MakeNCopies {
+        bck: Bck,
+        /// Copies each object should have, itself included.
+        copies: u32,
+    },
 }
 
 /// `apc.PromoteArgs`: what to promote and how (the SDK's `promote()` value).
@@ -718,6 +727,7 @@ impl JobSpec {
             JobSpec::MoveBucket { .. } => MOVE_BCK,
             JobSpec::Promote { .. } => PROMOTE,
             JobSpec::EcEncode { .. } => EC_ENCODE,
+            JobSpec::MakeNCopies { .. } => MAKE_N_COPIES,
         }
     }
 }

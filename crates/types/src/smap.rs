@@ -143,6 +143,9 @@ pub struct BucketProps {
     /// `ec.*`: erasure coding and replicas across targets.
     #[serde(default)]
     pub ec: EcConf,
+    /// `mirror.*`: copies on other mountpaths of the owner.
+    #[serde(default)]
+    pub mirror: MirrorConf,
 }
 
 /// `ec.*`: each object of an `ais` bucket is also stored on other targets — objects smaller than
@@ -180,6 +183,39 @@ impl EcConf {
             self.parity_slices as usize
         } else {
             (self.data_slices + self.parity_slices) as usize
+        }
+    }
+}
+
+/// `mirror.*`: each object of an `ais` bucket is kept as `copies` full copies (itself included)
+/// on distinct mountpaths of its target, so that a lost or damaged disk costs no data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MirrorConf {
+    pub enabled: bool,
+    pub copies: u32,
+    /// AIStore's write-behind queue length; moss makes copies before it acknowledges a write,
+    /// so the value is kept and shown but changes nothing.
+    pub burst_buffer: u32,
+}
+
+impl Default for MirrorConf {
+    fn default() -> MirrorConf {
+        MirrorConf {
+            enabled: false,
+            copies: 2,
+            burst_buffer: 512,
+        }
+    }
+}
+
+impl MirrorConf {
+    /// Copies each object should have, itself included (1 without mirroring).
+    pub fn wanted(&self) -> usize {
+        if self.enabled {
+            self.copies.max(1) as usize
+        } else {
+            1
         }
     }
 }
@@ -254,6 +290,7 @@ impl BucketProps {
             extra: Extra::default(),
             features: no_features(),
             ec: EcConf::default(),
+            mirror: MirrorConf::default(),
         }
     }
 }

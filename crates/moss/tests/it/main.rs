@@ -7,6 +7,7 @@ mod cluster;
 mod faults;
 mod hardening;
 mod jobs;
+mod mirror;
 mod object_api;
 mod objects;
 mod redundancy;

@@ -16,9 +16,9 @@ use crate::faults::open_batch;
 const LIMIT: usize = 64 << 10;
 
 /// `set-bprops`: the status and the body (a JSON error, or the id of a job it started).
-async fn set_bprops(c: &ProcCluster, bucket: &str, value: Value) -> (u16, Value) {
+pub(crate) async fn set_bprops(endpoint: &str, bucket: &str, value: Value) -> (u16, Value) {
     let r = http()
-        .patch(format!("{}/v1/buckets/{bucket}", c.api.endpoint))
+        .patch(format!("{endpoint}/v1/buckets/{bucket}"))
         .json(&json!({"action": "set-bprops", "value": value}))
         .send()
         .await
@@ -31,11 +31,11 @@ async fn set_bprops(c: &ProcCluster, bucket: &str, value: Value) -> (u16, Value)
 
 /// Every target's snapshot of job `id`, once all of them have ended (an archive job, which idles
 /// between work items, once it is idle).
-async fn wait_job(c: &ProcCluster, id: &str) -> Vec<Snap> {
+pub(crate) async fn wait_job(endpoint: &str, id: &str) -> Vec<Snap> {
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
         let r = http()
-            .get(format!("{}/v1/cluster?what=qryxstats", c.api.endpoint))
+            .get(format!("{endpoint}/v1/cluster?what=qryxstats"))
             .json(&json!({"ID": id, "Kind": ""}))
             .send()
             .await
@@ -67,11 +67,11 @@ async fn run_ec_encode(c: &ProcCluster) -> Vec<Snap> {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    wait_job(c, &r.text().await.unwrap()).await
+    wait_job(&c.api.endpoint, &r.text().await.unwrap()).await
 }
 
 /// No target's share of the job aborted or recorded an error.
-fn assert_clean(snaps: &[Snap]) {
+pub(crate) fn assert_clean(snaps: &[Snap]) {
     assert!(
         snaps.iter().all(|s| !s.aborted && s.err.is_empty()),
         "{snaps:?}"
@@ -89,12 +89,12 @@ async fn ec_cluster(targets: usize) -> ProcCluster {
     let c = ProcCluster::start(targets).await;
     c.api.create_bucket("b").await;
     let ec = json!({"ec": {"enabled": true, "data_slices": 2, "parity_slices": 2, "objsize_limit": LIMIT}});
-    let (status, body) = set_bprops(&c, "b", ec).await;
+    let (status, body) = set_bprops(&c.api.endpoint, "b", ec).await;
     assert_eq!(status, 200, "{body}");
     c
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -132,7 +132,7 @@ fn busiest(c: &ProcCluster, names: &[String]) -> usize {
         .unwrap()
 }
 
-fn tar_of(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn tar_of(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
     let mut b = tar::Builder::new(Vec::new());
     for (name, bytes) in members {
         let mut h = tar::Header::new_gnu();
@@ -178,14 +178,14 @@ async fn ec_settings_are_validated_and_shown() {
         ),
     ];
     for (value, message) in cases {
-        let (status, body) = set_bprops(&c, "b", value.clone()).await;
+        let (status, body) = set_bprops(&c.api.endpoint, "b", value.clone()).await;
         assert_eq!(
             (status, body["message"].as_str()),
             (400, Some(message)),
             "{value}"
         );
     }
-    let (status, _) = set_bprops(&c, "b", json!({"ec": {"enabled": true}})).await;
+    let (status, _) = set_bprops(&c.api.endpoint, "b", json!({"ec": {"enabled": true}})).await;
     assert_eq!(status, 200);
     let r = http()
         .head(format!("{}/v1/buckets/b", c.api.endpoint))
@@ -198,7 +198,8 @@ async fn ec_settings_are_validated_and_shown() {
         props["ec"],
         json!({"enabled": true, "data_slices": 2, "parity_slices": 2, "objsize_limit": 262144})
     );
-    let (status, body) = set_bprops(&c, "b", json!({"ec": {"parity_slices": 1}})).await;
+    let (status, body) =
+        set_bprops(&c.api.endpoint, "b", json!({"ec": {"parity_slices": 1}})).await;
     assert_eq!(status, 400);
     assert_eq!(
         body["message"],
@@ -468,13 +469,13 @@ async fn enabling_ec_on_a_bucket_with_data_protects_it_by_a_job() {
     c.api.put_many("b", objects.clone()).await;
     assert_eq!((0..5).map(|i| pieces_on(&c, i)).sum::<usize>(), 0);
     let ec = json!({"ec": {"enabled": true, "objsize_limit": LIMIT}});
-    let (status, id) = set_bprops(&c, "b", ec).await;
+    let (status, id) = set_bprops(&c.api.endpoint, "b", ec).await;
     assert_eq!(status, 200, "{id}");
     let id = id
         .as_str()
         .expect("set-bprops answers the job id")
         .to_string();
-    let snaps = wait_job(&c, &id).await;
+    let snaps = wait_job(&c.api.endpoint, &id).await;
     assert!(
         snaps
             .iter()
@@ -522,7 +523,7 @@ async fn a_lost_target_is_repaired_so_two_more_can_fail() {
     c.targets[first].kill();
     c.wait_targets(5).await;
     let version = c.api.smap().await.version;
-    let snaps = wait_job(&c, &format!("g{version}")).await;
+    let snaps = wait_job(&c.api.endpoint, &format!("g{version}")).await;
     assert_clean(&snaps);
     let repaired: u64 = snaps.iter().map(|s| s.stats.loc_objs).sum();
     assert!(repaired > 0, "the rebalance repaired nothing: {snaps:?}");
@@ -624,7 +625,7 @@ async fn multipart_uploads_and_archive_shards_are_protected_too() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let snaps = wait_job(&c, &r.text().await.unwrap()).await;
+    let snaps = wait_job(&c.api.endpoint, &r.text().await.unwrap()).await;
     assert_clean(&snaps);
     assert_eq!(
         piece_holders(&c, "s.tar").len(),
@@ -709,7 +710,7 @@ async fn a_returning_owner_gets_the_version_written_while_it_was_away() {
     c.restart_target(owner);
     c.wait_targets(5).await;
     let version = c.api.smap().await.version;
-    let snaps = wait_job(&c, &format!("g{version}")).await;
+    let snaps = wait_job(&c.api.endpoint, &format!("g{version}")).await;
     assert!(snaps.iter().all(|s| !s.aborted), "{snaps:?}");
     assert!(
         c.api.get_bytes("b", "x").await.as_ref() == &new[..],

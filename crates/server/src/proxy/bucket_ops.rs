@@ -73,11 +73,54 @@ pub async fn post_action(
         jobs::COPY_BCK => copy_bucket(proxy, bck, query, &msg.value).await,
         jobs::MOVE_BCK => rename(proxy, bck, query).await,
         jobs::PREFETCH_OBJECTS => prefetch(proxy, bck, &msg.value).await,
+        jobs::MAKE_N_COPIES => make_n_copies(proxy, bck, &msg.value).await,
         action if UNSUPPORTED.contains(&action) => Err(ApiError::bad_request(format!(
             "bucket action {action:?} is not supported by moss"
         ))),
         other => Err(unsupported(other)),
     }
+}
+
+/// `make-n-copies` (value: the number of copies, the object itself included): sets
+/// `mirror.copies` (and `mirror.enabled`: on above 1, off at 1), as AIStore does, and starts the
+/// job that brings the bucket's objects there.
+async fn make_n_copies(
+    proxy: &Arc<Proxy>,
+    bck: &Bck,
+    value: &serde_json::Value,
+) -> Result<Response, ApiError> {
+    let copies = match value {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    }
+    .filter(|n| (1..=super::buckets::MAX_COPIES as u64).contains(n))
+    .ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "make-n-copies: invalid number of copies {value} (expected value in range [1, {}])",
+            super::buckets::MAX_COPIES
+        ))
+    })? as u32;
+    require_bucket(proxy, bck).await?;
+    proxy
+        .modify(|meta| {
+            let props = meta
+                .bmd
+                .buckets
+                .get_mut(&bck.uname_prefix())
+                .ok_or_else(|| ApiError::no_bucket(&bck.cname()))?;
+            let mut after = props.clone();
+            after.mirror.enabled = copies > 1;
+            if copies > 1 {
+                after.mirror.copies = copies;
+            }
+            super::buckets::check_mirror(&after)?;
+            *props = after;
+            Ok(())
+        })
+        .await?;
+    let id = super::jobs::start_make_n_copies(proxy, bck).await?;
+    Ok(id_response(id))
 }
 
 /// `DELETE /v1/buckets/<b>` actions other than `destroy-bck`.

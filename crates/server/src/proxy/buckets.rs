@@ -76,7 +76,7 @@ pub fn set_props_header(proxy: &Proxy, bck: &Bck, response: &mut Response) -> Re
         "extra": props.extra,
         "features": props.features,
         "ec": props.ec,
-        "mirror": {"enabled": false, "copies": 1},
+        "mirror": props.mirror,
     });
     if let Ok(value) = HeaderValue::from_str(&json.to_string()) {
         response.headers_mut().insert(headers::BUCKET_PROPS, value);
@@ -126,7 +126,8 @@ pub async fn bucket_post(
 
 /// `PATCH /v1/buckets/<b> {"action":"set-bprops","value":{…}}`: changes the props moss keeps —
 /// `versioning.validate_warm_get`, `versioning.synchronize`, `extra.aws.endpoint`,
-/// `extra.aws.cloud_region`, `extra.aws.profile`, `features` — and refuses the others by name.
+/// `extra.aws.cloud_region`, `extra.aws.profile`, `features`, `ec.*`, `mirror.*` — and refuses
+/// the others by name.
 pub async fn set_props(
     proxy: &Proxy,
     bucket: &str,
@@ -140,29 +141,62 @@ pub async fn set_props(
     }
     require_bucket(proxy, &bck).await?;
     let changes = PropsChange::parse(&msg.value)?;
-    let turned_on = proxy
+    let (ec_on, copies_changed) = proxy
         .modify(|meta| {
             let props = meta
                 .bmd
                 .buckets
                 .get_mut(&bck.uname_prefix())
                 .ok_or_else(|| ApiError::no_bucket(&bck.cname()))?;
-            let before = props.ec.clone();
+            let before = props.clone();
             let mut after = props.clone();
             changes.apply(&mut after);
-            changes.check_ec(&before, &after.ec, meta.smap.active_targets().count())?;
-            let turned_on = after.ec.enabled && !before.enabled;
+            changes.check_ec(&before.ec, &after.ec, meta.smap.active_targets().count())?;
+            check_mirror(&after)?;
+            let ec_on = after.ec.enabled && !before.ec.enabled;
+            let copies_changed = after.mirror.wanted() != before.mirror.wanted();
             *props = after;
-            Ok(turned_on)
+            Ok((ec_on, copies_changed))
         })
         .await?;
-    // Objects already in the bucket get their pieces from a job; the answer is its id, as
-    // AIStore answers a change of props that starts one.
-    if turned_on {
-        let id = super::jobs::start_ec_encode(proxy, &bck).await?;
-        return Ok(id.into_response());
+    // Objects already in the bucket get their pieces and copies from jobs; the answer is the
+    // id of one (the mirror's if both started), as AIStore answers a change of props that
+    // starts one.
+    let mut started = None;
+    if ec_on {
+        started = Some(super::jobs::start_ec_encode(proxy, &bck).await?);
     }
-    Ok(StatusCode::OK.into_response())
+    if copies_changed {
+        started = Some(super::jobs::start_make_n_copies(proxy, &bck).await?);
+    }
+    Ok(match started {
+        Some(id) => id.into_response(),
+        None => StatusCode::OK.into_response(),
+    })
+}
+
+/// Most copies of one object (AIStore's limit).
+pub const MAX_COPIES: u32 = 32;
+
+/// Refuses mirror settings moss cannot honor (AIStore's range; `ais://` buckets only).
+pub fn check_mirror(props: &BucketProps) -> Result<(), ApiError> {
+    let mirror = &props.mirror;
+    if !mirror.enabled {
+        return Ok(());
+    }
+    if !(2..=MAX_COPIES).contains(&mirror.copies) {
+        return Err(ApiError::bad_request(format!(
+            "set-bprops: invalid mirror.copies: {} (expected value in range [2, {MAX_COPIES}])",
+            mirror.copies
+        )));
+    }
+    if props.bck.provider != Provider::Ais {
+        return Err(ApiError::bad_request(format!(
+            "set-bprops: mirror.enabled: moss keeps mirror copies of ais:// buckets only, not of {}",
+            props.bck.cname()
+        )));
+    }
+    Ok(())
 }
 
 /// The bucket props a `set-bprops` message may change.
@@ -178,6 +212,9 @@ struct PropsChange {
     data_slices: Option<u32>,
     parity_slices: Option<u32>,
     objsize_limit: Option<u64>,
+    mirror_enabled: Option<bool>,
+    copies: Option<u32>,
+    burst_buffer: Option<u32>,
 }
 
 /// Most data or parity slices of one object (AIStore's limit).
@@ -282,6 +319,22 @@ impl PropsChange {
                         }
                     }
                 }
+                "mirror" => {
+                    for (k, v) in section(key, v)? {
+                        let name = format!("mirror.{k}");
+                        let number = || -> Result<u32, ApiError> {
+                            text(&name, &v)?
+                                .parse::<u32>()
+                                .map_err(|_| invalid(&name, "expecting a whole number"))
+                        };
+                        match k.as_str() {
+                            "enabled" => change.mirror_enabled = Some(flag(&name, &v)?),
+                            "copies" => change.copies = Some(number()?),
+                            "burst_buffer" => change.burst_buffer = Some(number()?),
+                            _ => return Err(invalid(&name, "not supported by moss")),
+                        }
+                    }
+                }
                 "features" => {
                     let features = text(key, v)?;
                     features
@@ -319,6 +372,10 @@ impl PropsChange {
         ec.data_slices = self.data_slices.unwrap_or(ec.data_slices);
         ec.parity_slices = self.parity_slices.unwrap_or(ec.parity_slices);
         ec.objsize_limit = self.objsize_limit.unwrap_or(ec.objsize_limit);
+        let mirror = &mut props.mirror;
+        mirror.enabled = self.mirror_enabled.unwrap_or(mirror.enabled);
+        mirror.copies = self.copies.unwrap_or(mirror.copies);
+        mirror.burst_buffer = self.burst_buffer.unwrap_or(mirror.burst_buffer);
     }
 
     /// Refuses EC settings this cluster cannot honor or that would strand stored pieces.

@@ -549,6 +549,13 @@ pub async fn start(proxy: &Arc<Proxy>, value: &serde_json::Value) -> Result<Resp
                 .ok_or_else(|| ApiError::bad_request("ec-encode needs a bucket"))?;
             start_ec_encode(proxy, &bck).await?
         }
+        jobs::MAKE_N_COPIES => {
+            let bck = args
+                .bck
+                .clone()
+                .ok_or_else(|| ApiError::bad_request("make-n-copies needs a bucket"))?;
+            start_make_n_copies(proxy, &bck).await?
+        }
         other => {
             return Err(ApiError::bad_request(format!(
                 "job kind {other:?} is not supported by moss"
@@ -573,6 +580,23 @@ pub async fn start_ec_encode(proxy: &Proxy, bck: &moss_types::Bck) -> Result<Str
         )));
     }
     let spec = JobSpec::EcEncode { bck: bck.clone() };
+    launch(proxy, moss_jobs::generic_id(), spec, targets(proxy)).await
+}
+
+/// `make-n-copies` on every target: each brings the bucket's objects to its `mirror` setting
+/// (copies made or removed; 1 when mirroring is off).
+pub async fn start_make_n_copies(proxy: &Proxy, bck: &moss_types::Bck) -> Result<String, ApiError> {
+    let copies = proxy
+        .shared
+        .bmd
+        .load()
+        .get(bck)
+        .map(|p| p.mirror.wanted() as u32)
+        .ok_or_else(|| ApiError::no_bucket(&bck.cname()))?;
+    let spec = JobSpec::MakeNCopies {
+        bck: bck.clone(),
+        copies,
+    };
     launch(proxy, moss_jobs::generic_id(), spec, targets(proxy)).await
 }
 

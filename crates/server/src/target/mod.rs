@@ -6,6 +6,7 @@ mod ec;
 mod endpoint;
 mod jobs;
 mod join;
+mod mirror;
 mod moss;
 mod objects;
 mod rebalance;
@@ -42,6 +43,17 @@ use crate::metrics::{Exposition, Kind, ObjectMetrics};
 use crate::node::{self, ClusterMeta, Shared};
 
 const ID_FILE: &str = ".moss.target_id";
+
+/// Makes the redundancy of an object just committed here durable — its mirror copies on other
+/// mountpaths, then its EC pieces on other targets — before the write is acknowledged.
+pub(crate) async fn protect(
+    target: &Arc<Target>,
+    bck: &moss_types::Bck,
+    objname: &str,
+) -> Result<(), ApiError> {
+    mirror::protect(target, bck, objname).await?;
+    ec::protect(target, bck, objname).await
+}
 
 /// How to start a target.
 #[derive(Debug, Clone)]

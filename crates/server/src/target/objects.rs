@@ -374,6 +374,8 @@ struct ObjHandleAttrs {
     atime_ns: u64,
     objname: String,
     mountpath: String,
+    /// Mountpaths of its mirror copies (looked up only when a HEAD asks for `copies`).
+    copies: Vec<String>,
 }
 
 impl ObjHandleAttrs {
@@ -387,6 +389,7 @@ impl ObjHandleAttrs {
             atime_ns: handle.atime_secs() * 1_000_000_000,
             objname: objname.to_string(),
             mountpath: store.mountpaths()[handle.mountpath].path.clone(),
+            copies: Vec::new(),
         }
     }
 
@@ -436,8 +439,15 @@ impl ObjHandleAttrs {
             }
         }
         if props.copies {
-            set_header(h, headers::MIRROR_COPIES, "1");
-            set_header(h, headers::MIRROR_PATHS, &self.mountpath);
+            let mut paths = vec![self.mountpath.as_str()];
+            paths.extend(
+                self.copies
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|p| *p != self.mountpath),
+            );
+            set_header(h, headers::MIRROR_COPIES, &paths.len().to_string());
+            set_header(h, headers::MIRROR_PATHS, &paths.join(","));
         }
         if props.location {
             set_header(
@@ -538,10 +548,18 @@ async fn head(
     };
     let reader = target.reader.clone();
     let (b, name) = (bck.clone(), objname.to_string());
+    let copies = props.is_some_and(|p| p.copies);
     let found = tokio::task::spawn_blocking(move || {
-        reader
-            .open_repaired(&b, &name)
-            .map(|h| ObjHandleAttrs::from_handle(&h, &reader.store, &name))
+        reader.open_repaired(&b, &name).map(|h| {
+            let mut attrs = ObjHandleAttrs::from_handle(&h, &reader.store, &name);
+            if copies {
+                let store = &reader.store;
+                attrs.copies = (store.copies_of(&b, &name).into_iter())
+                    .map(|i| store.mountpaths()[i].path.clone())
+                    .collect();
+            }
+            attrs
+        })
     })
     .await
     .map_err(|e| ApiError::internal(format!("head task failed: {e}")))?;
@@ -707,7 +725,7 @@ async fn put(
     match result {
         Ok(Some(meta)) => {
             // Acknowledged only once its redundancy is durable too.
-            if let Err(e) = super::ec::protect(target, &bck, objname).await {
+            if let Err(e) = super::protect(target, &bck, objname).await {
                 inc(&target.metrics.err_put_count, 1);
                 return Err(e);
             }

@@ -503,16 +503,39 @@ impl MissingFill for Filler {
     }
 
     fn rebuilds(&self, bck: &Bck) -> bool {
-        self.target
-            .upgrade()
-            .is_some_and(|t| super::ec::conf(&t, bck).is_some())
+        self.target.upgrade().is_some_and(|t| {
+            super::mirror::copies(&t, bck).is_some() || super::ec::conf(&t, bck).is_some()
+        })
     }
 
+    /// From a mirror copy on another mountpath first (local, no network), else from the EC
+    /// pieces on other targets.
     fn rebuild(&self, bck: &Bck, objname: &str) -> Result<(), ItemError> {
         let target = self
             .target
             .upgrade()
             .ok_or_else(|| ItemError::Io("node is shutting down".into()))?;
+        let what = format!("{}/{objname}", bck.cname());
+        let ec = super::ec::conf(&target, bck).is_some();
+        if super::mirror::copies(&target, bck).is_some() {
+            match target.store.restore_from_copy(bck, objname) {
+                Ok(_) => {
+                    tracing::info!(object = %what, "object restored from its mirror copy");
+                    return Ok(());
+                }
+                Err(e @ StoreError::NotFound) if !ec => {
+                    return Err(ItemError::from_store(e, &what));
+                }
+                Err(e) if !ec => {
+                    return Err(ItemError::Io(format!(
+                        "{what}: not restored from its mirror copy: {e}"
+                    )));
+                }
+                Err(e) => {
+                    tracing::warn!(object = %what, "no mirror copy restored it ({e}); trying EC")
+                }
+            }
+        }
         let _enter = self.handle.enter();
         super::ec::rebuild(&target, bck, objname)
     }

@@ -112,8 +112,8 @@ async fn commit(
         return super::remote::write_through(target, bck, objname, txn, custom).await;
     }
     let meta = blocking(bck, objname, move || txn.commit(custom)).await?;
-    // Acknowledged only once its redundancy is durable too (EC buckets).
-    super::ec::protect(target, bck, objname).await?;
+    // Acknowledged only once its redundancy is durable too (mirror copies, EC pieces).
+    super::protect(target, bck, objname).await?;
     Ok(meta)
 }
 

@@ -120,8 +120,8 @@ async fn run(
     let written = writer.await?;
     gathered?;
     let outcome = written?;
-    // The shard counts as written once its EC pieces are durable too.
-    crate::target::ec::protect(target, dst, &archive.archname)
+    // The shard counts as written once its redundancy is durable too.
+    crate::target::protect(target, dst, &archive.archname)
         .await
         .map_err(|e| anyhow::anyhow!("{}/{}: {}", dst.cname(), archive.archname, e.message))?;
     if list_mode {

@@ -81,6 +81,7 @@ pub fn start(target: &Arc<Target>, start: JobStart) -> Result<(), ApiError> {
             promote::start(target, id, bck, args, source)
         }
         JobSpec::EcEncode { bck } => super::ec::start_encode(target, id, bck),
+        JobSpec::MakeNCopies { bck, copies } => super::mirror::start_job(target, id, bck, copies),
     };
     registered?;
     Ok(())
