@@ -21,6 +21,10 @@ pub const INTRA_AUTH: &str = "ais-intra-auth";
 pub const OBJ_MTIME: &str = "moss-obj-mtime";
 pub const MIRROR_COPIES: &str = "ais-mirror-copies";
 pub const MIRROR_PATHS: &str = "ais-mirror-paths";
+pub const EC_GENERATION: &str = "ais-ec-generation";
+pub const EC_DATA: &str = "ais-ec-data";
+pub const EC_PARITY: &str = "ais-ec-parity";
+pub const EC_REPLICATED: &str = "ais-ec-replicated";
 pub const CHUNKS_COUNT: &str = "ais-chunks-count";
 pub const CHUNKS_MAX_SIZE: &str = "ais-chunks-max-chunk-size";
 /// The job id of a bucket-info summary (`HEAD /v1/buckets/B?bsumm_remote`).

@@ -205,6 +205,36 @@ async fn ec_settings_are_validated_and_shown() {
         body["message"],
         "set-bprops: EC is enabled: data_slices, parity_slices and objsize_limit cannot change (disable EC first)"
     );
+    // HEAD `?props=ec` (the SDK's `ObjectAttributes.ec`): how each object is protected.
+    c.api.put("b", "small", data(1, 1000)).await;
+    c.api.put("b", "large", data(2, 300_000)).await;
+    for (name, replicated) in [("small", "true"), ("large", "false")] {
+        let r = http()
+            .head(format!("{}&props=ec,copies", c.api.object_url("b", name)))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{name}");
+        let h = r.headers();
+        assert_eq!(h["ais-ec-data"], "2", "{name}");
+        assert_eq!(h["ais-ec-parity"], "2", "{name}");
+        assert_eq!(h["ais-ec-replicated"], replicated, "{name}");
+        assert!(
+            h["ais-ec-generation"]
+                .to_str()
+                .unwrap()
+                .parse::<u128>()
+                .unwrap()
+                > 0
+        );
+        assert_eq!(h["ais-mirror-copies"], "1", "{name}: no mirror");
+        let r = http()
+            .head(format!("{}&props=checksum", c.api.object_url("b", name)))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.headers().get("ais-ec-data").is_none(), "only when asked");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

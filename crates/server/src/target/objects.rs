@@ -376,6 +376,8 @@ struct ObjHandleAttrs {
     mountpath: String,
     /// Mountpaths of its mirror copies (looked up only when a HEAD asks for `copies`).
     copies: Vec<String>,
+    /// The bucket's EC settings, when EC is on and a HEAD asks for `ec`.
+    ec: Option<moss_types::smap::EcConf>,
 }
 
 impl ObjHandleAttrs {
@@ -390,6 +392,7 @@ impl ObjHandleAttrs {
             objname: objname.to_string(),
             mountpath: store.mountpaths()[handle.mountpath].path.clone(),
             copies: Vec::new(),
+            ec: None,
         }
     }
 
@@ -448,6 +451,17 @@ impl ObjHandleAttrs {
             );
             set_header(h, headers::MIRROR_COPIES, &paths.len().to_string());
             set_header(h, headers::MIRROR_PATHS, &paths.join(","));
+        }
+        if props.ec
+            && let Some(ec) = &self.ec
+        {
+            // AIStore's generation is when the pieces were made: here, the write that made them.
+            let generation = u128::from(meta.mtime) * 1_000_000_000;
+            set_header(h, headers::EC_GENERATION, &generation.to_string());
+            set_header(h, headers::EC_DATA, &ec.data_slices.to_string());
+            set_header(h, headers::EC_PARITY, &ec.parity_slices.to_string());
+            let replicated = ec.replicates(meta.size);
+            set_header(h, headers::EC_REPLICATED, &replicated.to_string());
         }
         if props.location {
             set_header(
@@ -549,9 +563,13 @@ async fn head(
     let reader = target.reader.clone();
     let (b, name) = (bck.clone(), objname.to_string());
     let copies = props.is_some_and(|p| p.copies);
+    let ec = props
+        .filter(|p| p.ec)
+        .and_then(|_| super::ec::conf(target, &bck));
     let found = tokio::task::spawn_blocking(move || {
         reader.open_repaired(&b, &name).map(|h| {
             let mut attrs = ObjHandleAttrs::from_handle(&h, &reader.store, &name);
+            attrs.ec = ec;
             if copies {
                 let store = &reader.store;
                 attrs.copies = (store.copies_of(&b, &name).into_iter())
@@ -613,6 +631,7 @@ struct HeadProps {
     version: bool,
     custom: bool,
     copies: bool,
+    ec: bool,
     location: bool,
     chunked: bool,
     last_modified: bool,
@@ -624,7 +643,8 @@ impl HeadProps {
         let mut p = HeadProps::default();
         for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
             match item {
-                "name" | "size" | "ec" => {}
+                "name" | "size" => {}
+                "ec" => p.ec = true,
                 "checksum" => p.checksum = true,
                 "atime" => p.atime = true,
                 "version" => p.version = true,
