@@ -15,6 +15,8 @@ use crate::shard::ShardCache;
 
 /// Chunk size for sequential reads.
 pub const CHUNK: usize = 256 << 10;
+/// Items up to this size are read whole (and verified) before any of their bytes is sent.
+pub const WHOLE_READ: u64 = 64 << 10;
 
 /// What to open.
 #[derive(Debug, Clone, Copy)]
@@ -586,12 +588,14 @@ impl LocalReader {
     }
 
     /// Opens a prepared item for reading; fails if it changed since it was prepared. In a bucket
-    /// that keeps redundancy, a whole object's checksum is checked before it is handed out (one
-    /// more read of it, hashed once): damaged bytes are rebuilt from the redundancy instead of
-    /// breaking a response that has already started sending them.
+    /// that keeps redundancy, the checksum of a whole object bigger than [`WHOLE_READ`] is
+    /// checked before it is handed out (one more read of it, hashed once): damaged bytes are
+    /// rebuilt from the redundancy instead of breaking a response that has already started
+    /// sending them. Smaller ones are read whole before any byte goes out, and
+    /// [`Self::reread_repaired`] takes care of them.
     pub fn open_prepared(&self, spec: &ItemSpec, prepared: &Prepared) -> Result<Item, ItemError> {
         let mut item = self.open_prepared_as_is(spec, prepared)?;
-        if !item.verifies() || !self.redundant(spec.bck) {
+        if item.size <= WHOLE_READ || !item.verifies() || !self.redundant(spec.bck) {
             return Ok(item);
         }
         match item.verify_now() {
@@ -610,6 +614,30 @@ impl LocalReader {
             }
             checked => checked.map(|()| item),
         }
+    }
+
+    /// After reading a whole small item into `out` failed with `err`: if its bytes were damaged
+    /// and its bucket keeps redundancy, rebuilds the object and reads it again into `out`.
+    pub fn reread_repaired(
+        &self,
+        spec: &ItemSpec,
+        err: ItemError,
+        out: &mut [u8],
+    ) -> Result<(), ItemError> {
+        let ItemError::Corrupt(why) = &err else {
+            return Err(err);
+        };
+        if !self.repair(spec.bck, spec.objname, &StoreError::Corrupt(why.clone())) {
+            return Err(err);
+        }
+        let mut item = self.open(spec)?;
+        if item.size != out.len() as u64 {
+            return Err(ItemError::Io(format!(
+                "{} changed while the batch was being assembled",
+                spec.describe_object()
+            )));
+        }
+        item.read_exact_into(out)
     }
 
     fn open_prepared_as_is(&self, spec: &ItemSpec, prepared: &Prepared) -> Result<Item, ItemError> {

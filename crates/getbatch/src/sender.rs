@@ -16,7 +16,7 @@ use moss_jobs::{Job, JobDesc};
 use moss_types::jobs::GET_BATCH;
 
 /// Items up to this size are read directly into the outgoing buffer.
-const INLINE_ITEM: u64 = 64 << 10;
+const INLINE_ITEM: u64 = crate::item::WHOLE_READ;
 
 /// Frames buffered ahead of the network per stream (× up to 256 KiB each).
 const SEND_AHEAD: usize = 8;
@@ -138,7 +138,12 @@ impl Engine {
                 out.out.make_room(frame::HEADER_LEN + size)?;
                 let mark = out.out.len();
                 out.frame(|b| frame::put_header(b, frame::ITEM, e.index, item.size))?;
-                match item.read_exact_into(out.out.tail(size)) {
+                let buf = out.out.tail(size);
+                let read = match item.read_exact_into(buf) {
+                    Err(err) => self.reader.reread_repaired(spec, err, buf),
+                    read => read,
+                };
+                match read {
                     Ok(()) => {
                         out.out.commit(size);
                         job.add_out(1, item.size);

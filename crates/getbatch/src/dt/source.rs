@@ -208,7 +208,12 @@ impl Engine {
                 if run.block.remaining() < size || run.placed.len() >= RUN_ITEMS {
                     run.seal(&mut out, &self.pool);
                 }
-                match item.read_exact_into(run.block.tail(size)) {
+                let buf = run.block.tail(size);
+                let read = match item.read_exact_into(buf) {
+                    Err(e) => self.reader.reread_repaired(spec, e, buf),
+                    read => read,
+                };
+                match read {
                     Ok(()) => {
                         run.placed.push((index, run.block.len(), size));
                         run.block.commit(size);
@@ -259,7 +264,7 @@ impl Engine {
 }
 
 /// Items up to this size are read into shared blocks.
-const SLICED_ITEM: u64 = 64 << 10;
+const SLICED_ITEM: u64 = crate::item::WHOLE_READ;
 /// Small items per block before it is handed over (bounds the wait for the first bytes).
 const RUN_ITEMS: usize = 64;
 

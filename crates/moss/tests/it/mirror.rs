@@ -304,11 +304,14 @@ async fn an_unusable_disk_costs_nothing_and_make_n_copies_restores_it() {
 }
 
 /// Bytes damaged on disk (same length, so only the checksum can tell) are never served: GET
-/// and GetBatch get the copy's bytes, and the object is repaired in place.
+/// and GetBatch (small objects and one bigger than a chunk) get the copy's bytes, and the object
+/// is repaired in place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_damaged_object_is_served_right_and_repaired_from_its_copy() {
     let sb = mirrored(2).await;
-    let objects = objects(12);
+    let mut objects = objects(12);
+    // Bigger than what is read whole before sending: checked before its first byte goes out.
+    objects[7].1 = data(7, 700_000);
     sb.api.put_many("b", objects.clone()).await;
     let main_file = |name: &str| {
         (0..TARGETS)
