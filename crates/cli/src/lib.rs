@@ -247,11 +247,12 @@ pub struct ArchiveArgs {
 /// `moss job …`
 #[derive(Debug, Subcommand)]
 pub enum JobCommand {
-    /// Start a job: lru, cleanup (cleanup-store), rebalance or ec-encode (with --bucket); prints its id
+    /// Start a job: lru, cleanup (cleanup-store), rebalance, or ec-encode / make-n-copies (with
+    /// --bucket); prints its id
     Start {
         #[arg(value_name = "KIND")]
         kind: String,
-        /// The bucket a bucket job (ec-encode) acts on
+        /// The bucket a bucket job (ec-encode, make-n-copies) acts on
         #[arg(long, value_name = "NAME")]
         bucket: Option<String>,
         /// Wait until it is done
