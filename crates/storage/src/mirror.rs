@@ -72,7 +72,9 @@ impl Store {
     /// (verified against its checksum on the way, so a damaged object is never copied), each
     /// durable (fsynced, renamed, directory fsynced) before this returns; copies elsewhere are
     /// removed. With fewer mountpaths than `copies`, each mountpath holds one. Starts over if
-    /// the object is overwritten meanwhile, so no copy of an older version is left behind.
+    /// the object is overwritten or deleted meanwhile (commits and deletes stamp the object
+    /// before and after they change it), so no copy of an older or deleted version is left
+    /// behind.
     pub fn make_copies(
         &self,
         bck: &Bck,
@@ -81,7 +83,16 @@ impl Store {
     ) -> Result<CopiesMade, StoreError> {
         for _ in 0..COPY_ATTEMPTS {
             let stamp = self.change_stamp(bck, objname);
-            let main = self.open_object(bck, objname)?;
+            let main = match self.open_object(bck, objname) {
+                Ok(main) => main,
+                // Deleted meanwhile: a copy this pass already put in place must not outlive it
+                // (a later read would restore the deleted object from it).
+                Err(StoreError::NotFound) => {
+                    self.remove_copies(bck, objname, &[]);
+                    return Err(StoreError::NotFound);
+                }
+                Err(e) => return Err(e),
+            };
             let want: Vec<usize> = self
                 .ranked_mountpaths(bck, objname)
                 .into_iter()

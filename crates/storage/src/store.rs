@@ -25,8 +25,8 @@ pub struct Store {
 }
 
 /// Change stamps, for caches of open objects: a counter per hash slot of (bucket, object) that
-/// every commit and delete bumps once it has taken effect, plus an epoch that destroying a bucket
-/// bumps. Both only grow, so their sum changes whenever either does. A cache that reads the stamp
+/// every commit and delete bumps right before and once it has taken effect, plus an epoch that
+/// destroying a bucket bumps. Both only grow, so their sum changes whenever either does. A cache that reads the stamp
 /// *before* it opens an object, and reuses the open object only while the stamp is unchanged,
 /// never serves a version older than the last change it could have seen.
 #[derive(Debug)]
@@ -347,6 +347,9 @@ impl Store {
     /// Removes an object from every mountpath; returns its size (that of the first copy found),
     /// `NotFound` if it was nowhere.
     pub fn delete(&self, bck: &Bck, objname: &str) -> Result<u64, StoreError> {
+        let digest = moss_cluster::object_digest(bck, objname);
+        // Before and after, as a commit (see `PutTxn::install`).
+        self.changes.changed(digest);
         let mut found: Option<u64> = None;
         for (mountpath, path) in self.candidates(bck, objname) {
             match fs::symlink_metadata(&path) {
@@ -365,12 +368,8 @@ impl Store {
         }
         // Copies go too, also when the object itself was already lost.
         let (_, copy_size) = self.remove_copies(bck, objname, &[]);
-        let Some(size) = found.or(copy_size) else {
-            return Err(StoreError::NotFound);
-        };
-        self.changes
-            .changed(moss_cluster::object_digest(bck, objname));
-        Ok(size)
+        self.changes.changed(digest);
+        found.or(copy_size).ok_or(StoreError::NotFound)
     }
 
     /// Removes a bucket's data from every mountpath (moved aside first, so it vanishes at once).
@@ -873,6 +872,9 @@ impl PutTxn {
             .parent()
             .ok_or_else(|| io::Error::other("object path has no parent"))?;
         create_dirs(parent).map_err(conflict)?;
+        // Stamped before and after the change (a seqlock): a writer of copies that checks the
+        // stamp after renaming its copy into place sees any change that may have removed it.
+        self.changes.changed(self.digest);
         if let Err(e) = fs::rename(&self.tmp, &self.dest) {
             return Err(match e.kind() {
                 io::ErrorKind::IsADirectory

@@ -378,3 +378,53 @@ fn multipart_parts_survive_a_reopen_and_assemble_in_number_order() {
     let again = store.mpu_complete(&bck, "big", &id, Some(&[1, 2]));
     assert!(matches!(again, Err(StoreError::Missing(_))));
 }
+
+/// Mirror copies follow their object: a commit of new content drops the old copies, making
+/// copies restores a lost object's bytes, and a delete racing with the copying never leaves a
+/// copy behind that could bring the deleted object back.
+#[test]
+fn mirror_copies_follow_commits_and_deletes() {
+    let dir = tempfile::tempdir().unwrap();
+    let paths: Vec<_> = (0..3).map(|k| dir.path().join(format!("mp{k}"))).collect();
+    let store = std::sync::Arc::new(Store::open(&paths).unwrap());
+    let bck = Bck::ais("b");
+    put(&store, &bck, "o", b"first");
+    let made = store.make_copies(&bck, "o", 3).unwrap();
+    assert_eq!((made.written, made.copies), (2, 3));
+    assert_eq!(store.copies_of(&bck, "o").len(), 2);
+    assert_eq!(store.make_copies(&bck, "o", 3).unwrap().written, 0);
+    put(&store, &bck, "o", b"second");
+    assert!(store.copies_of(&bck, "o").is_empty(), "old copies dropped");
+    store.make_copies(&bck, "o", 2).unwrap();
+    let main = store.open_object(&bck, "o").unwrap().path;
+    fs::remove_file(&main).unwrap();
+    store.restore_from_copy(&bck, "o").unwrap();
+    let restored = store.open_object(&bck, "o").unwrap();
+    assert_eq!(restored.read_all_verified().unwrap(), b"second");
+    assert_eq!(restored.meta.version, 2, "same version as before the loss");
+    assert_eq!(store.copies_of(&bck, "o").len(), 1, "the copy stays");
+
+    // The delete lands while the copier is between opening the object and renaming its copies
+    // into place (each copy is fsynced first, which takes a while), in most rounds.
+    for i in 0..40 {
+        let name = format!("race-{i}");
+        put(&store, &bck, &name, &vec![i as u8; 256 << 10]);
+        let copier = {
+            let (store, bck, name) = (store.clone(), bck.clone(), name.clone());
+            std::thread::spawn(move || {
+                let _ = store.make_copies(&bck, &name, 3);
+            })
+        };
+        std::thread::sleep(std::time::Duration::from_micros(300));
+        store.delete(&bck, &name).unwrap();
+        copier.join().unwrap();
+        assert!(
+            store.copies_of(&bck, &name).is_empty(),
+            "{name}: a copy outlived its deleted object"
+        );
+        assert!(matches!(
+            store.restore_from_copy(&bck, &name),
+            Err(StoreError::NotFound)
+        ));
+    }
+}
