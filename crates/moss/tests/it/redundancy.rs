@@ -750,3 +750,45 @@ async fn a_returning_owner_gets_the_version_written_while_it_was_away() {
         std::fs::read(object_file(&c, owner, "x").expect("x is back on its owner")).unwrap();
     assert!(stored == new, "the owner's copy on disk is the new version");
 }
+
+/// A DELETE that lands while the PUT before it is still storing its pieces leaves no piece
+/// behind: a leftover piece would bring the deleted object back the next time its owner missed
+/// it. Each round sends the DELETE a little later into the PUT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_racing_with_a_protected_put_leaves_no_piece() {
+    let c = ec_cluster(5).await;
+    for round in 0..24u64 {
+        let name = format!("race-{round}");
+        let put = {
+            let (api, name) = (c.api.clone(), name.clone());
+            tokio::spawn(async move {
+                let url = api.object_url("b", &name);
+                api.http.put(url).body(data(round, 600_000)).send().await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(round)).await;
+        let r = http()
+            .delete(c.api.object_url("b", &name))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status() == 200 || r.status() == 404,
+            "{name}: {}",
+            r.status()
+        );
+        let put = put.await.unwrap().unwrap();
+        assert_eq!(put.status(), 200, "{name}");
+        // Whichever took effect last, the object and its pieces are there together or not at all.
+        let stored = (0..5).any(|i| object_file(&c, i, &name).is_some());
+        if !stored {
+            assert_eq!(
+                piece_holders(&c, &name),
+                Vec::<usize>::new(),
+                "{name}: pieces outlived it"
+            );
+        } else {
+            assert_eq!(piece_holders(&c, &name).len(), 4, "{name}");
+        }
+    }
+}

@@ -194,14 +194,51 @@ impl super::objects::Sink for moss_storage::PieceTxn {
     }
 }
 
+/// Times [`protect`] starts over when the object is overwritten while its pieces are stored.
+const PROTECT_ATTEMPTS: usize = 3;
+
 /// Stores the pieces of an object just written here on other targets; returns once each is
 /// durable on its holder. A holder that fails is replaced by the next target in HRW order; if
 /// too few targets take a piece, the write fails (503) — the object itself stays written, and a
-/// retried PUT protects it again.
+/// retried PUT protects it again. If the object is deleted meanwhile, the pieces are removed
+/// again (the delete's own clean-up may have reached a holder before the piece did, and a
+/// leftover piece would bring the object back); if it is overwritten, the pieces are made again
+/// from the newer version, so older ones never outlive it.
 pub async fn protect(target: &Arc<Target>, bck: &Bck, objname: &str) -> Result<(), ApiError> {
     let Some(ec) = conf(target, bck) else {
         return Ok(());
     };
+    for _ in 0..PROTECT_ATTEMPTS {
+        let stamp = target.store.change_stamp(bck, objname);
+        let found = protect_once(target, bck, objname, &ec).await?;
+        if found && target.store.change_stamp(bck, objname) == stamp {
+            return Ok(());
+        }
+        if !stored_here(target, bck, objname).await {
+            unprotect(target, bck, objname).await;
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Whether this target's store holds the object (an error reading it counts as yes).
+async fn stored_here(target: &Target, bck: &Bck, objname: &str) -> bool {
+    let (store, b, n) = (target.store.clone(), bck.clone(), objname.to_string());
+    tokio::task::spawn_blocking(move || {
+        !matches!(store.stat_size(&b, &n), Err(StoreError::NotFound))
+    })
+    .await
+    .unwrap_or(true)
+}
+
+/// One attempt of [`protect`]; `false` if the object was not there (deleted meanwhile).
+async fn protect_once(
+    target: &Arc<Target>,
+    bck: &Bck,
+    objname: &str,
+    ec: &EcConf,
+) -> Result<bool, ApiError> {
     let what = format!("{}/{objname}", bck.cname());
     let store = target.store.clone();
     let (b, name) = (bck.clone(), objname.to_string());
@@ -249,8 +286,12 @@ pub async fn protect(target: &Arc<Target>, bck: &Bck, objname: &str) -> Result<(
         },
     )
     .await
-    .map_err(|e| ApiError::internal(format!("ec encode task failed: {e}")))?
-    .map_err(|e| ApiError::from_store(e, &what))?;
+    .map_err(|e| ApiError::internal(format!("ec encode task failed: {e}")))?;
+    let pieces = match pieces {
+        Ok(pieces) => pieces,
+        Err(StoreError::NotFound) => return Ok(false),
+        Err(e) => return Err(ApiError::from_store(e, &what)),
+    };
     let holders = others_ranked(target, bck, objname);
     if holders.len() < pieces.len() {
         return Err(ApiError::unavailable(format!(
@@ -283,7 +324,7 @@ pub async fn protect(target: &Arc<Target>, bck: &Bck, objname: &str) -> Result<(
         }
         round = again;
     }
-    Ok(())
+    Ok(true)
 }
 
 async fn send_piece(
@@ -326,6 +367,18 @@ pub async fn unprotect(target: &Target, bck: &Bck, objname: &str) {
         }
     });
     futures::future::join_all(calls).await;
+}
+
+/// Removes the pieces of an object this target has just deleted (or found missing). If the
+/// object is back by the time that is done — a PUT committed after the delete, whose pieces the
+/// clean-up may have hit — its pieces are stored again.
+pub async fn unprotect_deleted(target: &Arc<Target>, bck: &Bck, objname: &str) {
+    unprotect(target, bck, objname).await;
+    if stored_here(target, bck, objname).await
+        && let Err(e) = protect(target, bck, objname).await
+    {
+        tracing::warn!(bucket = %bck, object = objname, "EC pieces not restored after a racing delete: {}", e.message);
+    }
 }
 
 /// Where a piece is: here (`None`) or on another target.

@@ -1144,7 +1144,7 @@ async fn delete(
         // Copies not yet moved by a rebalance must go too, or they would come back.
         deleted |= delete_on_neighbors(target, &bck, objname).await;
         if super::ec::conf(target, &bck).is_some() {
-            super::ec::unprotect(target, &bck, objname).await;
+            super::ec::unprotect_deleted(target, &bck, objname).await;
         }
     }
     match in_cloud {

@@ -67,7 +67,7 @@ pub fn start(
                 .await?;
                 // Pieces would bring the objects back on the next read.
                 for name in protected.into_iter().flatten() {
-                    crate::target::ec::unprotect(&target, &bck, &name).await;
+                    crate::target::ec::unprotect_deleted(&target, &bck, &name).await;
                 }
                 job.add_loc(deleted, bytes);
                 for e in failed {
