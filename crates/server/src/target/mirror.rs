@@ -62,6 +62,24 @@ pub fn start_job(
     )
 }
 
+/// The mirror share of a rebalance pass (after a cluster-map change, or `rebalance` by hand):
+/// every mirrored bucket this target holds is brought to its setting, so objects of a mountpath
+/// that went missing while the target was down are restored from their copies.
+pub async fn repair_all(target: &Arc<Target>, job: &Arc<moss_jobs::Job>) {
+    let buckets: Vec<(Bck, usize)> = target
+        .store
+        .buckets_on_disk()
+        .into_iter()
+        .filter_map(|b| copies(target, &b).map(|n| (b, n)))
+        .collect();
+    for (bck, n) in buckets {
+        if let Err(e) = mirror_bucket(target, job, &bck, n).await {
+            tracing::warn!(bucket = %bck, "mirror repair incomplete: {e:#}");
+            job.add_err(format!("mirror repair of {}: {e:#}", bck.cname()));
+        }
+    }
+}
+
 /// Walks the bucket on this target: every object gets exactly `copies` copies (missing ones
 /// made, extra ones removed), and an object whose own disk was lost is first restored from a
 /// copy. Names stream from the walk through a small channel, so memory stays bounded; each

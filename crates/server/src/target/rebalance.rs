@@ -52,8 +52,10 @@ pub async fn run(target: Arc<Target>) {
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let outcome = move_misplaced(&target, &job, None).await;
         if outcome.is_ok() {
-            // Pieces lost with a target, and objects whose owner was lost, are rebuilt.
+            // Pieces lost with a target, and objects whose owner was lost, are rebuilt; objects
+            // of a lost mountpath come back from their mirror copies.
             super::ec::repair_all(&target, &job).await;
+            super::mirror::repair_all(&target, &job).await;
         }
         target
             .shared
