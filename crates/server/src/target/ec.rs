@@ -566,51 +566,31 @@ pub async fn encode_bucket(
     if conf(target, bck).is_none() {
         return Ok(());
     }
-    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<String>>(4);
-    let walker = {
-        let (store, b) = (target.store.clone(), bck.clone());
-        let smap = target.shared.smap.load_full();
-        let me = target.shared.id.clone();
-        let cancel = job.cancel_token().clone();
-        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
+    let (store, b) = (target.store.clone(), bck.clone());
+    let smap = target.shared.smap.load_full();
+    let me = target.shared.id.clone();
+    let (names, walker) =
+        super::walk::batched(job.cancel_token().clone(), ENCODE_BATCH, move |out| {
             let owns = |name: &str| {
                 moss_cluster::owner_of_object(&smap, &b, name).is_some_and(|t| t.daemon_id == me)
             };
-            let mut batch = Vec::with_capacity(ENCODE_BATCH);
-            // false: stop (aborted, or the job is gone)
-            let push = |name: &str, batch: &mut Vec<String>| -> bool {
-                batch.push(name.to_string());
-                if batch.len() < ENCODE_BATCH {
-                    return true;
-                }
-                let full = std::mem::replace(batch, Vec::with_capacity(ENCODE_BATCH));
-                !cancel.is_cancelled() && tx.blocking_send(full).is_ok()
-            };
-            let mut open = true;
             // Pieces of objects this target owns now but does not hold (its owner is gone).
             store.walk_pieces(&b, |name| {
-                if open && owns(name) && store.open_file(&b, name).is_none() {
-                    open = push(name, &mut batch);
+                if out.is_open() && owns(name) && store.open_file(&b, name).is_none() {
+                    out.push(name.to_string());
                 }
             })?;
-            if open {
+            if out.is_open() {
                 store.walk_prefix(&b, "", |obj| {
                     if owns(obj.name) {
-                        open = push(obj.name, &mut batch);
+                        out.push(obj.name.to_string())
+                    } else {
+                        out.is_open()
                     }
-                    open
                 })?;
             }
-            if !batch.is_empty() && open {
-                let _ = tx.blocking_send(batch);
-            }
             Ok(())
-        })
-    };
-    let names = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|batch| (batch, rx))
-    })
-    .flat_map(futures::stream::iter);
+        });
     let checks = names
         .map(|name| {
             let target = target.clone();

@@ -90,43 +90,20 @@ async fn mirror_bucket(
     bck: &Bck,
     copies: usize,
 ) -> anyhow::Result<()> {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Vec<String>>(4);
-    let walker = {
-        let (store, b) = (target.store.clone(), bck.clone());
-        let cancel = job.cancel_token().clone();
-        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-            let mut batch = Vec::with_capacity(COPY_BATCH);
-            let mut open = true;
-            let mut push = |name: &str| -> bool {
-                batch.push(name.to_string());
-                if batch.len() < COPY_BATCH {
-                    return true;
-                }
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(COPY_BATCH));
-                !cancel.is_cancelled() && tx.blocking_send(full).is_ok()
-            };
+    let (store, b) = (target.store.clone(), bck.clone());
+    let (names, walker) =
+        super::walk::batched(job.cancel_token().clone(), COPY_BATCH, move |out| {
             // Copies whose object is gone (its disk was lost) first, then every object.
             store.walk_copies(&b, |name| {
-                if open && store.open_file(&b, name).is_none() {
-                    open = push(name);
+                if out.is_open() && store.open_file(&b, name).is_none() {
+                    out.push(name.to_string());
                 }
             })?;
-            if open {
-                store.walk_prefix(&b, "", |obj| {
-                    open = push(obj.name);
-                    open
-                })?;
-            }
-            if open && !batch.is_empty() {
-                let _ = tx.blocking_send(batch);
+            if out.is_open() {
+                store.walk_prefix(&b, "", |obj| out.push(obj.name.to_string()))?;
             }
             Ok(())
-        })
-    };
-    let names = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|batch| (batch, rx))
-    })
-    .flat_map(futures::stream::iter);
+        });
     let checks = names
         .map(|name| {
             let (store, b) = (target.store.clone(), bck.clone());

@@ -12,6 +12,7 @@ mod objects;
 mod rebalance;
 mod remote;
 mod upload;
+mod walk;
 mod xact;
 
 use std::net::SocketAddr;

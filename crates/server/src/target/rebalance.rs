@@ -8,7 +8,6 @@ use futures::StreamExt;
 use moss_jobs::{Job, JobDesc};
 use moss_types::Bck;
 use moss_types::jobs::REBALANCE;
-use tokio::sync::mpsc;
 
 use super::Target;
 use super::objects::{CopyOpts, copy_object};
@@ -111,50 +110,36 @@ pub async fn move_misplaced(
     if smap.tmap.len() < 2 || !smap.tmap.contains_key(&target.shared.id) {
         return Ok(0);
     }
-    let (tx, rx) = mpsc::channel::<Vec<(Bck, String)>>(4);
-    let walker = {
-        let store = target.store.clone();
-        let bmd = target.shared.bmd.load_full();
-        let me = target.shared.id.clone();
-        let buckets: Vec<Bck> = match only {
-            Some(b) => vec![b.clone()],
-            None => store.buckets_on_disk(),
-        };
-        let cancel = job.cancel_token().clone();
-        tokio::task::spawn_blocking(move || {
-            let mut batch = Vec::with_capacity(MOVE_BATCH);
+    let store = target.store.clone();
+    let bmd = target.shared.bmd.load_full();
+    let me = target.shared.id.clone();
+    let buckets: Vec<Bck> = match only {
+        Some(b) => vec![b.clone()],
+        None => store.buckets_on_disk(),
+    };
+    let (misplaced, walker) =
+        super::walk::batched(job.cancel_token().clone(), MOVE_BATCH, move |out| {
             for bck in buckets {
                 if bmd.get(&bck).is_none() {
                     continue;
                 }
-                let mut open = true;
                 let walked = store.walk_prefix(&bck, "", |obj| {
                     let owner = moss_cluster::owner_of_object(&smap, &bck, obj.name);
                     if owner.is_some_and(|o| o.daemon_id != me) {
-                        batch.push((bck.clone(), obj.name.to_string()));
+                        out.push((bck.clone(), obj.name.to_string()))
+                    } else {
+                        out.is_open()
                     }
-                    if batch.len() >= MOVE_BATCH {
-                        let full = std::mem::replace(&mut batch, Vec::with_capacity(MOVE_BATCH));
-                        open = !cancel.is_cancelled() && tx.blocking_send(full).is_ok();
-                    }
-                    open
                 });
                 if let Err(e) = walked {
                     tracing::warn!(bucket = %bck, "rebalance walk failed: {e}");
                 }
-                if !open {
-                    return;
+                if !out.is_open() {
+                    break;
                 }
             }
-            if !batch.is_empty() {
-                let _ = tx.blocking_send(batch);
-            }
-        })
-    };
-    let misplaced = futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|batch| (batch, rx))
-    })
-    .flat_map(futures::stream::iter);
+            Ok(())
+        });
     let moves = misplaced
         .map(|(bck, objname)| {
             let (target, job) = (target.clone(), job.clone());
@@ -173,7 +158,7 @@ pub async fn move_misplaced(
             Err(e) => job.add_err(e),
         }
     }
-    walker.await?;
+    walker.await??;
     Ok(moved)
 }
 
