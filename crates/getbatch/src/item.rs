@@ -599,21 +599,39 @@ impl LocalReader {
             return Ok(item);
         }
         match item.verify_now() {
-            Err(ItemError::Corrupt(why))
-                if self.repair(spec.bck, spec.objname, &StoreError::Corrupt(why.clone())) =>
-            {
-                let mut item = self.open(spec)?;
-                if item.size != prepared.size {
-                    return Err(ItemError::Io(format!(
-                        "{} changed while the batch was being assembled",
-                        spec.describe_object()
-                    )));
-                }
-                item.mtime = prepared.mtime;
-                Ok(item)
-            }
+            Err(ItemError::Corrupt(why)) => match self.reopen_repaired(spec, &why, prepared.size) {
+                Some(reopened) => reopened.map(|mut item| {
+                    item.mtime = prepared.mtime;
+                    item
+                }),
+                None => Err(ItemError::Corrupt(why)),
+            },
             checked => checked.map(|()| item),
         }
+    }
+
+    /// Rebuilds an object whose bytes failed their checksum (`why`) from its bucket's
+    /// redundancy and opens the item anew, expecting `size` bytes; `None` if nothing rebuilt it.
+    fn reopen_repaired(
+        &self,
+        spec: &ItemSpec,
+        why: &str,
+        size: u64,
+    ) -> Option<Result<Item, ItemError>> {
+        if !self.repair(
+            spec.bck,
+            spec.objname,
+            &StoreError::Corrupt(why.to_string()),
+        ) {
+            return None;
+        }
+        Some(self.open(spec).and_then(|item| {
+            if item.size == size {
+                Ok(item)
+            } else {
+                Err(changed(spec, size, item.size))
+            }
+        }))
     }
 
     /// After reading a whole small item into `out` failed with `err`: if its bytes were damaged
@@ -627,17 +645,10 @@ impl LocalReader {
         let ItemError::Corrupt(why) = &err else {
             return Err(err);
         };
-        if !self.repair(spec.bck, spec.objname, &StoreError::Corrupt(why.clone())) {
-            return Err(err);
+        match self.reopen_repaired(spec, why, out.len() as u64) {
+            Some(reopened) => reopened?.read_exact_into(out),
+            None => Err(err),
         }
-        let mut item = self.open(spec)?;
-        if item.size != out.len() as u64 {
-            return Err(ItemError::Io(format!(
-                "{} changed while the batch was being assembled",
-                spec.describe_object()
-            )));
-        }
-        item.read_exact_into(out)
     }
 
     fn open_prepared_as_is(&self, spec: &ItemSpec, prepared: &Prepared) -> Result<Item, ItemError> {
@@ -679,17 +690,20 @@ impl LocalReader {
         }
         let mut item = self.open(spec)?;
         if item.size != prepared.size {
-            return Err(ItemError::Io(format!(
-                "{}/{} changed while the batch was being assembled (size {} → {})",
-                spec.bck.cname(),
-                spec.objname,
-                prepared.size,
-                item.size
-            )));
+            return Err(changed(spec, prepared.size, item.size));
         }
         item.mtime = prepared.mtime;
         Ok(item)
     }
+}
+
+/// The error for an item whose size changed between the stat phase and the data phase.
+fn changed(spec: &ItemSpec, stated: u64, now: u64) -> ItemError {
+    ItemError::Io(format!(
+        "{}/{} changed while the batch was being assembled (size {stated} → {now})",
+        spec.bck.cname(),
+        spec.objname,
+    ))
 }
 
 fn open_object_item(handle: Arc<ObjHandle>, range: Option<ByteRange>) -> Result<Item, ItemError> {

@@ -5,7 +5,6 @@
 //! restore of the same version keeps them. Listings, walks of the bucket and GetBatch never see
 //! copies; reads fall back to them when the object itself is lost, unreadable or damaged.
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::path::PathBuf;
 
 use moss_cluster::mix64;
@@ -16,8 +15,6 @@ use crate::{ObjHandle, ObjMeta, Store, StoreError};
 
 /// Content-type directory of mirror copies inside a bucket directory.
 pub(crate) const MIRROR_DIR: &str = "%mi";
-/// Bytes copied per read.
-const COPY_CHUNK: usize = 1 << 20;
 /// Times [`Store::make_copies`] starts over when the object changes under it.
 const COPY_ATTEMPTS: usize = 8;
 
@@ -145,17 +142,7 @@ impl Store {
             .write(true)
             .create_new(true)
             .open(&tmp.0)?;
-        let mut verifier = main.verifier();
-        let mut buf = vec![0u8; (main.meta.size as usize).clamp(1, COPY_CHUNK)];
-        let mut offset = 0u64;
-        while offset < main.meta.size {
-            let n = (main.meta.size - offset).min(buf.len() as u64) as usize;
-            main.read_exact_at(&mut buf[..n], offset)?;
-            verifier.update(&buf[..n]);
-            out.write_all(&buf[..n])?;
-            offset += n as u64;
-        }
-        verifier.finish()?;
+        main.copy_verified(&mut out)?;
         main.meta.store(&out)?;
         out.sync_all()?;
         drop(out);

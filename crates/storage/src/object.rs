@@ -120,6 +120,12 @@ impl ObjHandle {
 
     /// Reads the whole object and checks its checksum, keeping at most 1 MiB in memory.
     pub fn verify(&self) -> Result<(), StoreError> {
+        self.copy_verified(&mut std::io::sink())
+    }
+
+    /// Writes the whole object to `out` (1 MiB at a time) and checks its checksum on the way;
+    /// a mismatch is `Corrupt` once every byte was written, so the caller must not keep `out`.
+    pub fn copy_verified(&self, out: &mut dyn std::io::Write) -> Result<(), StoreError> {
         let mut verifier = self.verifier();
         let mut buf = vec![0u8; (self.meta.size as usize).clamp(1, 1 << 20)];
         let mut offset = 0u64;
@@ -127,6 +133,7 @@ impl ObjHandle {
             let n = (self.meta.size - offset).min(buf.len() as u64) as usize;
             self.read_exact_at(&mut buf[..n], offset)?;
             verifier.update(&buf[..n]);
+            out.write_all(&buf[..n])?;
             offset += n as u64;
         }
         verifier.finish()

@@ -313,6 +313,10 @@ impl Bmd {
         self.buckets.get(&bck.uname_prefix())
     }
 
+    pub fn get_mut(&mut self, bck: &Bck) -> Option<&mut BucketProps> {
+        self.buckets.get_mut(&bck.uname_prefix())
+    }
+
     /// The bucket that `old` was renamed into, if any (its data belongs there).
     pub fn renamed_into(&self, old: &Bck) -> Option<&BucketProps> {
         self.buckets.values().find(|p| p.renamed_from.contains(old))

@@ -106,8 +106,7 @@ async fn make_n_copies(
         .modify(|meta| {
             let props = meta
                 .bmd
-                .buckets
-                .get_mut(&bck.uname_prefix())
+                .get_mut(bck)
                 .ok_or_else(|| ApiError::no_bucket(&bck.cname()))?;
             let mut after = props.clone();
             after.mirror.enabled = copies > 1;
@@ -690,7 +689,7 @@ async fn coordinate_rename(
         if done {
             let cleared = proxy
                 .modify(|meta| {
-                    if let Some(props) = meta.bmd.buckets.get_mut(&to.uname_prefix())
+                    if let Some(props) = meta.bmd.get_mut(&to)
                         && props.renaming == id
                     {
                         props.renaming.clear();

@@ -145,8 +145,7 @@ pub async fn set_props(
         .modify(|meta| {
             let props = meta
                 .bmd
-                .buckets
-                .get_mut(&bck.uname_prefix())
+                .get_mut(&bck)
                 .ok_or_else(|| ApiError::no_bucket(&bck.cname()))?;
             let before = props.clone();
             let mut after = props.clone();

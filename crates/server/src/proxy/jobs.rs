@@ -542,19 +542,16 @@ pub async fn start(proxy: &Arc<Proxy>, value: &serde_json::Value) -> Result<Resp
             .await?
         }
         jobs::REBALANCE => start_rebalance(proxy).await?,
-        jobs::EC_ENCODE => {
+        kind @ (jobs::EC_ENCODE | jobs::MAKE_N_COPIES) => {
             let bck = args
                 .bck
                 .clone()
-                .ok_or_else(|| ApiError::bad_request("ec-encode needs a bucket"))?;
-            start_ec_encode(proxy, &bck).await?
-        }
-        jobs::MAKE_N_COPIES => {
-            let bck = args
-                .bck
-                .clone()
-                .ok_or_else(|| ApiError::bad_request("make-n-copies needs a bucket"))?;
-            start_make_n_copies(proxy, &bck).await?
+                .ok_or_else(|| ApiError::bad_request(format!("{kind} needs a bucket")))?;
+            if kind == jobs::EC_ENCODE {
+                start_ec_encode(proxy, &bck).await?
+            } else {
+                start_make_n_copies(proxy, &bck).await?
+            }
         }
         other => {
             return Err(ApiError::bad_request(format!(

@@ -572,7 +572,9 @@ async fn head(
             attrs.ec = ec;
             if copies {
                 let store = &reader.store;
-                attrs.copies = (store.copies_of(&b, &name).into_iter())
+                attrs.copies = store
+                    .copies_of(&b, &name)
+                    .into_iter()
                     .map(|i| store.mountpaths()[i].path.clone())
                     .collect();
             }
