@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use moss_testkit::{ClusterSandbox, data, http, read_tar};
 use serde_json::{Value, json};
 
-use crate::redundancy::{assert_clean, files_under, set_bprops, tar_of, wait_job};
+use crate::redundancy::{
+    assert_all_read, assert_clean, files_under, run_job, set_bprops, tar_of, wait_job,
+};
 
 const TARGETS: usize = 3;
 const MOUNTPATHS: usize = 3;
@@ -52,14 +54,18 @@ fn on_disk(sb: &ClusterSandbox) -> (usize, usize) {
 
 /// Starts `make-n-copies` on `b` (with the bucket's own setting) and waits for it.
 async fn run_make_n_copies(sb: &ClusterSandbox) -> Vec<moss_types::jobs::Snap> {
-    let r = http()
-        .put(format!("{}/v1/cluster", sb.endpoint()))
-        .json(&json!({"action": "start", "value": {"kind": "make-n-copies", "bck": {"name": "b", "provider": "ais"}}}))
+    let bck = json!({"name": "b", "provider": "ais"});
+    run_job(sb.endpoint(), json!({"kind": "make-n-copies", "bck": bck})).await
+}
+
+/// AIStore's bucket action `make-n-copies` with `value`.
+async fn make_n_copies(sb: &ClusterSandbox, value: u32) -> reqwest::Response {
+    http()
+        .post(format!("{}/v1/buckets/b", sb.endpoint()))
+        .json(&json!({"action": "make-n-copies", "value": value}))
         .send()
         .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    wait_job(sb.endpoint(), &r.text().await.unwrap()).await
+        .unwrap()
 }
 
 async fn bucket_mirror(sb: &ClusterSandbox) -> Value {
@@ -71,17 +77,6 @@ async fn bucket_mirror(sb: &ClusterSandbox) -> Value {
     let props: Value =
         serde_json::from_str(r.headers()["ais-bucket-props"].to_str().unwrap()).unwrap();
     props["mirror"].clone()
-}
-
-async fn assert_all_read(sb: &ClusterSandbox, objects: &[(String, Vec<u8>)], when: &str) {
-    for (name, bytes) in objects {
-        let r = sb.api.get("b", name).await;
-        assert_eq!(r.status(), 200, "{name} {when}");
-        assert!(
-            r.bytes().await.unwrap().as_ref() == &bytes[..],
-            "{name} has the wrong bytes {when}"
-        );
-    }
 }
 
 fn objects(n: u64) -> Vec<(String, Vec<u8>)> {
@@ -148,12 +143,7 @@ async fn mirror_settings_are_validated_shown_and_applied_by_a_job() {
     );
 
     // AIStore's bucket action sets the number and runs the job too; HEAD shows the copies.
-    let r = http()
-        .post(format!("{}/v1/buckets/b", sb.endpoint()))
-        .json(&json!({"action": "make-n-copies", "value": 3}))
-        .send()
-        .await
-        .unwrap();
+    let r = make_n_copies(&sb, 3).await;
     assert_eq!(r.status(), 200);
     assert_clean(&wait_job(sb.endpoint(), &r.text().await.unwrap()).await);
     assert_eq!(on_disk(&sb), (30, 60));
@@ -189,29 +179,19 @@ async fn mirror_settings_are_validated_shown_and_applied_by_a_job() {
     assert_eq!(on_disk(&sb), (30, 60), "a delete removes the copies too");
 
     // Back to one copy: mirroring is off and the copies are gone.
-    let r = http()
-        .post(format!("{}/v1/buckets/b", sb.endpoint()))
-        .json(&json!({"action": "make-n-copies", "value": 1}))
-        .send()
-        .await
-        .unwrap();
+    let r = make_n_copies(&sb, 1).await;
     assert_eq!(r.status(), 200);
     assert_clean(&wait_job(sb.endpoint(), &r.text().await.unwrap()).await);
     assert_eq!(on_disk(&sb), (30, 0));
     assert_eq!(bucket_mirror(&sb).await["enabled"], false);
-    let r = http()
-        .post(format!("{}/v1/buckets/b", sb.endpoint()))
-        .json(&json!({"action": "make-n-copies", "value": 0}))
-        .send()
-        .await
-        .unwrap();
+    let r = make_n_copies(&sb, 0).await;
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.unwrap();
     assert_eq!(
         body["message"],
         "make-n-copies: invalid number of copies 0 (expected value in range [1, 32])"
     );
-    assert_all_read(&sb, &objects, "after the copies were removed").await;
+    assert_all_read(&sb.api, &objects, "after the copies were removed").await;
     sb.shutdown().await;
 }
 
@@ -242,7 +222,7 @@ async fn an_unusable_disk_costs_nothing_and_make_n_copies_restores_it() {
         std::fs::rename(&dir, mountpath(&sb, i, 1).join("lost")).unwrap();
         std::fs::write(&dir, b"not a directory").unwrap();
     }
-    assert_all_read(&sb, &objects, "with a disk unusable").await;
+    assert_all_read(&sb.api, &objects, "with a disk unusable").await;
     let (name, whole) = &objects[17];
     let r = http()
         .get(sb.api.object_url("b", name))
@@ -299,7 +279,7 @@ async fn an_unusable_disk_costs_nothing_and_make_n_copies_restores_it() {
         .map(|i| files_under(&mountpath(&sb, i, 1).join("@ais/b/%ob")).len())
         .sum();
     assert_eq!(back, lost, "the objects the lost disk held are back on it");
-    assert_all_read(&sb, &objects, "after make-n-copies").await;
+    assert_all_read(&sb.api, &objects, "after make-n-copies").await;
     sb.shutdown().await;
 }
 
@@ -414,15 +394,8 @@ async fn every_acknowledged_put_survives_a_disk_lost_during_a_storm() {
         "only {} of {total} writes were acknowledged",
         acked.len()
     );
-    assert_all_read(&sb, &acked, "after a disk was lost during the storm").await;
-    let r = http()
-        .put(format!("{}/v1/cluster", sb.endpoint()))
-        .json(&json!({"action": "start", "value": {"kind": "rebalance"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert_clean(&wait_job(sb.endpoint(), &r.text().await.unwrap()).await);
+    assert_all_read(&sb.api, &acked, "after a disk was lost during the storm").await;
+    assert_clean(&run_job(sb.endpoint(), json!({"kind": "rebalance"})).await);
     // (A write that failed may still have stored its object: at least the acknowledged ones.)
     let (stored, copies) = on_disk(&sb);
     assert_eq!(stored, copies, "every object has its copy again");
@@ -431,6 +404,6 @@ async fn every_acknowledged_put_survives_a_disk_lost_during_a_storm() {
         "{stored} objects, {} acknowledged",
         acked.len()
     );
-    assert_all_read(&sb, &acked, "after make-n-copies").await;
+    assert_all_read(&sb.api, &acked, "after make-n-copies").await;
     sb.shutdown().await;
 }

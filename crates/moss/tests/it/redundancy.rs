@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use std::collections::BTreeMap;
 
-use moss_testkit::{data, http, read_tar};
+use moss_testkit::{Api, data, http, read_tar};
 use moss_types::jobs::Snap;
 use serde_json::{Value, json};
 
@@ -58,16 +58,23 @@ pub(crate) async fn wait_job(endpoint: &str, id: &str) -> Vec<Snap> {
     }
 }
 
-/// Starts `ec-encode` on bucket `b` by hand and returns its snapshots once it has ended.
-async fn run_ec_encode(c: &ProcCluster) -> Vec<Snap> {
+/// Starts a job by hand (`value`: the `start` action's value) and returns its snapshots once
+/// it has ended.
+pub(crate) async fn run_job(endpoint: &str, value: Value) -> Vec<Snap> {
     let r = http()
-        .put(format!("{}/v1/cluster", c.api.endpoint))
-        .json(&json!({"action": "start", "value": {"kind": "ec-encode", "bck": {"name": "b", "provider": "ais"}}}))
+        .put(format!("{endpoint}/v1/cluster"))
+        .json(&json!({"action": "start", "value": value}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    wait_job(&c.api.endpoint, &r.text().await.unwrap()).await
+    wait_job(endpoint, &r.text().await.unwrap()).await
+}
+
+/// Starts `ec-encode` on bucket `b` by hand and returns its snapshots once it has ended.
+async fn run_ec_encode(c: &ProcCluster) -> Vec<Snap> {
+    let bck = json!({"name": "b", "provider": "ais"});
+    run_job(&c.api.endpoint, json!({"kind": "ec-encode", "bck": bck})).await
 }
 
 /// No target's share of the job aborted or recorded an error.
@@ -144,9 +151,10 @@ pub(crate) fn tar_of(members: &[(&str, Vec<u8>)]) -> Vec<u8> {
     b.into_inner().unwrap()
 }
 
-async fn assert_all_read(c: &ProcCluster, objects: &[(String, Vec<u8>)], when: &str) {
+/// Every object of bucket `b` reads back with its bytes.
+pub(crate) async fn assert_all_read(api: &Api, objects: &[(String, Vec<u8>)], when: &str) {
     for (name, bytes) in objects {
-        let r = c.api.get("b", name).await;
+        let r = api.get("b", name).await;
         assert_eq!(r.status(), 200, "{name} {when}");
         assert!(
             r.bytes().await.unwrap().as_ref() == &bytes[..],
@@ -275,7 +283,7 @@ async fn replicated_and_sliced_objects_survive_two_killed_targets() {
     let first = busiest(&c, &names);
     c.targets[first].kill();
     c.wait_targets(4).await;
-    assert_all_read(&c, &objects, "with one target down").await;
+    assert_all_read(&c.api, &objects, "with one target down").await;
 
     // Range reads and archive members of a rebuilt object.
     let (name, whole) = &objects[45];
@@ -301,7 +309,7 @@ async fn replicated_and_sliced_objects_survive_two_killed_targets() {
     let second = busiest(&c, &names);
     c.targets[second].kill();
     c.wait_targets(3).await;
-    assert_all_read(&c, &objects, "with two targets down").await;
+    assert_all_read(&c.api, &objects, "with two targets down").await;
 
     // A batch over everything, after both losses: complete, in order.
     let entries: Vec<Value> = names.iter().map(|n| json!({"objname": n})).collect();
@@ -531,7 +539,7 @@ async fn enabling_ec_on_a_bucket_with_data_protects_it_by_a_job() {
     let victim = busiest(&c, &names);
     c.targets[victim].kill();
     c.wait_targets(4).await;
-    assert_all_read(&c, &objects, "after the owner died").await;
+    assert_all_read(&c.api, &objects, "after the owner died").await;
 }
 
 /// A target lost for good: the rebalance that follows rebuilds its objects and the pieces it
@@ -562,7 +570,7 @@ async fn a_lost_target_is_repaired_so_two_more_can_fail() {
     }
     c.wait_targets(3).await;
     assert_all_read(
-        &c,
+        &c.api,
         &objects,
         "after three targets were lost one, then two at a time",
     )
@@ -705,7 +713,7 @@ async fn a_lost_disk_is_rebuilt_by_reads_and_ec_encode() {
         c.dir.path().join("lost-disk"),
     )
     .unwrap();
-    assert_all_read(&c, &objects, "after a disk was lost").await;
+    assert_all_read(&c.api, &objects, "after a disk was lost").await;
     for name in &owned {
         assert!(
             object_file(&c, victim, name).is_some(),
