@@ -899,8 +899,12 @@ impl Assembly {
     ) -> Result<futures::stream::BoxStream<'static, reqwest::Result<Bytes>>, String> {
         let entry = &self.entries[i];
         let base = entry.range.map_or(0, |r| r.start);
+        // The rest of a whole object is read as the whole object, so that the GET checks its
+        // checksum over every byte — also over the part the failed source already sent, which
+        // may be why it failed (damaged bytes on its disk): a range GET is not checked.
+        let whole = entry.range.is_none() && entry.archpath.is_empty();
         let mut request = direct_get(&*self.engine.view, base_url, entry).timeout(self.max_wait);
-        if size > 0 && (entry.range.is_some() || from > 0) {
+        if size > 0 && (entry.range.is_some() || (from > 0 && !whole)) {
             request = request.header(
                 "range",
                 format!("bytes={}-{}", base + from, base + size - 1),
@@ -919,8 +923,36 @@ impl Assembly {
         if size == 0 {
             return Ok(futures::stream::empty().boxed());
         }
+        if whole && from > 0 {
+            return Ok(skip_prefix(response.bytes_stream().boxed(), from));
+        }
         Ok(response.bytes_stream().boxed())
     }
+}
+
+/// The stream without its first `n` bytes.
+fn skip_prefix(
+    stream: futures::stream::BoxStream<'static, reqwest::Result<Bytes>>,
+    n: u64,
+) -> futures::stream::BoxStream<'static, reqwest::Result<Bytes>> {
+    let mut left = n;
+    stream
+        .filter_map(move |chunk| {
+            let kept = match chunk {
+                Ok(chunk) if left >= chunk.len() as u64 => {
+                    left -= chunk.len() as u64;
+                    None
+                }
+                Ok(mut chunk) => {
+                    let rest = chunk.split_off(left as usize);
+                    left = 0;
+                    Some(Ok(rest))
+                }
+                Err(e) => Some(Err(e)),
+            };
+            futures::future::ready(kept)
+        })
+        .boxed()
 }
 
 /// Targets' URLs in HRW order for an entry's object (its owner first).
