@@ -10,7 +10,7 @@ use moss_storage::{ObjHandle, Store, StoreError, Verifier};
 use moss_types::Bck;
 use moss_types::moss::ByteRange;
 
-use crate::open_shards::OpenShards;
+use crate::kept::{self, KeptOpen};
 use crate::shard::ShardCache;
 
 /// Chunk size for sequential reads.
@@ -97,6 +97,9 @@ pub struct Item {
     source: Source,
     delivered: u64,
     verifier: Option<Verifier>,
+    /// A whole object verified before through its (kept) descriptor: read without hashing while
+    /// every byte comes from the page cache (see [`Item::read_file`]).
+    trusted: bool,
     /// Keeps a budgeted descriptor accounted for while the item is read.
     ticket: Option<Arc<FdTicket>>,
 }
@@ -116,6 +119,7 @@ impl Item {
             source,
             delivered: 0,
             verifier,
+            trusted: false,
             ticket: None,
         }
     }
@@ -128,9 +132,52 @@ impl Item {
         }
     }
 
-    /// Whether reading the item checks a checksum (a whole object).
+    /// Whether reading the item hashes it to check its checksum (a whole object not verified
+    /// before).
     fn verifies(&self) -> bool {
         self.verifier.is_some()
+    }
+
+    /// Reads `out.len()` bytes of a file-backed item at `at`. An item that trusts the page cache
+    /// reads only from it; if part of the object has to come from the disk after all, the item
+    /// goes back to hashing every byte (those before `at` read again). A read of an unhashed
+    /// section (a range, a shard member) that has to wait for the disk makes the descriptor
+    /// forget that its object was verified.
+    fn read_file(
+        handle: &ObjHandle,
+        at: u64,
+        out: &mut [u8],
+        trusted: &mut bool,
+        verifier: &mut Option<Verifier>,
+    ) -> Result<(), StoreError> {
+        if !*trusted && (verifier.is_some() || !handle.is_verified()) {
+            return handle.read_exact_at(out, at);
+        }
+        let got = handle.read_cached_at(out, at)?;
+        if got == out.len() {
+            return Ok(());
+        }
+        handle.set_verified(false);
+        if *trusted {
+            *trusted = false;
+            let mut from_start = handle.verifier();
+            handle.hash_prefix(&mut from_start, at)?;
+            *verifier = Some(from_start);
+        }
+        handle.read_exact_at(&mut out[got..], at + got as u64)
+    }
+
+    /// After the last byte of a hashed whole object: checks the checksum and lets the descriptor
+    /// remember the match.
+    fn check_whole(&mut self) -> Result<(), ItemError> {
+        let Some(verifier) = &self.verifier else {
+            return Ok(());
+        };
+        let checked = match &self.source {
+            Source::File { handle, offset: 0 } => handle.finish(verifier),
+            _ => verifier.finish(),
+        };
+        checked.map_err(|e| ItemError::Corrupt(format!("object is corrupted: {e}")))
     }
 
     /// Reads a whole object through once, now, and checks its checksum; the reads that follow
@@ -159,6 +206,11 @@ impl Item {
         }
         let len = remaining.min(max as u64) as usize;
         let chunk = match &mut self.source {
+            Source::File { handle, .. } if self.trusted || handle.is_verified() => {
+                let mut buf = vec![0u8; len];
+                self.read_part_into(&mut buf)?;
+                return Ok(Some(Bytes::from(buf)));
+            }
             Source::File { handle, offset } => handle
                 .read_vec_at(len, *offset + self.delivered)
                 .map(Bytes::from)
@@ -178,9 +230,7 @@ impl Item {
         if let Some(verifier) = &mut self.verifier {
             verifier.update(&chunk);
             if self.delivered == self.size {
-                verifier
-                    .finish()
-                    .map_err(|e| ItemError::Corrupt(format!("object is corrupted: {e}")))?;
+                self.check_whole()?;
             }
         }
         Ok(Some(chunk))
@@ -208,9 +258,14 @@ impl Item {
     /// checksum when its last byte is read.
     fn read_part_into(&mut self, out: &mut [u8]) -> Result<(), ItemError> {
         match &mut self.source {
-            Source::File { handle, offset } => handle
-                .read_exact_at(out, *offset + self.delivered)
-                .map_err(|e| ItemError::from_store(e, &handle.describe()))?,
+            Source::File { handle, offset } => Self::read_file(
+                handle,
+                *offset + self.delivered,
+                out,
+                &mut self.trusted,
+                &mut self.verifier,
+            )
+            .map_err(|e| ItemError::from_store(e, &handle.describe()))?,
             Source::Memory(bytes) => {
                 let from = self.delivered as usize;
                 out.copy_from_slice(&bytes[from..from + out.len()]);
@@ -223,9 +278,7 @@ impl Item {
         if let Some(verifier) = &mut self.verifier {
             verifier.update(out);
             if self.delivered == self.size {
-                verifier
-                    .finish()
-                    .map_err(|e| ItemError::Corrupt(format!("object is corrupted: {e}")))?;
+                self.check_whole()?;
             }
         }
         Ok(())
@@ -316,7 +369,9 @@ pub struct LocalReader {
     pub store: Arc<Store>,
     pub shards: ShardCache,
     /// Shards kept open between requests.
-    pub open_shards: OpenShards,
+    pub open_shards: KeptOpen,
+    /// Whole objects kept open between requests.
+    pub open_objects: KeptOpen,
     /// File descriptors the stat phase may keep open for the data phase.
     fd_budget: Arc<AtomicI64>,
     /// Bytes of archived files the stat phase may hold in memory for the data phase, node-wide
@@ -372,11 +427,18 @@ impl LocalReader {
         LocalReader {
             store,
             shards: ShardCache::new(),
-            open_shards: OpenShards::default(),
+            open_shards: KeptOpen::new(kept::KEEP_SHARDS, kept::SHARD_FD_RESERVE),
+            open_objects: KeptOpen::new(kept::KEEP_OBJECTS, kept::OBJECT_FD_RESERVE),
             fd_budget: process_fd_budget(),
             memory_budget: Arc::new(AtomicI64::new(HELD_MEMBER_BYTES)),
             fill: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Closes kept objects and shards that changed since they were opened (see [`KeptOpen`]).
+    pub fn close_stale(&self) {
+        self.open_objects.close_stale(self);
+        self.open_shards.close_stale(self);
     }
 
     /// Installs the cold-GET hook (once, at node start).
@@ -547,18 +609,16 @@ impl LocalReader {
     fn prepare_object(&self, spec: &ItemSpec) -> Result<Prepared, ItemError> {
         let mut opened = None;
         let member_offset = None;
-        let (size, mtime) = match self.take_fd() {
-            Some(ticket) => {
-                let handle = self.open_handle(spec.bck, spec.objname, &spec.describe_object())?;
-                let found = (handle.meta.size, handle.meta.mtime);
-                opened = Some((Arc::new(handle), Arc::new(ticket)));
-                found
-            }
-            // Out of descriptors to keep: open (with the same checks) and close right away.
-            None => self
-                .open_handle(spec.bck, spec.objname, &spec.describe_object())
-                .map(|handle| (handle.meta.size, handle.meta.mtime))?,
-        };
+        let (handle, kept) = self
+            .open_objects
+            .open(self, spec.bck, spec.objname)
+            .map_err(|e| ItemError::from_store(e, &spec.describe_object()))?;
+        let (size, mtime) = (handle.meta.size, handle.meta.mtime);
+        // Not kept between requests: held for the data phase if the budget allows, else closed
+        // now and opened again (with the same checks) when its turn comes.
+        if let Some(ticket) = kept.or_else(|| self.take_fd().map(Arc::new)) {
+            opened = Some((handle, ticket));
+        }
         let atime = mtime;
         match spec.range {
             None => Ok(Prepared {
@@ -710,15 +770,18 @@ fn open_object_item(handle: Arc<ObjHandle>, range: Option<ByteRange>) -> Result<
     let size = handle.meta.size;
     match range {
         None => {
-            let verifier = Some(handle.verifier());
+            let trusted = handle.is_verified();
+            let verifier = (!trusted).then(|| handle.verifier());
             let mtime = 0;
-            Ok(Item::new(
+            let mut item = Item::new(
                 size,
                 mtime,
                 false,
                 Source::File { handle, offset: 0 },
                 verifier,
-            ))
+            );
+            item.trusted = trusted;
+            Ok(item)
         }
         Some(range) => {
             let (offset, len) = range.resolve(size).map_err(ItemError::Range)?;
@@ -736,6 +799,74 @@ fn open_object_item(handle: Arc<ObjHandle>, range: Option<ByteRange>) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn put(store: &Store, bck: &Bck, name: &str, data: &[u8]) {
+        let mut txn = store.begin_put(bck, name).unwrap();
+        txn.write(data).unwrap();
+        txn.commit(Default::default()).unwrap();
+    }
+
+    /// Drops the file's pages from the page cache (they are clean), as memory pressure would.
+    fn evict(handle: &ObjHandle) {
+        rustix::fs::fadvise(&handle.file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+    }
+
+    fn read_whole(handle: &Arc<ObjHandle>) -> Result<Vec<u8>, ItemError> {
+        let mut item = open_object_item(handle.clone(), None)?;
+        let mut out = Vec::new();
+        while let Some(chunk) = item.read_chunk(100 << 10)? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+
+    /// What a descriptor remembers of a verification, and when it hashes again: a whole read
+    /// after a verified one is not hashed while the page cache holds every byte; once bytes have
+    /// to come from the disk, the whole object is hashed again — also when the miss is found in
+    /// the middle of the object — and an unhashed range read from the disk makes it forget.
+    #[test]
+    fn verified_objects_are_hashed_again_whenever_bytes_come_from_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&[dir.path().join("mp")]).unwrap();
+        let bck = Bck::ais("b");
+        let data: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        put(&store, &bck, "o", &data);
+        let handle = Arc::new(store.open_object(&bck, "o").unwrap());
+        assert!(!handle.is_verified());
+        assert_eq!(read_whole(&handle).unwrap(), data);
+        assert!(handle.is_verified(), "a whole hashed read that matched");
+
+        let trusted = open_object_item(handle.clone(), None).unwrap();
+        assert!(trusted.trusted && !trusted.verifies());
+        assert_eq!(read_whole(&handle).unwrap(), data);
+        assert!(handle.is_verified());
+
+        // The second half leaves the page cache: a trusted read finds out in the middle and
+        // hashes the whole object after all (the first half read again).
+        let mut item = open_object_item(handle.clone(), None).unwrap();
+        let first = item.read_chunk(350_000).unwrap().unwrap();
+        assert!(item.trusted);
+        evict(&handle);
+        let rest = item.read_chunk(350_000).unwrap().unwrap();
+        assert!(!item.trusted && item.verifies(), "went back to hashing");
+        assert_eq!([&first[..], &rest[..]].concat(), data);
+        assert!(handle.is_verified(), "the full hash matched");
+
+        // A range read that has to go to the disk is not hashed: the descriptor forgets.
+        evict(&handle);
+        let mut ranged = open_object_item(
+            handle.clone(),
+            Some(ByteRange {
+                start: 1000,
+                length: Some(1000),
+            }),
+        )
+        .unwrap();
+        assert_eq!(&ranged.read_all().unwrap()[..], &data[1000..2000]);
+        assert!(!handle.is_verified());
+        let whole = open_object_item(handle.clone(), None).unwrap();
+        assert!(whole.verifies(), "the next whole read hashes");
+    }
 
     #[test]
     fn held_bytes_count_against_the_node_budget_until_the_last_slice_is_dropped() {

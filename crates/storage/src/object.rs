@@ -2,6 +2,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use xxhash_rust::xxh64::Xxh64;
@@ -21,6 +22,9 @@ pub struct ObjHandle {
     pub stat: std::fs::Metadata,
     /// Length of the mountpath prefix of `path`.
     pub(crate) root_len: usize,
+    /// Every byte was read through this descriptor and matched the checksum, and nothing read
+    /// through it since has come from the disk (see [`ObjHandle::read_cached_at`]).
+    pub(crate) verified: AtomicBool,
 }
 
 impl ObjHandle {
@@ -57,6 +61,53 @@ impl ObjHandle {
                 StoreError::Io(e)
             }
         })
+    }
+
+    /// Whether the whole object was read through this descriptor and matched its checksum, with
+    /// nothing read through it from the disk since: while every byte of a read comes from the
+    /// page cache, the bytes are the ones that were verified.
+    pub fn is_verified(&self) -> bool {
+        self.verified.load(Ordering::Acquire)
+    }
+
+    /// Records that the whole object matched its checksum (`true`), or that bytes were read
+    /// from the disk without being checked (`false`).
+    pub fn set_verified(&self, verified: bool) {
+        self.verified.store(verified, Ordering::Release);
+    }
+
+    /// Reads into `buf` at `offset` only what the page cache holds (`preadv2(RWF_NOWAIT)`): the
+    /// number of bytes read before a read would have had to wait for the disk.
+    pub fn read_cached_at(&self, buf: &mut [u8], offset: u64) -> Result<usize, StoreError> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            let mut slices = [std::io::IoSliceMut::new(&mut buf[filled..])];
+            match rustix::io::preadv2(
+                &self.file,
+                &mut slices,
+                offset + filled as u64,
+                rustix::io::ReadWriteFlags::NOWAIT,
+            ) {
+                Ok(0) => return Err(self.short()),
+                Ok(n) => filled += n,
+                Err(rustix::io::Errno::AGAIN) => break,
+                Err(e) => return Err(StoreError::Io(e.into())),
+            }
+        }
+        Ok(filled)
+    }
+
+    /// Feeds the object's first `len` bytes, read again, to `verifier`.
+    pub fn hash_prefix(&self, verifier: &mut Verifier, len: u64) -> Result<(), StoreError> {
+        let mut buf = vec![0u8; len.clamp(1, 1 << 20) as usize];
+        let mut offset = 0u64;
+        while offset < len {
+            let n = (len - offset).min(buf.len() as u64) as usize;
+            self.read_exact_at(&mut buf[..n], offset)?;
+            verifier.update(&buf[..n]);
+            offset += n as u64;
+        }
+        Ok(())
     }
 
     /// Reads `len` bytes at `offset` into a new buffer of exactly that size, without zero-filling
@@ -103,7 +154,7 @@ impl ObjHandle {
         }
         let mut verifier = self.verifier();
         verifier.update(&buf);
-        Some(verifier.finish().map(|()| buf))
+        Some(self.finish(&verifier).map(|()| buf))
     }
 
     /// Reads the whole object and verifies its checksum.
@@ -114,7 +165,7 @@ impl ObjHandle {
         self.read_exact_at(&mut buf, 0)?;
         let mut verifier = self.verifier();
         verifier.update(&buf);
-        verifier.finish()?;
+        self.finish(&verifier)?;
         Ok(buf)
     }
 
@@ -136,7 +187,14 @@ impl ObjHandle {
             out.write_all(&buf[..n])?;
             offset += n as u64;
         }
-        verifier.finish()
+        self.finish(&verifier)
+    }
+
+    /// Checks a verifier fed with the whole object, remembering a match.
+    pub fn finish(&self, verifier: &Verifier) -> Result<(), StoreError> {
+        verifier.finish()?;
+        self.set_verified(true);
+        Ok(())
     }
 
     /// A streaming checksum verifier for this object's bytes, fed in order.

@@ -128,8 +128,12 @@ impl Store {
     /// The object's change stamp (see `Changes`): read it before opening the object; a later
     /// stamp that differs means the object may have been overwritten or removed since.
     pub fn change_stamp(&self, bck: &Bck, objname: &str) -> u64 {
-        self.changes
-            .stamp(moss_cluster::object_digest(bck, objname))
+        self.change_stamp_of(moss_cluster::object_digest(bck, objname))
+    }
+
+    /// [`Self::change_stamp`] of the object whose `moss_cluster::object_digest` is `digest`.
+    pub fn change_stamp_of(&self, digest: u64) -> u64 {
+        self.changes.stamp(digest)
     }
 
     /// How many changes (commits, deletes, destroyed buckets) this store has seen: a cache need
@@ -251,6 +255,7 @@ impl Store {
             mountpath,
             stat,
             root_len: self.mountpaths[mountpath].path.len(),
+            verified: Default::default(),
         }))
     }
 

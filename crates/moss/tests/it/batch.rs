@@ -780,6 +780,131 @@ async fn hundred_thousand_entry_requests_are_accepted() {
     sb.shutdown().await;
 }
 
+/// GetBatch keeps objects open between requests (and does not hash them again while the page
+/// cache holds their verified bytes); a kept object never outlives a change. Through moss: an
+/// overwrite, a delete. Behind moss's back, on the disk: bytes flipped in place, a truncation, an
+/// unlink. Every one is seen by the very next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kept_open_objects_see_every_change_and_damage_is_still_caught() {
+    let sb = ClusterSandbox::builder().targets(1).start().await;
+    let api = &sb.api;
+    api.create_bucket("b").await;
+    // One read whole into the output, one read in chunks.
+    let (small, big) = (data(1, 5000), data(2, 300 << 10));
+    api.put("b", "small", small.clone()).await;
+    api.put("b", "big", big.clone()).await;
+    api.put("b", "other", data(3, 100)).await;
+    let file = |name: &str| sb.data_dir.join(format!("target0/mp/@ais/b/%ob/{name}"));
+    let request = json!({"in": [{"objname": "small"}, {"objname": "big"}, {"objname": "other"}],
+        "strm": true});
+    let bytes_of =
+        |got: Vec<(String, Vec<u8>)>| -> Vec<Vec<u8>> { got.into_iter().map(|(_, b)| b).collect() };
+    let expect = vec![small.clone(), big.clone(), data(3, 100)];
+
+    assert_eq!(
+        bytes_of(streamed(api, Some("b"), request.clone()).await),
+        expect
+    );
+    let reused = gauge(&sb, "moss_target_object_open_reused_count").await;
+    assert_eq!(
+        bytes_of(streamed(api, Some("b"), request.clone()).await),
+        expect
+    );
+    assert_eq!(
+        gauge(&sb, "moss_target_object_open_reused_count").await,
+        reused + 3,
+        "the second request reuses all three open objects"
+    );
+    assert_eq!(gauge(&sb, "moss_target_objects_kept_open").await, 3);
+
+    // Overwritten through moss with other bytes of the same size.
+    let small2 = data(11, 5000);
+    api.put("b", "small", small2.clone()).await;
+    let got = bytes_of(streamed(api, Some("b"), request.clone()).await);
+    assert_eq!(got[0], small2);
+
+    // A byte flipped on the disk, in place (the stored checksum stays attached), in each of the
+    // two objects that were just served from kept descriptors.
+    use std::os::unix::fs::FileExt;
+    for name in ["small", "big"] {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(file(name))
+            .unwrap();
+        let at = 4000;
+        let mut b = [0u8; 1];
+        f.read_exact_at(&mut b, at).unwrap();
+        f.write_all_at(&[b[0] ^ 0xff], at).unwrap();
+    }
+    for name in ["small", "big"] {
+        // The response is cut before it completes (the connection closes).
+        let sent = api
+            .http
+            .get(format!("{}/v1/ml/moss/b?provider=ais", api.endpoint))
+            .json(&json!({"in": [{"objname": name}], "strm": true}))
+            .send()
+            .await;
+        let delivered = match sent {
+            Ok(r) => r.bytes().await.map(|b| read_archive(".tar", &b)),
+            Err(e) => Err(e),
+        };
+        assert!(
+            delivered.is_err(),
+            "{name}: a damaged object must not be delivered: {:?}",
+            delivered.map(|m| m.len())
+        );
+    }
+
+    // Truncated on the disk.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(file("other"))
+        .unwrap()
+        .set_len(50)
+        .unwrap();
+    let r = api
+        .batch(
+            Some("b"),
+            &json!({"in": [{"objname": "other"}], "strm": true}),
+        )
+        .await;
+    assert_ne!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("object size mismatch: 50 bytes stored, 100 recorded"),
+        "{text}"
+    );
+
+    // Put back through moss, read (kept again), then unlinked on the disk.
+    api.put("b", "other", data(3, 100)).await;
+    let one = json!({"in": [{"objname": "other"}], "strm": true});
+    assert_eq!(
+        bytes_of(streamed(api, Some("b"), one.clone()).await),
+        vec![data(3, 100)]
+    );
+    std::fs::remove_file(file("other")).unwrap();
+    let r = api.batch(Some("b"), &one).await;
+    assert_eq!(r.status(), 404, "an unlinked object is gone");
+
+    // Deleted through moss.
+    api.put("b", "other", data(3, 100)).await;
+    assert_eq!(
+        bytes_of(streamed(api, Some("b"), one.clone()).await),
+        vec![data(3, 100)]
+    );
+    let r = api
+        .http
+        .delete(api.object_url("b", "other"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = api.batch(Some("b"), &one).await;
+    assert_eq!(r.status(), 404);
+    sb.shutdown().await;
+}
+
 /// A sender whose object turns out damaged half-way through breaks its stream; the DT then reads
 /// the object again from its owner to finish the entry. That read is of the whole object, so
 /// its checksum covers the bytes already sent: the damaged object is not delivered.

@@ -177,6 +177,7 @@ pub async fn start_target(
     let task = tokio::spawn(node::serve(listener, router, server_tls, cancel));
     tokio::spawn(join::stay_registered(target.clone()));
     tokio::spawn(rebalance::run(target.clone()));
+    tokio::spawn(close_stale_files(Arc::downgrade(&target.reader)));
     tracing::info!(node = %target.shared.name, %url, "target started");
     Ok(TargetHandle { target, url, task })
 }
@@ -476,9 +477,34 @@ fn metrics(target: &Target) -> Response {
         "shards kept open between requests",
         target.reader.open_shards.len() as u64,
     );
+    out.add(
+        "moss_target_object_open_reused_count",
+        Kind::Counter,
+        "GetBatch object opens served by an object kept open from an earlier request",
+        load(&target.reader.open_objects.hits),
+    );
+    out.add(
+        "moss_target_objects_kept_open",
+        Kind::Gauge,
+        "objects kept open between requests",
+        target.reader.open_objects.len() as u64,
+    );
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         Body::from(out.finish()),
     )
         .into_response()
+}
+
+/// Every second, closes the objects and shards GetBatch keeps open that were overwritten or
+/// deleted since, so their space is freed even when no request comes; ends with the target.
+async fn close_stale_files(reader: std::sync::Weak<LocalReader>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let Some(reader) = reader.upgrade() else {
+            return;
+        };
+        let _ = tokio::task::spawn_blocking(move || reader.close_stale()).await;
+    }
 }
