@@ -198,6 +198,9 @@ impl Inner {
     }
 
     fn insert(&mut self, kept: Kept, capacity: usize) {
+        if capacity == 0 {
+            return;
+        }
         if let Some(&slot) = self.index.get(&kept.digest) {
             self.slots[slot] = kept;
             return;
