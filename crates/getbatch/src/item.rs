@@ -413,10 +413,15 @@ fn process_fd_budget() -> Arc<AtomicI64> {
             let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile)
                 .current
                 .unwrap_or(1024);
-            let budget = (limit.saturating_sub(512) / 2).min(8192) as i64;
-            Arc::new(AtomicI64::new(budget))
+            Arc::new(AtomicI64::new(fd_budget_for(limit) as i64))
         })
         .clone()
+}
+
+/// The descriptors GetBatch may hold in a process whose open-files limit is `limit` (objects and
+/// shards kept open, stat phases): the node's connection cap leaves them free.
+pub fn fd_budget_for(limit: u64) -> u64 {
+    (limit.saturating_sub(512) / 2).min(8192)
 }
 
 /// Node-wide cap on archived-file bytes held between the stat phase and delivery.

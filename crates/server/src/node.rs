@@ -297,10 +297,13 @@ const FD_RESERVE: usize = 2048;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// The connection cap of this process: [`MAX_CONNECTIONS`], or less where the open-files limit
-/// would run out first.
+/// would run out first — after [`FD_RESERVE`] and the descriptors GetBatch may keep open.
 pub fn connection_cap() -> usize {
-    open_files_limit()
+    let limit = open_files_limit();
+    let getbatch = moss_getbatch::item::fd_budget_for(limit as u64) as usize;
+    limit
         .saturating_sub(FD_RESERVE)
+        .saturating_sub(getbatch)
         .clamp(64, MAX_CONNECTIONS)
 }
 
