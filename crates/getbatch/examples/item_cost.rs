@@ -82,7 +82,7 @@ fn per_item(
             for (spec, p) in specs.iter().zip(prepared) {
                 let p = p?;
                 if forget && let Some((handle, _)) = &p.opened {
-                    handle.set_verified(false);
+                    handle.forget_verified();
                 }
                 reader.open_prepared(spec, &p)?.read_exact_into(&mut out)?;
             }

@@ -100,6 +100,8 @@ pub struct Item {
     /// A whole object verified before through its (kept) descriptor: read without hashing while
     /// every byte comes from the page cache (see [`Item::read_file`]).
     trusted: bool,
+    /// The descriptor's verification state when this item began (trusting it, or hashing).
+    since: u64,
     /// Keeps a budgeted descriptor accounted for while the item is read.
     ticket: Option<Arc<FdTicket>>,
 }
@@ -120,6 +122,7 @@ impl Item {
             delivered: 0,
             verifier,
             trusted: false,
+            since: 0,
             ticket: None,
         }
     }
@@ -139,30 +142,40 @@ impl Item {
     }
 
     /// Reads `out.len()` bytes of a file-backed item at `at`. An item that trusts the page cache
-    /// reads only from it; if part of the object has to come from the disk after all, the item
+    /// reads only from it; if part of the object has to come from the disk after all — or if
+    /// any reader of the descriptor read from the disk unhashed since the item began — the item
     /// goes back to hashing every byte (those before `at` read again). A read of an unhashed
     /// section (a range, a shard member) that has to wait for the disk makes the descriptor
-    /// forget that its object was verified.
+    /// forget that its object was verified, before it reads.
     fn read_file(
         handle: &ObjHandle,
         at: u64,
         out: &mut [u8],
         trusted: &mut bool,
+        since: &mut u64,
         verifier: &mut Option<Verifier>,
     ) -> Result<(), StoreError> {
         if !*trusted && (verifier.is_some() || !handle.is_verified()) {
             return handle.read_exact_at(out, at);
         }
         let got = handle.read_cached_at(out, at)?;
-        if got == out.len() {
+        let unchanged = !*trusted || handle.verification() == *since;
+        if got == out.len() && unchanged {
             return Ok(());
         }
-        handle.set_verified(false);
+        if got < out.len() {
+            handle.forget_verified();
+        }
         if *trusted {
+            // Hash the whole object after all, in the generation that starts now.
             *trusted = false;
+            *since = handle.verification();
             let mut from_start = handle.verifier();
             handle.hash_prefix(&mut from_start, at)?;
             *verifier = Some(from_start);
+            if got == out.len() {
+                return Ok(());
+            }
         }
         handle.read_exact_at(&mut out[got..], at + got as u64)
     }
@@ -174,7 +187,7 @@ impl Item {
             return Ok(());
         };
         let checked = match &self.source {
-            Source::File { handle, offset: 0 } => handle.finish(verifier),
+            Source::File { handle, offset: 0 } => handle.finish(verifier, self.since),
             _ => verifier.finish(),
         };
         checked.map_err(|e| ItemError::Corrupt(format!("object is corrupted: {e}")))
@@ -183,11 +196,27 @@ impl Item {
     /// Reads a whole object through once, now, and checks its checksum; the reads that follow
     /// are not checked again.
     fn verify_now(&mut self) -> Result<(), ItemError> {
-        if let (Some(_), Source::File { handle, offset: 0 }) = (&self.verifier, &self.source) {
-            handle
-                .verify()
-                .map_err(|e| ItemError::from_store(e, &handle.describe()))?;
+        let Source::File { handle, offset: 0 } = &self.source else {
+            return Ok(());
+        };
+        if self.trusted {
+            // Not hashed now means not checked before the first byte: hash it now after all.
+            self.trusted = false;
+            self.verifier = Some(handle.verifier());
+        }
+        if self.verifier.is_none() {
+            return Ok(());
+        }
+        handle
+            .verify()
+            .map_err(|e| ItemError::from_store(e, &handle.describe()))?;
+        // Read from here on as a verified object: hashed again only if bytes must come from the
+        // disk (unless someone read from the disk unhashed during the check: then hash as usual).
+        let now = handle.verification();
+        if now & 1 == 1 {
             self.verifier = None;
+            self.trusted = true;
+            self.since = now;
         }
         Ok(())
     }
@@ -263,6 +292,7 @@ impl Item {
                 *offset + self.delivered,
                 out,
                 &mut self.trusted,
+                &mut self.since,
                 &mut self.verifier,
             )
             .map_err(|e| ItemError::from_store(e, &handle.describe()))?,
@@ -660,7 +690,10 @@ impl LocalReader {
     /// [`Self::reread_repaired`] takes care of them.
     pub fn open_prepared(&self, spec: &ItemSpec, prepared: &Prepared) -> Result<Item, ItemError> {
         let mut item = self.open_prepared_as_is(spec, prepared)?;
-        if item.size <= WHOLE_READ || !item.verifies() || !self.redundant(spec.bck) {
+        if item.size <= WHOLE_READ
+            || !(item.verifies() || item.trusted)
+            || !self.redundant(spec.bck)
+        {
             return Ok(item);
         }
         match item.verify_now() {
@@ -775,7 +808,8 @@ fn open_object_item(handle: Arc<ObjHandle>, range: Option<ByteRange>) -> Result<
     let size = handle.meta.size;
     match range {
         None => {
-            let trusted = handle.is_verified();
+            let since = handle.verification();
+            let trusted = since & 1 == 1;
             let verifier = (!trusted).then(|| handle.verifier());
             let mtime = 0;
             let mut item = Item::new(
@@ -786,6 +820,7 @@ fn open_object_item(handle: Arc<ObjHandle>, range: Option<ByteRange>) -> Result<
                 verifier,
             );
             item.trusted = trusted;
+            item.since = since;
             Ok(item)
         }
         Some(range) => {
@@ -829,9 +864,16 @@ mod tests {
     /// after a verified one is not hashed while the page cache holds every byte; once bytes have
     /// to come from the disk, the whole object is hashed again — also when the miss is found in
     /// the middle of the object — and an unhashed range read from the disk makes it forget.
+    /// A directory on the file system the tests are built on (not a tmpfs `/tmp`, where
+    /// `fadvise(DONTNEED)` evicts nothing).
+    fn disk_dir() -> tempfile::TempDir {
+        let exe = std::env::current_exe().unwrap();
+        tempfile::tempdir_in(exe.parent().unwrap()).unwrap()
+    }
+
     #[test]
     fn verified_objects_are_hashed_again_whenever_bytes_come_from_the_disk() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = disk_dir();
         let store = Store::open(&[dir.path().join("mp")]).unwrap();
         let bck = Bck::ais("b");
         let data: Vec<u8> = (0..700_000u32).map(|i| (i * 7 % 251) as u8).collect();
@@ -871,6 +913,59 @@ mod tests {
         assert!(!handle.is_verified());
         let whole = open_object_item(handle.clone(), None).unwrap();
         assert!(whole.verifies(), "the next whole read hashes");
+
+        // Another reader of the descriptor reads from the disk unhashed while a trusted item is
+        // half-way: the trusted item hashes the whole object after all.
+        assert_eq!(read_whole(&handle).unwrap(), data);
+        let mut item = open_object_item(handle.clone(), None).unwrap();
+        assert!(item.trusted);
+        let first = item.read_chunk(350_000).unwrap().unwrap();
+        handle.forget_verified();
+        let rest = item.read_chunk(350_000).unwrap().unwrap();
+        assert!(!item.trusted && item.verifies(), "went back to hashing");
+        assert_eq!([&first[..], &rest[..]].concat(), data);
+    }
+
+    /// Bit rot under a verified descriptor: damaged bytes that come back from the disk after
+    /// the page cache let go of them are caught, not served as verified.
+    #[test]
+    fn damage_on_the_disk_is_caught_through_a_verified_descriptor() {
+        use std::os::unix::fs::FileExt;
+        let dir = disk_dir();
+        let store = Store::open(&[dir.path().join("mp")]).unwrap();
+        let bck = Bck::ais("b");
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        put(&store, &bck, "o", &data);
+        let handle = Arc::new(store.open_object(&bck, "o").unwrap());
+        assert_eq!(read_whole(&handle).unwrap(), data);
+        assert!(handle.is_verified());
+        // Damage one page of the stored bytes with a direct write: it goes to the disk and the
+        // kernel drops that page from the cache, as if the disk had changed under a clean cache.
+        use std::os::unix::fs::OpenOptionsExt;
+        let direct = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::DIRECT.bits() as i32)
+            .open(&handle.path)
+            .unwrap();
+        let mut room = vec![0u8; 3 * 4096];
+        let skew = (4096 - room.as_ptr() as usize % 4096) % 4096;
+        let page = &mut room[skew..skew + 4096];
+        let at = 28 * 4096; // the page holding byte 114,688..118,784
+        page.copy_from_slice(&data[at..at + 4096]);
+        page[100] ^= 0x40;
+        direct.write_all_at(page, at as u64).unwrap();
+        match read_whole(&handle) {
+            Err(ItemError::Corrupt(m)) => assert!(m.contains("checksum mismatch"), "{m}"),
+            Err(e) => panic!("expected a checksum mismatch, got {e:?}"),
+            Ok(got) => panic!(
+                "damaged bytes served as verified: {}",
+                if got == data {
+                    "old bytes"
+                } else {
+                    "new bytes"
+                }
+            ),
+        }
     }
 
     #[test]

@@ -103,8 +103,18 @@ impl KeptOpen {
             return Ok(found);
         }
         let handle = Arc::new(reader.open_repaired(bck, objname)?);
-        let Some(ticket) = reader.take_fd_leaving(self.reserve) else {
-            return Ok((handle, None));
+        let ticket = match reader.take_fd_leaving(self.reserve) {
+            Some(ticket) => ticket,
+            None => {
+                // The budget ran out before the capacity (several readers share it): make room
+                // by evicting one entry, whose descriptor is given back once nobody reads it.
+                let victim = self.inner.lock().ok().and_then(|mut i| i.evict());
+                drop(victim);
+                match reader.take_fd_leaving(self.reserve) {
+                    Some(ticket) => ticket,
+                    None => return Ok((handle, None)),
+                }
+            }
         };
         let ticket = Arc::new(ticket);
         let kept = Kept {
@@ -116,9 +126,11 @@ impl KeptOpen {
             stamp,
             referenced: false,
         };
-        if let Ok(mut inner) = self.inner.lock() {
-            inner.insert(kept, self.capacity);
-        }
+        let replaced = match self.inner.lock() {
+            Ok(mut inner) => inner.insert(kept, self.capacity),
+            Err(_) => None,
+        };
+        drop(replaced); // closed unlocked
         Ok((handle, Some(ticket)))
     }
 
@@ -131,24 +143,29 @@ impl KeptOpen {
         bck: &Bck,
         objname: &str,
     ) -> Option<(Arc<ObjHandle>, Option<Arc<FdTicket>>)> {
-        let found = {
-            let mut inner = self.inner.lock().ok()?;
-            drop(inner.sweep(reader, false));
+        let mut stale = Vec::new();
+        let found = self.inner.lock().ok().and_then(|mut inner| {
+            stale = inner.sweep(reader, false);
             let slot = *inner.index.get(&digest)?;
             let kept = &mut inner.slots[slot];
             if kept.stamp != stamp || kept.bck != *bck || kept.objname != objname {
                 return None;
             }
             kept.referenced = true;
-            (kept.handle.clone(), kept.ticket.clone())
-        };
+            Some((kept.handle.clone(), kept.ticket.clone()))
+        });
+        drop(stale); // closed unlocked
+        let found = found?;
         // Outside the lock: one fstat, for changes made behind moss's back.
         if unchanged(&found.0) {
             return Some((found.0, Some(found.1)));
         }
-        if let Ok(mut inner) = self.inner.lock() {
-            inner.remove_if(digest, &found.0);
-        }
+        let removed = self
+            .inner
+            .lock()
+            .ok()
+            .and_then(|mut inner| inner.remove_if(digest, &found.0));
+        drop(removed); // closed unlocked
         None
     }
 
@@ -197,20 +214,29 @@ impl Inner {
         stale
     }
 
-    fn insert(&mut self, kept: Kept, capacity: usize) {
+    /// Adds `kept`; the entry it replaces or evicts, for the caller to drop unlocked.
+    fn insert(&mut self, kept: Kept, capacity: usize) -> Option<Kept> {
         if capacity == 0 {
-            return;
+            return Some(kept);
         }
         if let Some(&slot) = self.index.get(&kept.digest) {
-            self.slots[slot] = kept;
-            return;
+            return Some(std::mem::replace(&mut self.slots[slot], kept));
         }
-        if self.slots.len() < capacity {
-            self.index.insert(kept.digest, self.slots.len());
-            self.slots.push(kept);
-            return;
+        let evicted = if self.slots.len() < capacity {
+            None
+        } else {
+            self.evict()
+        };
+        self.index.insert(kept.digest, self.slots.len());
+        self.slots.push(kept);
+        evicted
+    }
+
+    /// Takes out the CLOCK victim: the first entry not reused since the hand last passed it.
+    fn evict(&mut self) -> Option<Kept> {
+        if self.slots.is_empty() {
+            return None;
         }
-        // CLOCK: the first entry not reused since the hand last passed it makes room.
         loop {
             self.hand %= self.slots.len();
             let slot = &mut self.slots[self.hand];
@@ -219,21 +245,14 @@ impl Inner {
                 self.hand += 1;
                 continue;
             }
-            self.index.remove(&slot.digest);
-            self.index.insert(kept.digest, self.hand);
-            *slot = kept;
-            self.hand += 1;
-            return;
+            return Some(self.remove_at(self.hand));
         }
     }
 
-    /// Drops the entry of `digest` if it still holds `handle`.
-    fn remove_if(&mut self, digest: u64, handle: &Arc<ObjHandle>) {
-        if let Some(&slot) = self.index.get(&digest)
-            && Arc::ptr_eq(&self.slots[slot].handle, handle)
-        {
-            drop(self.remove_at(slot));
-        }
+    /// Takes out the entry of `digest` if it still holds `handle`.
+    fn remove_if(&mut self, digest: u64, handle: &Arc<ObjHandle>) -> Option<Kept> {
+        let slot = *self.index.get(&digest)?;
+        Arc::ptr_eq(&self.slots[slot].handle, handle).then(|| self.remove_at(slot))
     }
 
     fn remove_at(&mut self, slot: usize) -> Kept {
@@ -302,6 +321,12 @@ mod tests {
             "b was evicted: opened anew"
         );
         assert_eq!(kept.len(), 2);
+        // Now c (not reused) made room for b; a and b are kept.
+        assert!(Arc::ptr_eq(&a, &open("a")));
+        open("b");
+        assert_eq!(kept.hits.load(Ordering::Relaxed), 4);
+        open("c");
+        assert_eq!(kept.hits.load(Ordering::Relaxed), 4, "c was evicted");
     }
 
     /// A change through the store makes the kept handle stale at once; an unchanged one is

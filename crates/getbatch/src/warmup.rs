@@ -55,6 +55,9 @@ impl<'a> Warmup<'a> {
             // Reuse the descriptor the stat phase kept, if any.
             let advice = rustix::fs::Advice::WillNeed;
             let advised = match prepared[j].as_ref().ok().and_then(|p| p.opened.as_ref()) {
+                // A verified object is read from the page cache unhashed; pages the hint
+                // brought in from the disk would not be hashed. Its read finds out itself.
+                Some((handle, _)) if handle.is_verified() => continue,
                 Some((handle, _)) => rustix::fs::fadvise(&handle.file, 0, None, advice),
                 None => match reader.store.open_file(specs[j].bck, specs[j].objname) {
                     Some(file) => rustix::fs::fadvise(&file, 0, None, advice),

@@ -2,7 +2,7 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use xxhash_rust::xxh64::Xxh64;
@@ -22,9 +22,10 @@ pub struct ObjHandle {
     pub stat: std::fs::Metadata,
     /// Length of the mountpath prefix of `path`.
     pub(crate) root_len: usize,
-    /// Every byte was read through this descriptor and matched the checksum, and nothing read
-    /// through it since has come from the disk (see [`ObjHandle::read_cached_at`]).
-    pub(crate) verified: AtomicBool,
+    /// What this descriptor knows of its object's checksum: a generation (`>> 1`), bumped
+    /// whenever bytes were read through it from the disk unhashed, and a verified bit (`& 1`):
+    /// every byte was read and matched within the current generation.
+    pub(crate) verified: AtomicU64,
 }
 
 impl ObjHandle {
@@ -67,13 +68,24 @@ impl ObjHandle {
     /// nothing read through it from the disk since: while every byte of a read comes from the
     /// page cache, the bytes are the ones that were verified.
     pub fn is_verified(&self) -> bool {
+        self.verification() & 1 == 1
+    }
+
+    /// The verification state ([`ObjHandle::is_verified`] and its generation): read it before
+    /// hashing (pass it to [`ObjHandle::finish`]) or before trusting the page cache (compare it
+    /// after each read: a change means someone read from the disk unhashed meanwhile).
+    pub fn verification(&self) -> u64 {
         self.verified.load(Ordering::Acquire)
     }
 
-    /// Records that the whole object matched its checksum (`true`), or that bytes were read
-    /// from the disk without being checked (`false`).
-    pub fn set_verified(&self, verified: bool) {
-        self.verified.store(verified, Ordering::Release);
+    /// Records that bytes are about to be read from the disk without being hashed: the object
+    /// is not known to be verified any more, and whoever trusted it must hash after all.
+    pub fn forget_verified(&self) {
+        let _ = self
+            .verified
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
+                Some(((s >> 1) + 1) << 1)
+            });
     }
 
     /// Reads into `buf` at `offset` only what the page cache holds (`preadv2(RWF_NOWAIT)`): the
@@ -90,8 +102,9 @@ impl ObjHandle {
             ) {
                 Ok(0) => return Err(self.short()),
                 Ok(n) => filled += n,
-                Err(rustix::io::Errno::AGAIN) => break,
-                Err(e) => return Err(StoreError::Io(e.into())),
+                // EAGAIN: the disk is needed. Anything else (a file system without
+                // RWF_NOWAIT, an error) is for the blocking read that follows to find out.
+                Err(_) => break,
             }
         }
         Ok(filled)
@@ -136,6 +149,7 @@ impl ObjHandle {
     /// (`preadv2(RWF_NOWAIT)`), verifying its checksum; `None` if a read would have to wait for
     /// the disk. Lets an async handler serve hot small objects without a blocking-pool hop.
     pub fn read_cached_verified(&self) -> Option<Result<Vec<u8>, StoreError>> {
+        let since = self.verification();
         let size = usize::try_from(self.meta.size).ok()?;
         let mut buf = vec![0u8; size];
         let mut filled = 0;
@@ -154,18 +168,19 @@ impl ObjHandle {
         }
         let mut verifier = self.verifier();
         verifier.update(&buf);
-        Some(self.finish(&verifier).map(|()| buf))
+        Some(self.finish(&verifier, since).map(|()| buf))
     }
 
     /// Reads the whole object and verifies its checksum.
     pub fn read_all_verified(&self) -> Result<Vec<u8>, StoreError> {
+        let since = self.verification();
         let size = usize::try_from(self.meta.size)
             .map_err(|_| StoreError::Corrupt("object too large".into()))?;
         let mut buf = vec![0u8; size];
         self.read_exact_at(&mut buf, 0)?;
         let mut verifier = self.verifier();
         verifier.update(&buf);
-        self.finish(&verifier)?;
+        self.finish(&verifier, since)?;
         Ok(buf)
     }
 
@@ -177,6 +192,7 @@ impl ObjHandle {
     /// Writes the whole object to `out` (1 MiB at a time) and checks its checksum on the way;
     /// a mismatch is `Corrupt` once every byte was written, so the caller must not keep `out`.
     pub fn copy_verified(&self, out: &mut dyn std::io::Write) -> Result<(), StoreError> {
+        let since = self.verification();
         let mut verifier = self.verifier();
         let mut buf = vec![0u8; (self.meta.size as usize).clamp(1, 1 << 20)];
         let mut offset = 0u64;
@@ -187,13 +203,21 @@ impl ObjHandle {
             out.write_all(&buf[..n])?;
             offset += n as u64;
         }
-        self.finish(&verifier)
+        self.finish(&verifier, since)
     }
 
-    /// Checks a verifier fed with the whole object, remembering a match.
-    pub fn finish(&self, verifier: &Verifier) -> Result<(), StoreError> {
+    /// Checks a verifier fed with the whole object, remembering a match unless bytes were read
+    /// from the disk unhashed since `since` (the [`ObjHandle::verification`] read before the
+    /// hashing began).
+    pub fn finish(&self, verifier: &Verifier, since: u64) -> Result<(), StoreError> {
         verifier.finish()?;
-        self.set_verified(true);
+        // Sets the bit only within the generation the hashing began in.
+        let _ = self.verified.compare_exchange(
+            since & !1,
+            since | 1,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
         Ok(())
     }
 
