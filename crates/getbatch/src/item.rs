@@ -837,10 +837,11 @@ fn open_object_item(handle: Arc<ObjHandle>, range: Option<ByteRange>) -> Result<
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn put(store: &Store, bck: &Bck, name: &str, data: &[u8]) {
+    /// Stores `data` as `bck/name` (a committed PUT).
+    pub(crate) fn put(store: &Store, bck: &Bck, name: &str, data: &[u8]) {
         let mut txn = store.begin_put(bck, name).unwrap();
         txn.write(data).unwrap();
         txn.commit(Default::default()).unwrap();

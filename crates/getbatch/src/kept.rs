@@ -282,13 +282,8 @@ fn unchanged(handle: &ObjHandle) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::item::tests::put;
     use moss_storage::Store;
-
-    fn put(store: &Store, bck: &Bck, name: &str, data: &[u8]) {
-        let mut txn = store.begin_put(bck, name).unwrap();
-        txn.write(data).unwrap();
-        txn.commit(Default::default()).unwrap();
-    }
 
     /// At capacity, the entry not reused since the hand passed makes room; a reused one stays.
     #[test]

@@ -112,12 +112,25 @@ impl ObjHandle {
 
     /// Feeds the object's first `len` bytes, read again, to `verifier`.
     pub fn hash_prefix(&self, verifier: &mut Verifier, len: u64) -> Result<(), StoreError> {
+        self.for_each_chunk(len, |chunk| {
+            verifier.update(chunk);
+            Ok(())
+        })
+    }
+
+    /// Reads the object's first `len` bytes in order, at most 1 MiB at a time, handing each
+    /// piece to `each`.
+    fn for_each_chunk(
+        &self,
+        len: u64,
+        mut each: impl FnMut(&[u8]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let mut buf = vec![0u8; len.clamp(1, 1 << 20) as usize];
         let mut offset = 0u64;
         while offset < len {
             let n = (len - offset).min(buf.len() as u64) as usize;
             self.read_exact_at(&mut buf[..n], offset)?;
-            verifier.update(&buf[..n]);
+            each(&buf[..n])?;
             offset += n as u64;
         }
         Ok(())
@@ -152,19 +165,10 @@ impl ObjHandle {
         let since = self.verification();
         let size = usize::try_from(self.meta.size).ok()?;
         let mut buf = vec![0u8; size];
-        let mut filled = 0;
-        while filled < size {
-            let mut slices = [std::io::IoSliceMut::new(&mut buf[filled..])];
-            match rustix::io::preadv2(
-                &self.file,
-                &mut slices,
-                filled as u64,
-                rustix::io::ReadWriteFlags::NOWAIT,
-            ) {
-                Ok(0) => return Some(Err(self.short())),
-                Ok(n) => filled += n,
-                Err(_) => return None,
-            }
+        match self.read_cached_at(&mut buf, 0) {
+            Ok(got) if got < size => return None,
+            Ok(_) => {}
+            Err(e) => return Some(Err(e)),
         }
         let mut verifier = self.verifier();
         verifier.update(&buf);
@@ -194,15 +198,10 @@ impl ObjHandle {
     pub fn copy_verified(&self, out: &mut dyn std::io::Write) -> Result<(), StoreError> {
         let since = self.verification();
         let mut verifier = self.verifier();
-        let mut buf = vec![0u8; (self.meta.size as usize).clamp(1, 1 << 20)];
-        let mut offset = 0u64;
-        while offset < self.meta.size {
-            let n = (self.meta.size - offset).min(buf.len() as u64) as usize;
-            self.read_exact_at(&mut buf[..n], offset)?;
-            verifier.update(&buf[..n]);
-            out.write_all(&buf[..n])?;
-            offset += n as u64;
-        }
+        self.for_each_chunk(self.meta.size, |chunk| {
+            verifier.update(chunk);
+            Ok(out.write_all(chunk)?)
+        })?;
         self.finish(&verifier, since)
     }
 

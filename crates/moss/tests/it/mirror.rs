@@ -41,12 +41,18 @@ fn mountpath(sb: &ClusterSandbox, i: usize, k: usize) -> PathBuf {
     }
 }
 
+/// Every mountpath of the cluster.
+fn all_mountpaths(sb: &ClusterSandbox) -> impl Iterator<Item = PathBuf> + '_ {
+    (0..TARGETS)
+        .flat_map(|i| (0..MOUNTPATHS).map(move |k| (i, k)))
+        .map(move |(i, k)| mountpath(sb, i, k))
+}
+
 /// Object files (`%ob`) and copies (`%mi`) of bucket `b` on the whole cluster.
 fn on_disk(sb: &ClusterSandbox) -> (usize, usize) {
     let count = |dir: &str| {
-        (0..TARGETS)
-            .flat_map(|i| (0..MOUNTPATHS).map(move |k| (i, k)))
-            .map(|(i, k)| files_under(&mountpath(sb, i, k).join("@ais/b").join(dir)).len())
+        all_mountpaths(sb)
+            .map(|mp| files_under(&mp.join("@ais/b").join(dir)).len())
             .sum::<usize>()
     };
     (count("%ob"), count("%mi"))
@@ -294,9 +300,8 @@ async fn a_damaged_object_is_served_right_and_repaired_from_its_copy() {
     objects[7].1 = data(7, 700_000);
     sb.api.put_many("b", objects.clone()).await;
     let main_file = |name: &str| {
-        (0..TARGETS)
-            .flat_map(|i| (0..MOUNTPATHS).map(move |k| (i, k)))
-            .map(|(i, k)| mountpath(&sb, i, k).join("@ais/b/%ob").join(name))
+        all_mountpaths(&sb)
+            .map(|mp| mp.join("@ais/b/%ob").join(name))
             .find(|p| p.exists())
             .unwrap()
     };
