@@ -58,8 +58,7 @@ pub enum Spec<'a> {
     /// Local bound with `streams` sender/reader pairs, batches of `b`.
     Local {
         set: &'a SizeSet,
-        streams: usize,
-        b: usize,
+        shape: local::Shape,
     },
     /// GetBatch: `w` batches of `b` in flight.
     Batch {
@@ -493,8 +492,8 @@ pub async fn run(
     pids: &[u32],
     seed: u64,
 ) -> Result<Sample> {
-    if let Spec::Local { set, streams, b } = spec {
-        let out = local::run(ctx.cat, set, streams, b, secs, ctx.pin)?;
+    if let Spec::Local { set, shape } = spec {
+        let out = local::run(ctx.cat, set, shape, secs, ctx.pin)?;
         return Ok(Sample {
             objects: out.objects,
             bytes: out.bytes,

@@ -1,7 +1,12 @@
 //! Cell L, the local bound: in this process, sender threads (pinned like the servers) read the
 //! same object files, frame them as TAR batches of B members in the same order as GetBatch, and
 //! write them to a loopback TCP socket in 256 KiB writes; reader threads (on the client CPU)
-//! parse and verify the stream exactly like a GetBatch client does.
+//! parse and verify the stream exactly like a GetBatch client does. With `zero_copy` the payloads
+//! go file -> socket by `sendfile` (headers and padding still by `write`), as nginx serves a GET:
+//! the bound when no payload byte enters user space. With `relay` the stream passes one more
+//! loopback hop through a relay thread (pinned like the servers), as GetBatch's entries from
+//! another target pass through the designated target: copied by `read` + `write`, or moved by
+//! `splice` through a pipe with `zero_copy`.
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -38,15 +43,33 @@ fn batch_ids(set: &SizeSet, streams: usize, s: usize, j: usize, b: usize) -> Vec
     (0..b).map(|k| set.perm[(start + k) % n]).collect()
 }
 
-/// Runs `streams` sender/reader pairs for `secs`.
+/// How a local-bound cell moves the files.
+#[derive(Clone, Copy, Debug)]
+pub struct Shape {
+    /// Sender/reader pairs.
+    pub streams: usize,
+    /// Members per TAR batch.
+    pub b: usize,
+    /// Payloads by `sendfile` (and `splice` in the relay) instead of copies through user space.
+    pub zero_copy: bool,
+    /// One more loopback hop through a relay thread.
+    pub relay: bool,
+}
+
+/// Runs the shape's sender/reader pairs for `secs`.
 pub fn run(
     cat: &Catalog,
     set: &SizeSet,
-    streams: usize,
-    b: usize,
+    shape: Shape,
     secs: f64,
     pin: &Pinning,
 ) -> Result<LocalOut> {
+    let Shape {
+        streams,
+        b,
+        zero_copy,
+        relay,
+    } = shape;
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(secs);
     let mut out = LocalOut::default();
@@ -54,19 +77,42 @@ pub fn run(
         let mut handles = Vec::new();
         for s in 0..streams {
             let listener = TcpListener::bind("127.0.0.1:0").context("bind local-bound socket")?;
-            let addr = listener.local_addr()?;
+            let mut addr = listener.local_addr()?;
             let reader = scope.spawn(move || read_stream(cat, set, listener, streams, s, b));
+            let relayed = if relay {
+                let inbound = TcpListener::bind("127.0.0.1:0").context("bind relay socket")?;
+                let to = addr;
+                addr = inbound.local_addr()?;
+                Some(scope.spawn(move || -> Result<u64> {
+                    pin.pin_server_thread()?;
+                    relay_stream(inbound, to, zero_copy)
+                }))
+            } else {
+                None
+            };
             let sender = scope.spawn(move || -> Result<u64> {
                 pin.pin_server_thread()?;
                 let sock = TcpStream::connect(addr)?;
-                send_stream(cat, set, sock, streams, s, b, deadline)
+                let sender = Sender {
+                    streams,
+                    s,
+                    b,
+                    deadline,
+                    zero_copy,
+                };
+                sender.send_stream(cat, set, sock)
             });
-            handles.push((sender, reader));
+            handles.push((sender, relayed, reader));
         }
-        for (sender, reader) in handles {
+        for (sender, relayed, reader) in handles {
             let sent = sender
                 .join()
                 .map_err(|_| anyhow::anyhow!("sender panicked"))?;
+            if let Some(relayed) = relayed {
+                out.srv_ticks += relayed
+                    .join()
+                    .map_err(|_| anyhow::anyhow!("relay panicked"))??;
+            }
             let read = reader
                 .join()
                 .map_err(|_| anyhow::anyhow!("reader panicked"))?;
@@ -83,58 +129,121 @@ pub fn run(
     Ok(out)
 }
 
-/// Sends whole batches until the deadline; returns the thread's CPU ticks.
-fn send_stream(
-    cat: &Catalog,
-    set: &SizeSet,
-    mut sock: TcpStream,
+/// One sender thread's stream: which batches, until when, and how payloads reach the socket.
+struct Sender {
     streams: usize,
     s: usize,
     b: usize,
     deadline: Instant,
-) -> Result<u64> {
-    let ticks0 = sys::thread_cpu_ticks();
-    let mut buf = vec![0u8; FLUSH + set.size as usize + 8192];
-    let mut hdr = Vec::with_capacity(1536);
-    let mut len = 0usize;
-    let mut j = 0usize;
-    while Instant::now() < deadline {
-        for id in batch_ids(set, streams, s, j, b) {
-            let item = cat.item(id);
-            let mut file =
-                File::open(&item.file).with_context(|| format!("open {}", item.file.display()))?;
-            let meta = file.metadata()?;
-            let size = meta.len() as usize;
-            hdr.clear();
-            tarfmt::push_file_header(&mut hdr, &item.tar_name, size as u64, meta.mtime() as u64);
-            let pad = tarfmt::padding(size as u64);
-            let need = len + hdr.len() + size + pad;
-            if need > buf.len() {
-                buf.resize(need, 0);
+    zero_copy: bool,
+}
+
+impl Sender {
+    /// Sends whole batches until the deadline; returns the thread's CPU ticks.
+    fn send_stream(&self, cat: &Catalog, set: &SizeSet, mut sock: TcpStream) -> Result<u64> {
+        let ticks0 = sys::thread_cpu_ticks();
+        let mut buf = vec![0u8; FLUSH + set.size as usize + 8192];
+        let mut hdr = Vec::with_capacity(1536);
+        let mut len = 0usize;
+        let mut j = 0usize;
+        while Instant::now() < self.deadline {
+            for id in batch_ids(set, self.streams, self.s, j, self.b) {
+                let item = cat.item(id);
+                let mut file = File::open(&item.file)
+                    .with_context(|| format!("open {}", item.file.display()))?;
+                let meta = file.metadata()?;
+                let size = meta.len() as usize;
+                hdr.clear();
+                tarfmt::push_file_header(
+                    &mut hdr,
+                    &item.tar_name,
+                    size as u64,
+                    meta.mtime() as u64,
+                );
+                let pad = tarfmt::padding(size as u64);
+                let need = len + hdr.len() + size + pad;
+                if need > buf.len() {
+                    buf.resize(need, 0);
+                }
+                buf[len..len + hdr.len()].copy_from_slice(&hdr);
+                len += hdr.len();
+                if self.zero_copy {
+                    sock.write_all(&buf[..len])?;
+                    len = 0;
+                    send_file(&sock, &file, size)
+                        .with_context(|| format!("sendfile {}", item.file.display()))?;
+                } else {
+                    file.read_exact(&mut buf[len..len + size])?;
+                    len += size;
+                }
+                buf[len..len + pad].fill(0);
+                len += pad;
+                if len >= FLUSH {
+                    sock.write_all(&buf[..len])?;
+                    len = 0;
+                }
             }
-            buf[len..len + hdr.len()].copy_from_slice(&hdr);
-            len += hdr.len();
-            file.read_exact(&mut buf[len..len + size])?;
-            len += size;
-            buf[len..len + pad].fill(0);
-            len += pad;
-            if len >= FLUSH {
+            if len + tarfmt::TRAILER.len() > buf.len() {
                 sock.write_all(&buf[..len])?;
                 len = 0;
             }
-        }
-        if len + tarfmt::TRAILER.len() > buf.len() {
+            buf[len..len + tarfmt::TRAILER.len()].copy_from_slice(&tarfmt::TRAILER);
+            len += tarfmt::TRAILER.len();
+            // End of a batch: what GetBatch flushes at the end of a response.
             sock.write_all(&buf[..len])?;
             len = 0;
+            j += 1;
         }
-        buf[len..len + tarfmt::TRAILER.len()].copy_from_slice(&tarfmt::TRAILER);
-        len += tarfmt::TRAILER.len();
-        // End of a batch: what GetBatch flushes at the end of a response.
-        sock.write_all(&buf[..len])?;
-        len = 0;
-        j += 1;
+        sock.shutdown(Shutdown::Write)?;
+        Ok(sys::thread_cpu_ticks().saturating_sub(ticks0))
     }
-    sock.shutdown(Shutdown::Write)?;
+}
+
+/// All `size` bytes of `file` from its start to `sock`, by `sendfile`.
+fn send_file(sock: &TcpStream, file: &File, size: usize) -> Result<()> {
+    let mut offset = 0u64;
+    while (offset as usize) < size {
+        let rest = size - offset as usize;
+        let n = rustix::fs::sendfile(sock, file, Some(&mut offset), rest)?;
+        if n == 0 {
+            bail!("file ended at {offset} of {size} bytes");
+        }
+    }
+    Ok(())
+}
+
+/// Accepts one sender, connects to `to` and passes every byte on until the sender is done;
+/// returns the thread's CPU ticks.
+fn relay_stream(inbound: TcpListener, to: std::net::SocketAddr, zero_copy: bool) -> Result<u64> {
+    let (mut from, _) = inbound.accept()?;
+    let mut to = TcpStream::connect(to)?;
+    let ticks0 = sys::thread_cpu_ticks();
+    if zero_copy {
+        use rustix::pipe::{SpliceFlags, fcntl_setpipe_size, pipe, splice};
+        let (pipe_out, pipe_in) = pipe()?;
+        fcntl_setpipe_size(&pipe_in, FLUSH)?;
+        let flags = SpliceFlags::MOVE | SpliceFlags::MORE;
+        loop {
+            let n = splice(&from, None, &pipe_in, None, FLUSH, flags)?;
+            if n == 0 {
+                break;
+            }
+            let mut left = n;
+            while left > 0 {
+                left -= splice(&pipe_out, None, &to, None, left, flags)?;
+            }
+        }
+    } else {
+        let mut buf = vec![0u8; FLUSH];
+        loop {
+            let n = from.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            to.write_all(&buf[..n])?;
+        }
+    }
+    to.shutdown(Shutdown::Write)?;
     Ok(sys::thread_cpu_ticks().saturating_sub(ticks0))
 }
 

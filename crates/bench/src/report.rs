@@ -380,7 +380,8 @@ struct SizeRatios {
     json: Value,
 }
 
-fn size_ratios(r: &Results, label: &str, batch: usize, delay_us: f64) -> SizeRatios {
+fn size_ratios(r: &Results, label: &str, st: &Settings) -> SizeRatios {
+    let (batch, delay_us) = (st.batch, st.delay.as_secs_f64() * 1e6);
     let m = |id: &str| r.median(label, id);
     let div = |a: Option<f64>, b: Option<f64>| match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => Some(a / b),
@@ -391,10 +392,10 @@ fn size_ratios(r: &Results, label: &str, batch: usize, delay_us: f64) -> SizeRat
         .filter_map(|(id, v)| v.map(|v| (id.to_string(), v)))
         .max_by(|a, b| a.1.total_cmp(&b.1));
     let a = best_a.as_ref().map(|x| x.1);
-    let l = match (m("L1"), m("L4")) {
-        (Some(x), Some(y)) => Some(x.max(y)),
-        (x, y) => x.or(y),
-    };
+    // The local bound is the fastest way this box moves the files: copied or by `sendfile`.
+    let fastest = |ids: &[&str]| ids.iter().filter_map(|id| m(id)).reduce(f64::max);
+    let l = fastest(&["L1", "L1z", "L4"]);
+    let l1 = fastest(&["L1", "L1z"]);
     // Paper-regime model: per GET 2 exchanges + the K=1 loopback time; per batch 2 exchanges
     // + B times the W=1 streaming time per object (both measured at d=0 in this run).
     let achieved = r
@@ -417,12 +418,19 @@ fn size_ratios(r: &Results, label: &str, batch: usize, delay_us: f64) -> SizeRat
         (Some(g), Some(d)) if g > 0.0 && d > 0.0 => Some(1.0 - g / d),
         _ => None,
     };
+    // The DT topology's floor: an entry the DT owns crosses one hop (L1), one of another
+    // target's crosses two (R1); in a cluster of n targets (n-1)/n of them do.
+    let relayed = (st.targets as f64 - 1.0) / st.targets as f64;
+    let floor = |l: &str, r: &str| match (srv(l), srv(r)) {
+        (Some(l), Some(r)) => Some((1.0 - relayed) * l + relayed * r),
+        _ => None,
+    };
     let json = json!({
         "best_getbatch": best_id,
         "best_getbatch_obj_per_s": a,
         "local_bound_obj_per_s": l,
         "a_over_l": div(a, l),
-        "a1_over_l1": div(m("A1"), m("L1")),
+        "a1_over_l1": div(m("A1"), l1),
         "a2_over_l4": div(m("A2"), m("L4")),
         "a_over_g2": div(a, m("G2")),
         "a_over_n2": div(a, m("N2")),
@@ -439,6 +447,9 @@ fn size_ratios(r: &Results, label: &str, batch: usize, delay_us: f64) -> SizeRat
             "get_k64": srv("G2"),
             "nginx_k64": srv("N2"),
             "local": srv("L1"),
+            "local_sendfile": srv("L1z"),
+            "topology_floor_copies": floor("L1", "R1"),
+            "topology_floor_zero_copy": floor("L1z", "R1z"),
         },
     });
     SizeRatios { best_a, json }
@@ -456,7 +467,6 @@ pub fn summarize(
     config: Value,
 ) -> (String, Value, bool) {
     let mut text = String::new();
-    let delay_us = st.delay.as_secs_f64() * 1e6;
     let _ = writeln!(
         text,
         "\nmoss-bench — {} rounds x {:.2} s per cell, interleaved; B={}; pinning: {}",
@@ -497,7 +507,7 @@ pub fn summarize(
         );
         let cells: Vec<&CellResult> = r.cells.iter().filter(|c| &c.group == label).collect();
         cell_rows(&mut text, &cells);
-        let sr = size_ratios(r, label, st.batch, delay_us);
+        let sr = size_ratios(r, label, st);
         let j = &sr.json;
         let f = |k: &str| j[k].as_f64();
         let _ = writeln!(
@@ -520,6 +530,16 @@ pub fn summarize(
             f("p_over_model").map_or("-".into(), |v| format!("{:.0}%", v * 100.0)),
             f("p_delay_achieved_us").unwrap_or(0.0),
             f("redirect_share_of_g1_time").map_or("-".into(), |v| format!("{:.0}%", v * 100.0)),
+        );
+        let us = |k: &str| j["srv_cpu_us_per_obj"][k].as_f64();
+        let _ = writeln!(
+            text,
+            "  server CPU µs/object: GetBatch {} | nginx {} | floor of the DT topology with {} targets (L, R cells): {} copying, {} zero-copy",
+            us("getbatch").map_or("-".into(), |v| format!("{v:.1}")),
+            us("nginx_k64").map_or("-".into(), |v| format!("{v:.1}")),
+            st.targets,
+            us("topology_floor_copies").map_or("-".into(), |v| format!("{v:.1}")),
+            us("topology_floor_zero_copy").map_or("-".into(), |v| format!("{v:.1}")),
         );
         size_json.insert(label.clone(), sr.json.clone());
         ratios_by_label.push((set.size, sr));

@@ -98,9 +98,19 @@ fn quick_run_verifies_every_cell() {
         );
     }
     for size in ["10k", "100k", "1m"] {
-        for id in ["L1", "L4", "A1", "A2", "G1", "G2", "D1", "P1", "P2"] {
+        for id in [
+            "L1", "L1z", "L4", "R1", "R1z", "A1", "A2", "G1", "G2", "D1", "P1", "P2",
+        ] {
             let c = cell(&doc, size, id);
             assert_eq!(c["runs"].as_array().map(Vec::len), Some(3), "{size}/{id}");
+        }
+        // The DT topology's floor is computed from the local and relay bounds.
+        let srv = &doc["sizes"][size]["srv_cpu_us_per_obj"];
+        for floor in ["topology_floor_copies", "topology_floor_zero_copy"] {
+            assert!(
+                srv[floor].as_f64().unwrap_or(0.0) > 0.0,
+                "{size} {floor}: {srv}"
+            );
         }
     }
     cell(&doc, "10k", "A3");
