@@ -27,3 +27,38 @@ pub fn validate(
     })?;
     Ok((req, entries))
 }
+
+/// The distinct buckets a batch names, in order of first mention. Entries of one bucket usually
+/// come in runs, so a run costs one comparison per entry instead of a set insert (hash + compare).
+pub fn buckets_of<'a>(bcks: impl IntoIterator<Item = &'a Bck>) -> Vec<&'a Bck> {
+    let mut seen = std::collections::HashSet::new();
+    let mut distinct = Vec::new();
+    let mut last: Option<&Bck> = None;
+    for bck in bcks {
+        if last == Some(bck) {
+            continue;
+        }
+        last = Some(bck);
+        if seen.insert(bck) {
+            distinct.push(bck);
+        }
+    }
+    distinct
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_of_lists_each_bucket_once_in_order_of_first_mention() {
+        let (a, b, c) = (Bck::ais("a"), Bck::ais("b"), Bck::ais("c"));
+        let named = [&b, &b, &a, &b, &c, &c, &a];
+        let distinct: Vec<&str> = buckets_of(named)
+            .into_iter()
+            .map(|bck| bck.name.as_str())
+            .collect();
+        assert_eq!(distinct, ["b", "a", "c"]);
+        assert!(buckets_of(std::iter::empty()).is_empty());
+    }
+}

@@ -1,11 +1,11 @@
 //! GetBatch on the proxy: validate everything that can be validated without reading data, pick
 //! the designated target, redirect.
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::response::Response;
-use moss_types::{Bck, headers};
+use moss_types::headers;
 use rand::seq::IteratorRandom;
 
 use super::{Proxy, require_bucket, url_bucket};
@@ -32,7 +32,7 @@ pub async fn getbatch(
     let caller = req.extensions().get::<crate::auth::Caller>().cloned();
     let body = read_body(req.into_body(), MOSS_BODY_LIMIT).await?;
     let (_, entries) = validate(&body, default_bck.as_ref())?;
-    let referenced: BTreeSet<&Bck> = entries.iter().map(|e| &e.bck).collect();
+    let referenced = crate::batch::buckets_of(entries.iter().map(|e| &e.bck));
     if let Some(crate::auth::Caller(claims)) = &caller {
         // A token for bucket A must not read bucket B through a cross-bucket batch.
         let needs: Vec<crate::auth::Need> = referenced

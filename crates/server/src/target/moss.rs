@@ -41,10 +41,8 @@ pub async fn getbatch(
     let body = read_body(req.into_body(), MOSS_BODY_LIMIT).await?;
     target.check_signed(&method, &path, query, &crate::intra::body_digest(&body))?;
     let (request, entries) = validate(&body, default_bck.as_ref())?;
-    let referenced: std::collections::HashSet<&moss_types::Bck> = default_bck
-        .iter()
-        .chain(entries.iter().map(|e| &e.bck))
-        .collect();
+    let referenced =
+        crate::batch::buckets_of(default_bck.iter().chain(entries.iter().map(|e| &e.bck)));
     for bck in referenced {
         if bmd.get(bck).is_none() {
             return Err(ApiError::no_bucket(&bck.cname()));
