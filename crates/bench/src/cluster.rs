@@ -33,7 +33,21 @@ pub struct Cluster {
 }
 
 /// A free loopback port (bound and released; the race with other programs is accepted).
+/// A loopback address free now, for a server process to listen on. Picked below Linux's
+/// ephemeral range (32768–60999 by default): a port the kernel hands out for an outgoing
+/// connection or a `:0` listener — this process's cells, or another test running beside it —
+/// could take it between this check and the server's own bind.
 pub fn free_addr() -> Result<SocketAddr> {
+    use std::hash::{BuildHasher, Hasher};
+    const PORTS: std::ops::Range<u64> = 20_000..32_000;
+    for attempt in 0..200u64 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(attempt);
+        let port = PORTS.start + h.finish() % (PORTS.end - PORTS.start);
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port as u16)) {
+            return Ok(l.local_addr()?);
+        }
+    }
     let l = TcpListener::bind("127.0.0.1:0").context("bind a free port")?;
     Ok(l.local_addr()?)
 }
