@@ -93,13 +93,7 @@ pub fn run(
             let sender = scope.spawn(move || -> Result<u64> {
                 pin.pin_server_thread()?;
                 let sock = TcpStream::connect(addr)?;
-                let sender = Sender {
-                    streams,
-                    s,
-                    b,
-                    deadline,
-                    zero_copy,
-                };
+                let sender = Sender { shape, s, deadline };
                 sender.send_stream(cat, set, sock)
             });
             handles.push((sender, relayed, reader));
@@ -129,13 +123,11 @@ pub fn run(
     Ok(out)
 }
 
-/// One sender thread's stream: which batches, until when, and how payloads reach the socket.
+/// One sender thread's stream: stream `s` of the shape, until the deadline.
 struct Sender {
-    streams: usize,
+    shape: Shape,
     s: usize,
-    b: usize,
     deadline: Instant,
-    zero_copy: bool,
 }
 
 impl Sender {
@@ -147,7 +139,7 @@ impl Sender {
         let mut len = 0usize;
         let mut j = 0usize;
         while Instant::now() < self.deadline {
-            for id in batch_ids(set, self.streams, self.s, j, self.b) {
+            for id in batch_ids(set, self.shape.streams, self.s, j, self.shape.b) {
                 let item = cat.item(id);
                 let mut file = File::open(&item.file)
                     .with_context(|| format!("open {}", item.file.display()))?;
@@ -167,7 +159,7 @@ impl Sender {
                 }
                 buf[len..len + hdr.len()].copy_from_slice(&hdr);
                 len += hdr.len();
-                if self.zero_copy {
+                if self.shape.zero_copy {
                     sock.write_all(&buf[..len])?;
                     len = 0;
                     send_file(&sock, &file, size)
