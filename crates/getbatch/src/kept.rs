@@ -13,12 +13,12 @@
 //!
 //! Entries are evicted in CLOCK order (recently reused ones get a second chance). Every kept
 //! file holds a descriptor of the reader's budget and leaves a reserve of it to the stat phases of
-//! requests.
+//! requests. Entries made stale by changes are closed by [`KeptOpen::close_stale`], which the
+//! target calls every second — not on the request path.
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use moss_storage::{ObjHandle, StoreError};
 use moss_types::Bck;
@@ -33,9 +33,6 @@ pub const KEEP_OBJECTS: usize = 8192;
 pub const SHARD_FD_RESERVE: i64 = 128;
 /// The same for a kept object: objects come and go faster, so they leave more.
 pub const OBJECT_FD_RESERVE: i64 = 1024;
-/// How often, at most, entries made stale by changes are looked for and closed (so that the space
-/// of deleted objects is freed and their descriptors returned).
-const SWEEP_EVERY: Duration = Duration::from_millis(500);
 
 /// Open files, bounded, reused while unchanged.
 pub struct KeptOpen {
@@ -52,9 +49,8 @@ struct Inner {
     slots: Vec<Kept>,
     /// The CLOCK hand: the next slot looked at for eviction.
     hand: usize,
-    /// The store's change count when stale entries were last dropped, and when.
+    /// The store's change count when stale entries were last dropped.
     swept_at: u64,
-    swept: Instant,
 }
 
 struct Kept {
@@ -80,7 +76,6 @@ impl KeptOpen {
                 slots: Vec::new(),
                 hand: 0,
                 swept_at: 0,
-                swept: Instant::now(),
             }),
             hits: AtomicU64::new(0),
         }
@@ -98,9 +93,9 @@ impl KeptOpen {
         let digest = moss_cluster::object_digest(bck, objname);
         // Before opening: a change after this read makes the kept handle stale next time.
         let stamp = reader.store.change_stamp_of(digest);
-        if let Some(found) = self.reuse(reader, digest, stamp, bck, objname) {
+        if let Some((handle, ticket)) = self.reuse(digest, stamp, bck, objname) {
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(found);
+            return Ok((handle, Some(ticket)));
         }
         let handle = Arc::new(reader.open_repaired(bck, objname)?);
         let ticket = match reader.take_fd_leaving(self.reserve) {
@@ -137,15 +132,12 @@ impl KeptOpen {
     /// The kept handle of the object if it is still what the store holds.
     fn reuse(
         &self,
-        reader: &LocalReader,
         digest: u64,
         stamp: u64,
         bck: &Bck,
         objname: &str,
-    ) -> Option<(Arc<ObjHandle>, Option<Arc<FdTicket>>)> {
-        let mut stale = Vec::new();
+    ) -> Option<(Arc<ObjHandle>, Arc<FdTicket>)> {
         let found = self.inner.lock().ok().and_then(|mut inner| {
-            stale = inner.sweep(reader, false);
             let slot = *inner.index.get(&digest)?;
             let kept = &mut inner.slots[slot];
             if kept.stamp != stamp || kept.bck != *bck || kept.objname != objname {
@@ -153,12 +145,10 @@ impl KeptOpen {
             }
             kept.referenced = true;
             Some((kept.handle.clone(), kept.ticket.clone()))
-        });
-        drop(stale); // closed unlocked
-        let found = found?;
+        })?;
         // Outside the lock: one fstat, for changes made behind moss's back.
         if unchanged(&found.0) {
-            return Some((found.0, Some(found.1)));
+            return Some(found);
         }
         let removed = self
             .inner
@@ -169,11 +159,11 @@ impl KeptOpen {
         None
     }
 
-    /// Closes the entries made stale by changes now (their space is freed): called every
-    /// second by the target, so a deleted object's space does not wait for the next request.
+    /// Closes the entries made stale by changes (their space is freed, their descriptors given
+    /// back); the target calls it every second, so that happens even when no request comes.
     pub fn close_stale(&self, reader: &LocalReader) {
         let stale = match self.inner.lock() {
-            Ok(mut inner) => inner.sweep(reader, true),
+            Ok(mut inner) => inner.sweep(reader),
             Err(_) => return,
         };
         // The closes (which may free the space of large deleted files) happen here, unlocked.
@@ -192,15 +182,13 @@ impl KeptOpen {
 
 impl Inner {
     /// Takes out the entries made stale by overwrites, deletes or destroyed buckets (only when
-    /// the store changed at all, and unless `now`, at most every [`SWEEP_EVERY`]); the caller
-    /// drops them.
-    fn sweep(&mut self, reader: &LocalReader, now: bool) -> Vec<Kept> {
+    /// the store changed at all); the caller drops them.
+    fn sweep(&mut self, reader: &LocalReader) -> Vec<Kept> {
         let changes = reader.store.change_count();
-        if self.swept_at == changes || (!now && self.swept.elapsed() < SWEEP_EVERY) {
+        if self.swept_at == changes {
             return Vec::new();
         }
         self.swept_at = changes;
-        self.swept = Instant::now();
         let store = &reader.store;
         let mut stale = Vec::new();
         let mut i = 0;
