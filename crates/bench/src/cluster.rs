@@ -32,7 +32,6 @@ pub struct Cluster {
     pub targets: Vec<Proc>,
 }
 
-/// A free loopback port (bound and released; the race with other programs is accepted).
 /// A loopback address free now, for a server process to listen on. Picked below Linux's
 /// ephemeral range (32768–60999 by default): a port the kernel hands out for an outgoing
 /// connection or a `:0` listener — this process's cells, or another test running beside it —

@@ -1,16 +1,33 @@
 //! Nodes as separate `moss` processes, for tests that kill, stop and restart them.
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// A free loopback port (bound and released; good enough for tests).
+/// Where [`free_port`] looks: below Linux's ephemeral range (32768–60999 by default), apart from
+/// the benchmark's servers (20000–32000) and clear of Azurite's default ports (10000–10002).
+const TEST_PORTS: std::ops::Range<u16> = 11_000..20_000;
+
+/// A loopback port free now, for a node started as a process (which binds it a little later).
+/// Not from the ephemeral range, so that no outgoing connection or `:0` listener takes it in
+/// between; and never handed out twice by this test process, whose tests run side by side.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::hash::BuildHasher;
+    static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let span = TEST_PORTS.end - TEST_PORTS.start;
+    let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+    let first = (random % u64::from(span)) as u16;
+    let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
+    for k in 0..span {
+        let port = TEST_PORTS.start + (first + k) % span;
+        if !handed_out.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            handed_out.insert(port);
+            return port;
+        }
+    }
+    panic!("no free loopback port in {TEST_PORTS:?}");
 }
 
 /// TLS files for nodes started as processes: one self-signed certificate for `localhost` and
@@ -226,4 +243,29 @@ pub fn wait_for_line(child: &mut Child, needle: &str, timeout: Duration) -> Opti
         }
     });
     rx.recv_timeout(timeout).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Ports for parallel tests' nodes: each free, none twice, none the kernel would pick for an
+    /// outgoing connection.
+    #[test]
+    fn free_ports_are_distinct_bindable_and_below_the_ephemeral_range() {
+        let ports: Vec<u16> = (0..64).map(|_| free_port()).collect();
+        let distinct: BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+        let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+            .unwrap_or(32_768);
+        assert!(
+            ports.iter().all(|&p| p < ephemeral_low),
+            "{ports:?} vs {ephemeral_low}"
+        );
+        for port in ports {
+            std::net::TcpListener::bind(("127.0.0.1", port)).expect("still free");
+        }
+    }
 }
