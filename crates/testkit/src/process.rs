@@ -190,7 +190,10 @@ impl ProcessNode {
         }
     }
 
-    /// Sends a signal by name (`STOP`, `CONT`, `INT`).
+    /// Sends a signal by name (`STOP`, `CONT`, `INT`). `STOP` returns once every thread of the
+    /// process has stopped: `kill` returns when the signal is queued, and until one thread takes
+    /// it and stops the others, they go on serving requests (a busy machine makes that window
+    /// milliseconds long).
     pub fn signal(&self, name: &str) {
         if let Some(child) = &self.child {
             let status = Command::new("kill")
@@ -199,6 +202,13 @@ impl ProcessNode {
                 .status()
                 .unwrap();
             assert!(status.success());
+            if name == "STOP" {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while !all_threads_stopped(child.id()) {
+                    assert!(Instant::now() < deadline, "{} did not stop", self.url);
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
         }
     }
 
@@ -245,9 +255,42 @@ pub fn wait_for_line(child: &mut Child, needle: &str, timeout: Duration) -> Opti
     rx.recv_timeout(timeout).ok()
 }
 
+/// Whether every thread of process `pid` is stopped by a signal (state `T` in
+/// `/proc/<pid>/task/<tid>/stat`).
+fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.filter_map(Result::ok).all(|task| {
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap_or_default();
+        // `pid (comm) state ...`: the state follows the last `)` (comm may contain one).
+        stat.rsplit_once(") ")
+            .is_some_and(|(_, rest)| rest.starts_with('T'))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `signal("STOP")` returns with every thread stopped; a process asleep in a system call is
+    /// not taken for stopped, nor one that does not exist.
+    #[test]
+    fn stop_returns_once_the_process_has_stopped() {
+        let mut node = ProcessNode {
+            child: Some(Command::new("sleep").arg("30").spawn().unwrap()),
+            url: "sleep".to_string(),
+            log: std::path::PathBuf::new(),
+        };
+        let pid = node.child.as_ref().unwrap().id();
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!all_threads_stopped(pid), "asleep, not stopped");
+        node.signal("STOP");
+        assert!(all_threads_stopped(pid));
+        node.signal("CONT");
+        node.kill();
+        assert!(!all_threads_stopped(pid), "gone");
+    }
 
     /// Ports for parallel tests' nodes: each free, none twice, none the kernel would pick for an
     /// outgoing connection.
