@@ -17,7 +17,8 @@ pub fn free_port() -> u16 {
     use std::hash::BuildHasher;
     static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
     let span = TEST_PORTS.end - TEST_PORTS.start;
-    let random = std::collections::hash_map::RandomState::new().hash_one(std::process::id());
+    // A random start (`RandomState`'s keys are random), so parallel test processes spread out.
+    let random = std::collections::hash_map::RandomState::new().hash_one(());
     let first = (random % u64::from(span)) as u16;
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(PoisonError::into_inner);
     for k in 0..span {
