@@ -15,16 +15,17 @@ pub fn validate(
     body: &[u8],
     default_bck: Option<&Bck>,
 ) -> Result<(moss::MossReq, Vec<Entry>), ApiError> {
-    let req = moss::parse_request(body).map_err(ApiError::bad_request)?;
+    let mut req = moss::parse_request(body).map_err(ApiError::bad_request)?;
     moss_archive::Format::from_mime(&req.mime).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let entries = moss::resolve_entries(&req, default_bck).map_err(|e| {
-        let status = if e.range {
-            StatusCode::RANGE_NOT_SATISFIABLE
-        } else {
-            StatusCode::BAD_REQUEST
-        };
-        ApiError::new(status, e.message)
-    })?;
+    let entries =
+        moss::resolve_entries(std::mem::take(&mut req.entries), default_bck).map_err(|e| {
+            let status = if e.range {
+                StatusCode::RANGE_NOT_SATISFIABLE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            ApiError::new(status, e.message)
+        })?;
     Ok((req, entries))
 }
 

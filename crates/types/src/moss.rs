@@ -136,8 +136,8 @@ impl<'de> Visitor<'de> for ReqVisitor {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MossReq, A::Error> {
         let mut req = MossReq::default();
         let mut enveloped: Option<MossReq> = None;
-        while let Some(key) = map.next_key::<String>()? {
-            match key.to_ascii_lowercase().as_str() {
+        while let Some(key) = map.next_key::<Key>()? {
+            match key.lowercase() {
                 "mime" => req.mime = map.next_value::<Option<String>>()?.unwrap_or_default(),
                 "in" => req.entries = map.next_value::<Option<Vec<MossIn>>>()?.unwrap_or_default(),
                 "coer" => req.coer = map.next_value::<Option<bool>>()?.unwrap_or_default(),
@@ -179,11 +179,11 @@ impl<'de> Visitor<'de> for InVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MossIn, A::Error> {
         let mut entry = MossIn::default();
-        while let Some(key) = map.next_key::<String>()? {
+        while let Some(key) = map.next_key::<Key>()? {
             let text = |map: &mut A| -> Result<String, A::Error> {
                 Ok(map.next_value::<Option<String>>()?.unwrap_or_default())
             };
-            match key.to_ascii_lowercase().as_str() {
+            match key.lowercase() {
                 "objname" => entry.objname = text(&mut map)?,
                 "bucket" => entry.bucket = text(&mut map)?,
                 "provider" => entry.provider = text(&mut map)?,
@@ -198,6 +198,46 @@ impl<'de> Visitor<'de> for InVisitor {
             }
         }
         Ok(entry)
+    }
+}
+
+/// An object key of a request, matched case-insensitively (as the reference's decoder does)
+/// against the fields moss knows. Borrowed from the body: a batch has a key or more per entry,
+/// and neither the key nor its lower-case form needs an allocation.
+struct Key(Option<&'static str>);
+
+/// Every key the request visitors look at, in lower case.
+const KEYS: &[&str] = &[
+    "mime", "in", "coer", "onob", "strm", "coloc", "action", "value", "objname", "bucket",
+    "provider", "uname", "archpath", "opaque", "start", "length",
+];
+
+impl Key {
+    /// The known key this is (in lower case), or `""` for one to ignore.
+    fn lowercase(&self) -> &'static str {
+        self.0.unwrap_or("")
+    }
+
+    fn of(text: &str) -> Key {
+        Key(KEYS.iter().copied().find(|k| k.eq_ignore_ascii_case(text)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Key, E> {
+                Ok(Key::of(text))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
     }
 }
 
@@ -301,20 +341,21 @@ impl InvalidRequest {
 
 /// Validates a request and resolves every entry's bucket (`uname`, then `bucket`+`provider`,
 /// then the default bucket from the URL).
+/// Takes the entries (`MossReq::entries`) by value: their names move into the result.
 pub fn resolve_entries(
-    req: &MossReq,
+    entries: Vec<MossIn>,
     default_bck: Option<&Bck>,
 ) -> Result<Vec<Entry>, InvalidRequest> {
-    if req.entries.is_empty() {
+    if entries.is_empty() {
         return Err(InvalidRequest::bad("moss: empty input".to_string()));
     }
-    req.entries
-        .iter()
+    entries
+        .into_iter()
         .map(|e| resolve_entry(e, default_bck))
         .collect()
 }
 
-fn resolve_entry(input: &MossIn, default_bck: Option<&Bck>) -> Result<Entry, InvalidRequest> {
+fn resolve_entry(mut input: MossIn, default_bck: Option<&Bck>) -> Result<Entry, InvalidRequest> {
     names::validate_objname(&input.objname).map_err(InvalidRequest::bad)?;
     if !input.archpath.is_empty() {
         names::validate_archpath(&input.archpath, &input.objname).map_err(InvalidRequest::bad)?;
@@ -324,7 +365,7 @@ fn resolve_entry(input: &MossIn, default_bck: Option<&Bck>) -> Result<Entry, Inv
     } else if !input.bucket.is_empty() {
         names::validate_bucket_name(&input.bucket).map_err(InvalidRequest::bad)?;
         Bck {
-            name: input.bucket.clone(),
+            name: std::mem::take(&mut input.bucket),
             provider: Provider::parse(&input.provider).map_err(InvalidRequest::bad)?,
             namespace: Default::default(),
         }
@@ -336,15 +377,15 @@ fn resolve_entry(input: &MossIn, default_bck: Option<&Bck>) -> Result<Entry, Inv
             input.objname
         )));
     };
-    let range = parse_range(input)?;
+    let range = parse_range(&input)?;
     let opaque = match input.opaque.as_str() {
         "" => None,
         text => Some(decode_opaque(text).map_err(InvalidRequest::bad)?),
     };
     Ok(Entry {
         bck,
-        objname: input.objname.clone(),
-        archpath: input.archpath.clone(),
+        objname: input.objname,
+        archpath: input.archpath,
         opaque,
         range,
     })
@@ -488,14 +529,14 @@ mod tests {
                 {"objname":"c","uname":"ais/@#/y/","bucket":"ignored"}]}"#,
         );
         let dflt = Bck::ais("d");
-        let entries = resolve_entries(&req, Some(&dflt)).unwrap();
+        let entries = resolve_entries(req.entries.clone(), Some(&dflt)).unwrap();
         assert_eq!(entries[0].bck, dflt);
         assert_eq!(entries[1].bck.provider, Provider::Aws);
         assert_eq!(entries[1].bck.name, "x");
         assert_eq!(entries[2].bck, Bck::ais("y"));
-        let err = resolve_entries(&req, None).unwrap_err();
+        let err = resolve_entries(req.entries, None).unwrap_err();
         assert_eq!(err.message, "missing bucket specification for object \"a\"");
-        let empty = resolve_entries(&parse(r#"{"in":[]}"#), Some(&dflt)).unwrap_err();
+        let empty = resolve_entries(parse(r#"{"in":[]}"#).entries, Some(&dflt)).unwrap_err();
         assert_eq!(empty.message, "moss: empty input");
     }
 
@@ -512,7 +553,7 @@ mod tests {
                 }],
                 ..Default::default()
             };
-            resolve_entries(&req, Some(&dflt)).map(|e| e[0].range)
+            resolve_entries(req.entries, Some(&dflt)).map(|e| e[0].range)
         };
         assert_eq!(resolve(0, 0).unwrap(), None);
         assert_eq!(

@@ -31,7 +31,7 @@ impl BatchPlan {
             }
             None => None,
         };
-        let entries = resolve_entries(req, default_bck.as_ref())
+        let entries = resolve_entries(req.entries.clone(), default_bck.as_ref())
             .map_err(|invalid| Error::InvalidRequest(invalid.message))?;
         Ok(BatchPlan {
             entries,
